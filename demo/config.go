@@ -1,0 +1,182 @@
+package demo
+
+import (
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Config describes the provider. New fills the defaults and validates it.
+type Config struct {
+	// Issuer is the provider's URL, e.g. "http://127.0.0.1:9000". It may end
+	// in a path ("http://127.0.0.1:9000/realms/demo"); every endpoint then
+	// lives under that path. Start fills it from the bound address when empty.
+	Issuer string
+
+	Users   []User
+	Clients []Client
+
+	AccessTokenLifetime  time.Duration // default 5m
+	IDTokenLifetime      time.Duration // default 5m
+	RefreshTokenLifetime time.Duration // default 24h; each rotation starts a new lifetime
+
+	// SigningKey signs ID tokens (RS256). An RSA-2048 key is generated when nil.
+	SigningKey *rsa.PrivateKey
+	// KeyID is the JWKS "kid"; it defaults to the key's RFC 7638 thumbprint.
+	KeyID string
+
+	// ShowUserHints lists the users' usernames (never their passwords) on the
+	// login page. Meant for `portcullis demo`, where the passwords are printed
+	// on the terminal anyway.
+	ShowUserHints bool
+
+	// Logger receives one line per request (debug) and per login attempt;
+	// nil discards. zitadel's own messages go to slog.Default regardless.
+	Logger *slog.Logger
+
+	// Now drives the expiry of authorization requests, codes, access and
+	// refresh tokens. zitadel always reads the wall clock: the iat and exp
+	// claims of ID tokens come from it, and the token response's expires_in
+	// is the access token's expiry by Now minus the wall clock. Defaults to
+	// time.Now.
+	Now func() time.Time
+}
+
+// User is a person who can sign in with a username and password.
+type User struct {
+	ID       string // the "sub" claim; defaults to Username
+	Username string
+	Password string
+
+	Email         string
+	EmailVerified bool
+
+	Name              string
+	GivenName         string
+	FamilyName        string
+	PreferredUsername string // defaults to Username
+
+	// Groups is emitted as the "groups" claim (ID token and userinfo)
+	// whenever it is non-empty, whatever the scopes.
+	Groups []string
+	// ExtraClaims are emitted as-is in the ID token and userinfo, whatever the
+	// scopes. Names the provider sets itself (see reservedClaims) are refused.
+	ExtraClaims map[string]any
+}
+
+// Client is a confidential OAuth2 client, such as the gateway.
+type Client struct {
+	ID     string
+	Secret string
+
+	RedirectURIs           []string // matched exactly
+	PostLogoutRedirectURIs []string // matched exactly
+}
+
+// reservedClaims are set by the provider or by zitadel; a user's ExtraClaims
+// may not shadow them, because the merge order in zitadel would make the
+// outcome depend on which fields happen to be empty.
+var reservedClaims = map[string]bool{
+	"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "nbf": true,
+	"jti": true, "nonce": true, "azp": true, "auth_time": true, "acr": true,
+	"amr": true, "at_hash": true, "c_hash": true, "sid": true, "client_id": true,
+	"scope": true, "act": true,
+	"email": true, "email_verified": true, "name": true, "given_name": true,
+	"family_name": true, "preferred_username": true, "groups": true,
+}
+
+const (
+	defaultAccessTokenLifetime  = 5 * time.Minute
+	defaultIDTokenLifetime      = 5 * time.Minute
+	defaultRefreshTokenLifetime = 24 * time.Hour
+)
+
+// withDefaults returns a copy of cfg with defaults filled in and the issuer
+// normalised (no trailing slash). It does not generate the signing key.
+func (cfg Config) withDefaults() (Config, error) {
+	issuer, err := normaliseIssuer(cfg.Issuer)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Issuer = issuer
+	if cfg.AccessTokenLifetime <= 0 {
+		cfg.AccessTokenLifetime = defaultAccessTokenLifetime
+	}
+	if cfg.IDTokenLifetime <= 0 {
+		cfg.IDTokenLifetime = defaultIDTokenLifetime
+	}
+	if cfg.RefreshTokenLifetime <= 0 {
+		cfg.RefreshTokenLifetime = defaultRefreshTokenLifetime
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg, nil
+}
+
+// normaliseIssuer checks that issuer is an absolute http(s) URL without
+// query or fragment and strips a trailing slash, so that discovery, the
+// tokens' iss claim and go-oidc all agree on one spelling.
+func normaliseIssuer(issuer string) (string, error) {
+	if issuer == "" {
+		return "", errors.New("demo: config needs an issuer (Start fills it from the bound address)")
+	}
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return "", fmt.Errorf("demo: parsing issuer: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return "", fmt.Errorf("demo: issuer %q must be an absolute http or https URL", issuer)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("demo: issuer %q must not have userinfo, query or fragment", issuer)
+	}
+	return strings.TrimSuffix(issuer, "/"), nil
+}
+
+// normalise validates u and fills its defaults.
+func (u User) normalise() (User, error) {
+	if u.Username == "" || u.Password == "" {
+		return u, errors.New("demo: a user needs a username and a password")
+	}
+	if u.ID == "" {
+		u.ID = u.Username
+	}
+	if u.PreferredUsername == "" {
+		u.PreferredUsername = u.Username
+	}
+	for name := range u.ExtraClaims {
+		if reservedClaims[name] {
+			return u, fmt.Errorf("demo: user %q: extra claim %q is set by the provider", u.Username, name)
+		}
+	}
+	u.Groups = slices.Clone(u.Groups)
+	u.ExtraClaims = maps.Clone(u.ExtraClaims)
+	return u, nil
+}
+
+// validate checks that c can take part in the authorization-code flow.
+func (c Client) validate() error {
+	if c.ID == "" || c.Secret == "" {
+		return errors.New("demo: a client needs an ID and a secret")
+	}
+	if len(c.RedirectURIs) == 0 {
+		return fmt.Errorf("demo: client %q needs at least one redirect URI", c.ID)
+	}
+	for _, uri := range slices.Concat(c.RedirectURIs, c.PostLogoutRedirectURIs) {
+		u, err := url.Parse(uri)
+		if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("demo: client %q: %q is not an absolute http(s) URL", c.ID, uri)
+		}
+	}
+	return nil
+}

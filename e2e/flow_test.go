@@ -1,0 +1,260 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestBrowserFlow walks the whole sign-in: unauthenticated GET → provider
+// login form → credentials → callback → the upstream sees the identity and
+// none of the gateway's cookies → sign-out ends the session.
+func TestBrowserFlow(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	c := browser(t)
+
+	seen := decodeSeen(t, w.signIn(c, "/reports/q3?format=pdf", "alice"))
+	if seen.Path != "/reports/q3" || seen.Query != "format=pdf" {
+		t.Errorf("after sign-in the upstream got %s?%s, want the page first asked for", seen.Path, seen.Query)
+	}
+	for name, want := range map[string]string{
+		"X-Forwarded-User":               "u-alice",
+		"X-Forwarded-Email":              "alice@example.com",
+		"X-Forwarded-Groups":             "admins,developers",
+		"X-Forwarded-Preferred-Username": "alice",
+	} {
+		if got := seen.Header.Get(name); got != want {
+			t.Errorf("upstream %s = %q, want %q", name, got, want)
+		}
+	}
+	if ck := seen.Header.Get("Cookie"); strings.Contains(ck, "portcullis") {
+		t.Errorf("upstream received the gateway's cookies: %q", ck)
+	}
+
+	// A client-supplied identity header is replaced, in any spelling.
+	req, _ := http.NewRequest("GET", w.gateway+"/api/me", nil)
+	req.Header["X-Forwarded-Email"] = []string{"ceo@example.com"}
+	req.Header["X_Forwarded_Email"] = []string{"ceo@example.com"}
+	req.Header["x-forwarded-user"] = []string{"ceo"}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen = decodeSeen(t, resp)
+	if got := seen.Header.Values("X-Forwarded-Email"); len(got) != 1 || got[0] != "alice@example.com" {
+		t.Errorf("spoofed X-Forwarded-Email reached the upstream as %q", got)
+	}
+	for k := range seen.Header {
+		if strings.EqualFold(k, "X_Forwarded_Email") {
+			t.Errorf("underscore spelling %s reached the upstream", k)
+		}
+	}
+	if got := seen.Header.Get("X-Forwarded-User"); got != "u-alice" {
+		t.Errorf("X-Forwarded-User = %q", got)
+	}
+
+	// userinfo tells the browser who it is, without tokens.
+	resp, err = c.Get(w.gateway + "/oauth2/userinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"email":"alice@example.com"`) || strings.Contains(strings.ToLower(string(b)), "token") {
+		t.Errorf("userinfo = %d %s", resp.StatusCode, b)
+	}
+
+	// Sign out through the confirmation page, as a browser would.
+	resp, err = c.Get(w.gateway + "/oauth2/sign_out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("sign-out page has no form: %s", page)
+	}
+	resp, err = c.PostForm(w.gateway+"/oauth2/sign_out", url.Values{"csrf": {string(m[1])}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign-out POST = %d", resp.StatusCode)
+	}
+	before := w.upstream.count()
+	resp, err = noFollow(c).Get(w.gateway + "/reports/q3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), w.idp.URL) {
+		t.Errorf("after sign-out GET = %d to %q, want a redirect to the provider", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if w.upstream.count() != before {
+		t.Error("the upstream was reached after sign-out")
+	}
+
+	// Nothing secret in the gateway's log, at debug level.
+	logs := w.logs.String()
+	for _, ck := range c.Jar.Cookies(mustURL(w.idp.URL)) {
+		if strings.Contains(logs, ck.Value) {
+			t.Errorf("log contains the provider cookie %s", ck.Name)
+		}
+	}
+	for _, secret := range []string{w.users["alice"].Password, "code=", "state=", "client_secret"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("log contains %q", secret)
+		}
+	}
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+// callbackURL signs in at the provider but stops before the gateway's
+// callback, returning its URL and the client (holding the login cookie).
+func (w *world) callbackURL(t *testing.T, user string) (string, *http.Client) {
+	t.Helper()
+	c := browser(t)
+	resp, err := c.Get(w.gateway + "/private")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	login := resp.Request.URL.String()
+	nf := noFollow(c)
+	final, err := demoSignIn(nf, login, w.users[user].Username, w.users[user].Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	final.Body.Close()
+	loc := final.Header.Get("Location")
+	if !strings.HasPrefix(loc, w.gateway+"/oauth2/callback?") {
+		t.Fatalf("provider redirected to %q, want the gateway's callback", loc)
+	}
+	return loc, c
+}
+
+func TestCallbackWrongState(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	cb, c := w.callbackURL(t, "alice")
+	u := mustURL(cb)
+	q := u.Query()
+	q.Set("state", "forged-state")
+	u.RawQuery = q.Encode()
+	resp, err := noFollow(c).Get(u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("callback with a forged state = %d, want 400", resp.StatusCode)
+	}
+	// The code was never redeemed: the provider saw no code exchange.
+	if n := w.idp.Stats().TokenRequests["authorization_code"]; n != 0 {
+		t.Errorf("code exchanges after a forged state = %d, want 0", n)
+	}
+	if w.upstream.count() != 0 {
+		t.Error("upstream reached")
+	}
+}
+
+func TestCallbackReplayed(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	cb, c := w.callbackURL(t, "alice")
+	// Capture the login cookies before the first use, as an attacker
+	// replaying the whole exchange would.
+	saved := c.Jar.Cookies(mustURL(w.gateway))
+	resp, err := c.Get(cb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decodeSeen(t, resp) // first use succeeds and lands on the upstream
+
+	// Replay in a fresh browser with the captured login cookie.
+	attacker := browser(t)
+	attacker.Jar.SetCookies(mustURL(w.gateway), saved)
+	resp, err = noFollow(attacker).Get(cb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("replayed callback = %d, want 400", resp.StatusCode)
+	}
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "_portcullis" && ck.MaxAge >= 0 {
+			t.Error("replayed callback set a session cookie")
+		}
+	}
+}
+
+func TestLoginCSRF(t *testing.T) {
+	// The attacker signs in as themselves, stops before the callback and
+	// sends the callback URL to the victim, whose browser has no login cookie.
+	w := newWorld(t, worldOptions{})
+	cb, _ := w.callbackURL(t, "bob")
+	victim := browser(t)
+	resp, err := noFollow(victim).Get(cb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("callback in a browser that did not start the sign-in = %d, want 400", resp.StatusCode)
+	}
+	if len(victim.Jar.Cookies(mustURL(w.gateway))) != 0 {
+		t.Error("victim's browser got a session")
+	}
+}
+
+func TestUnverifiedEmailRefused(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	c := browser(t)
+	resp := w.signIn(c, "/", "eve")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("sign-in with an unverified email = %d, want 403", resp.StatusCode)
+	}
+	if w.upstream.count() != 0 {
+		t.Error("upstream reached")
+	}
+}
+
+func TestPolicyDeniesOtherDomain(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	c := browser(t)
+	resp := w.signIn(c, "/", "bob") // bob@example.org; policy admits example.com
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("bob = %d, want 403", resp.StatusCode)
+	}
+	if w.upstream.count() != 0 {
+		t.Error("upstream reached")
+	}
+}
+
+func TestAPIClientGets401(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	req, _ := http.NewRequest("GET", w.gateway+"/api/items", nil)
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(b), `"login_url":"`+w.gateway+`/oauth2/start?rd=%2Fapi%2Fitems"`) {
+		t.Errorf("API request = %d %s", resp.StatusCode, b)
+	}
+}

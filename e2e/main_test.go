@@ -1,0 +1,296 @@
+// Package e2e runs the real portcullis binary against a real OpenID
+// provider (zitadel/oidc's op package, via package demo) and real upstreams,
+// all on loopback, and walks what a browser does.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/demo"
+)
+
+// binary is the portcullis executable built once for the whole package.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "portcullis-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "portcullis")
+	build := exec.Command("go", "build", "-race", "-o", binary, "..")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building portcullis:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer collects a process's output for assertions.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// freeAddr returns a loopback address nobody listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func randomSecret() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// world is one provider, one upstream and one gateway process.
+type world struct {
+	t        *testing.T
+	idp      *demo.Server
+	upstream *recorder
+	gateway  string // base URL
+	logs     *syncBuffer
+	cmd      *exec.Cmd
+	users    map[string]demo.User
+}
+
+type worldOptions struct {
+	// extraConfig is appended to the generated configuration.
+	extraConfig string
+	users       []demo.User
+}
+
+func defaultUsers() []demo.User {
+	return []demo.User{
+		{ID: "u-alice", Username: "alice", Password: "alice-password-1", Email: "alice@example.com", EmailVerified: true,
+			Name: "Alice", Groups: []string{"admins", "developers"}},
+		{ID: "u-bob", Username: "bob", Password: "bob-password-1", Email: "bob@example.org", EmailVerified: true,
+			Name: "Bob", Groups: []string{"developers"}},
+		{ID: "u-eve", Username: "eve", Password: "eve-password-1", Email: "eve@example.com", EmailVerified: false, Name: "Eve"},
+	}
+}
+
+func newWorld(t *testing.T, opts worldOptions) *world {
+	t.Helper()
+	w := &world{t: t, upstream: newRecorder(t), logs: &syncBuffer{}, users: map[string]demo.User{}}
+	if opts.users == nil {
+		opts.users = defaultUsers()
+	}
+	for _, u := range opts.users {
+		w.users[u.Username] = u
+	}
+	addr := freeAddr(t)
+	w.gateway = "http://" + addr
+	secret := randomSecret()
+	idp, err := demo.Start("127.0.0.1:0", demo.Config{
+		Users: opts.users,
+		Clients: []demo.Client{{ID: "portcullis", Secret: secret,
+			RedirectURIs: []string{w.gateway + "/oauth2/callback"}, PostLogoutRedirectURIs: []string{w.gateway + "/"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idp.Close() })
+	w.idp = idp
+
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "client-secret")
+	os.WriteFile(secretFile, []byte(secret+"\n"), 0o600)
+	cfg := fmt.Sprintf(`
+server:
+  listen: %s
+  public_url: %s
+providers:
+  - id: corp
+    type: oidc
+    issuer_url: %s
+    client_id: portcullis
+    client_secret_file: %s
+    scopes: [openid, email, profile]
+session:
+  cookie:
+    name: _portcullis
+    secrets: [${E2E_COOKIE_SECRET}]
+    secure: false
+upstreams:
+  - path: /
+    url: %s
+policy:
+  email_domains: [example.com]
+log:
+  level: debug
+%s`, addr, w.gateway, idp.URL, secretFile, w.upstream.URL, opts.extraConfig)
+	cfgFile := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfgFile, []byte(cfg), 0o600)
+
+	w.cmd = exec.Command(binary, "-config", cfgFile)
+	w.cmd.Env = append(os.Environ(), "E2E_COOKIE_SECRET="+randomSecret())
+	w.cmd.Stdout, w.cmd.Stderr = w.logs, w.logs
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.stop)
+	w.waitReady()
+	return w
+}
+
+func (w *world) waitReady() {
+	w.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(w.gateway + "/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	w.t.Fatalf("gateway not ready after 20s; output:\n%s", w.logs.String())
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (w *world) stop() {
+	if w.cmd.Process == nil || w.cmd.ProcessState != nil {
+		return
+	}
+	w.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- w.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			w.t.Errorf("gateway exited with %v; output:\n%s", err, w.logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		w.cmd.Process.Kill()
+		w.t.Errorf("gateway did not stop within 15s of SIGTERM")
+	}
+}
+
+// browser is an HTTP client with a cookie jar that follows redirects,
+// like a browser navigating.
+func browser(t *testing.T) *http.Client {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Jar: jar, Timeout: 30 * time.Second}
+}
+
+// noFollow is the same client that stops at the first redirect.
+func noFollow(c *http.Client) *http.Client {
+	cp := *c
+	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &cp
+}
+
+// signIn opens path through the gateway and signs in at the provider's
+// login page as user; it returns the final response (the upstream's page).
+func (w *world) signIn(c *http.Client, path, user string) *http.Response {
+	w.t.Helper()
+	resp, err := c.Get(w.gateway + path)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !strings.HasPrefix(resp.Request.URL.String(), w.idp.URL) {
+		w.t.Fatalf("GET %s ended at %s (%d), want the provider's login page", path, resp.Request.URL, resp.StatusCode)
+	}
+	u := w.users[user]
+	final, err := demo.SignIn(context.Background(), c, resp.Request.URL.String(), u.Username, u.Password)
+	if err != nil {
+		w.t.Fatalf("signing in as %s: %v", user, err)
+	}
+	return final
+}
+
+// recorder is an upstream that answers with JSON of what it received.
+type recorder struct {
+	*httptest.Server
+	mu   sync.Mutex
+	reqs []seenRequest
+}
+
+type seenRequest struct {
+	Method  string      `json:"method"`
+	Path    string      `json:"path"`
+	RawPath string      `json:"raw_path"`
+	Query   string      `json:"query"`
+	Header  http.Header `json:"header"`
+}
+
+func newRecorder(t *testing.T) *recorder {
+	r := &recorder{}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		s := seenRequest{req.Method, req.URL.Path, req.URL.RawPath, req.URL.RawQuery, req.Header.Clone()}
+		r.mu.Lock()
+		r.reqs = append(r.reqs, s)
+		r.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(s)
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.reqs)
+}
+
+func decodeSeen(t *testing.T, resp *http.Response) seenRequest {
+	t.Helper()
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var s seenRequest
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d from %s: %s", resp.StatusCode, resp.Request.URL, b)
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatalf("response from %s is not the upstream's JSON: %v\n%s", resp.Request.URL, err, b)
+	}
+	return s
+}

@@ -1,0 +1,282 @@
+// Command portcullis is an identity-aware reverse proxy: it signs users in
+// with OpenID Connect, keeps their session in an encrypted cookie, decides
+// who may pass, and forwards requests with the user's identity to the
+// application behind it.
+//
+//	portcullis -config FILE          run the gateway
+//	portcullis -config FILE -check   validate the configuration and exit
+//	portcullis demo                  run a demo provider, app and gateway on loopback
+//	portcullis version               print the version
+//
+// main is the composition root: it alone reads flags, files and the
+// environment, builds each package from its configuration section, serves,
+// and shuts down gracefully.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/portcullis/portcullis/providers"
+	"github.com/portcullis/portcullis/proxy"
+	"github.com/portcullis/portcullis/session"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "demo":
+			return runDemo(args[1:], stdout, stderr)
+		case "version":
+			fmt.Fprintln(stdout, "portcullis", version())
+			return 0
+		}
+	}
+	fs := flag.NewFlagSet("portcullis", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file (YAML)")
+	check := fs.Bool("check", false, "validate the configuration and exit")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: portcullis -config FILE [-check] | portcullis demo | portcullis version")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *configPath == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return 2
+	}
+	cfg, err := loadConfig(*configPath, osSource)
+	if err != nil && cfg == nil {
+		fmt.Fprintln(stderr, "portcullis:", err)
+		return 1
+	}
+	log, logErr := newLogger(cfg.Log, stderr)
+	gw, buildErr := build(cfg, log, nil)
+	if err := errors.Join(err, logErr, buildErr); err != nil {
+		fmt.Fprintf(stderr, "portcullis: %s is not valid:\n", *configPath)
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintln(stderr, "  -", line)
+		}
+		return 1
+	}
+	if *check {
+		for _, w := range gw.warnings {
+			fmt.Fprintln(stdout, "warning:", w)
+		}
+		fmt.Fprintf(stdout, "%s is valid; register this redirect URI at the provider: %s\n", *configPath, gw.callback)
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := gw.serve(ctx, nil); err != nil {
+		log.Error("gateway stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// gateway is everything built from one configuration.
+type gateway struct {
+	cfg       *config
+	log       *slog.Logger
+	handler   *proxy.Handler
+	providers []providers.Provider
+	warnings  []string
+	callback  string
+}
+
+// build turns the configuration into a gateway, collecting every error.
+// transport, when set, carries calls to providers (tests and the demo).
+func build(cfg *config, log *slog.Logger, transport http.RoundTripper) (*gateway, error) {
+	var errs []error
+	gw := &gateway{cfg: cfg, log: log}
+	gw.callback = proxy.CallbackURL(cfg.Server.PublicURL, cfg.Server.Prefix)
+
+	if len(cfg.Providers) == 0 {
+		errs = append(errs, errors.New("providers: configure at least one identity provider"))
+	}
+	for _, pc := range cfg.Providers {
+		p, err := providers.New(pc, providers.Options{RedirectURL: gw.callback, Transport: transport})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if pc.InsecureAllowUnverifiedEmail {
+			gw.warnings = append(gw.warnings, fmt.Sprintf("providers: %s: insecure_allow_unverified_email is on: every email the provider sends is trusted as verified", pc.ID))
+		}
+		gw.providers = append(gw.providers, p)
+	}
+	if err := cfg.Session.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	keys, err := session.NewKeyRing(cfg.Session.Cookie.Secrets)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	var store *session.CookieStore
+	var login *session.LoginCookies
+	if keys != nil {
+		if store, err = session.NewCookieStore(cfg.Session.Cookie, keys, session.CookieStoreOptions{Lifetime: cfg.Session.Lifetime}); err != nil {
+			errs = append(errs, err)
+		}
+		if login, err = session.NewLoginCookies(cfg.Session.Cookie, keys, nil); err != nil {
+			errs = append(errs, err)
+		}
+		if store != nil && cfg.Session.Cookie.Secure != nil && !*cfg.Session.Cookie.Secure {
+			gw.warnings = append(gw.warnings, "session.cookie.secure is false: cookies travel over plain http; use only for local development")
+		}
+	}
+	if store == nil || login == nil {
+		// Still validate the rest, with placeholders that never serve.
+		errs = append(errs, validateProxyOnly(cfg))
+		return nil, errors.Join(errs...)
+	}
+	h, err := proxy.New(proxy.Config{Server: cfg.Server, Upstreams: cfg.Upstreams, Policy: cfg.Policy, Headers: cfg.Headers},
+		proxy.Options{Providers: gw.providers, Store: store, SessionCookie: store.Name(), Login: login, Keys: keys, Logger: log})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	gw.handler = h
+	gw.warnings = append(gw.warnings, h.Warnings()...)
+	return gw, nil
+}
+
+// validateProxyOnly checks the proxy sections when the session section is
+// broken, so one run reports both.
+func validateProxyOnly(cfg *config) error {
+	// A throwaway key: these objects validate configuration and never serve.
+	keys, err := session.NewKeyRing([]string{randomBase64(32)})
+	if err != nil {
+		return err
+	}
+	store, err := session.NewCookieStore(session.CookieConfig{}, keys, session.CookieStoreOptions{})
+	if err != nil {
+		return err
+	}
+	login, err := session.NewLoginCookies(session.CookieConfig{}, keys, nil)
+	if err != nil {
+		return err
+	}
+	_, err = proxy.New(proxy.Config{Server: cfg.Server, Upstreams: cfg.Upstreams, Policy: cfg.Policy, Headers: cfg.Headers},
+		proxy.Options{Providers: []providers.Provider{nil}, Store: store, SessionCookie: store.Name(), Login: login, Keys: keys})
+	return err
+}
+
+// serve listens (on ln when given) until ctx ends, then shuts down
+// gracefully, letting in-flight requests finish within the shutdown timeout.
+func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
+	sc := gw.handler.ServerConfig() // with defaults
+	srv := sc.HTTPServer(gw.handler, gw.log)
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", srv.Addr); err != nil {
+			return fmt.Errorf("listening on %s: %w", srv.Addr, err)
+		}
+	}
+	gw.log.Info("portcullis starting", "version", version(), "listen", ln.Addr().String(),
+		"public_url", gw.cfg.Server.PublicURL, "callback", gw.callback, "session_store", gw.cfg.Session.Store)
+	for _, w := range gw.warnings {
+		gw.log.Warn(w)
+	}
+	go gw.discover(ctx)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	gw.log.Info("shutting down", "grace", sc.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), sc.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	gw.log.Info("stopped")
+	return nil
+}
+
+// discover contacts every provider at start, retrying until it answers, so
+// the log says early whether sign-in will work and /ready turns green.
+func (gw *gateway) discover(ctx context.Context) {
+	for _, p := range gw.providers {
+		go func() {
+			delay := time.Second
+			for {
+				err := p.Ready(ctx)
+				if err == nil {
+					gw.log.Info("provider ready", "provider", p.ID(), "issuer", p.Issuer())
+					return
+				}
+				gw.log.Warn("provider not reachable yet; sign-ins fail until it is", "provider", p.ID(), "err", err, "retry_in", delay)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(delay):
+				}
+				delay = min(delay*2, time.Minute)
+			}
+		}()
+	}
+}
+
+func newLogger(cfg logConfig, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	var err error
+	switch strings.ToLower(cfg.Level) {
+	case "", "info":
+		level = slog.LevelInfo
+	case "debug":
+		level = slog.LevelDebug
+	case "warn", "warning":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		err = fmt.Errorf("log.level %q: want debug, info, warn or error", cfg.Level)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(cfg.Format) {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(w, opts)), err
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), err
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), errors.Join(err, fmt.Errorf("log.format %q: want text or json", cfg.Format))
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "devel-" + s.Value[:12]
+			}
+		}
+	}
+	return "devel"
+}

@@ -1,0 +1,151 @@
+package providers
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/portcullis/portcullis/session"
+)
+
+// ID-token time window at the callback (OpenID Connect Core §3.1.3.7 step
+// 10 leaves the range to the client; SECURITY.md IDT-9).
+const (
+	iatFutureSkew = 60 * time.Second
+	iatMaxAge     = 10 * time.Minute
+)
+
+// idClaims are the claims we read beyond what go-oidc parses.
+type idClaims struct {
+	AZP               string          `json:"azp"`
+	SID               string          `json:"sid"`
+	Email             string          `json:"email"`
+	EmailVerified     json.RawMessage `json:"email_verified"`
+	Name              string          `json:"name"`
+	PreferredUsername string          `json:"preferred_username"`
+}
+
+// checkIDToken does what go-oidc's Verify leaves to the caller (it has
+// checked signature, alg allowlist, iss, aud contains client_id, exp) and
+// extracts the identity.
+func (p *OIDC) checkIDToken(idt *oidc.IDToken, tok *oauth2.Token, nonce string) (session.Identity, idClaims, error) {
+	var c idClaims
+	var all map[string]any
+	if err := idt.Claims(&c); err != nil {
+		return session.Identity{}, c, fmt.Errorf("%w: claims: %v", ErrInvalidToken, err)
+	}
+	if err := idt.Claims(&all); err != nil {
+		return session.Identity{}, c, fmt.Errorf("%w: claims: %v", ErrInvalidToken, err)
+	}
+	fail := func(format string, args ...any) (session.Identity, idClaims, error) {
+		return session.Identity{}, c, fmt.Errorf("%w: "+format, append([]any{ErrInvalidToken}, args...)...)
+	}
+	// Core §3.1.3.7 step 11: the nonce we sent must come back (RFC 9700
+	// §4.5.3.2 makes this our code-injection defence alongside PKCE).
+	if nonce == "" || subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(nonce)) != 1 {
+		return fail("nonce does not match the sign-in attempt")
+	}
+	// Core §3.1.3.7 steps 4–5 (errata 2): azp, when present, is our
+	// client_id; with several audiences it must be present.
+	if c.AZP != "" && c.AZP != p.cfg.ClientID {
+		return fail("azp %q is not this client", c.AZP)
+	}
+	if len(idt.Audience) > 1 && c.AZP != p.cfg.ClientID {
+		return fail("token has several audiences and no azp naming this client")
+	}
+	// Core §3.1.3.7 step 10: reject tokens issued too far from now.
+	now := p.opts.Now()
+	switch {
+	case idt.IssuedAt.IsZero():
+		return fail("no iat")
+	case idt.IssuedAt.After(now.Add(iatFutureSkew)):
+		return fail("iat is in the future")
+	case idt.IssuedAt.Before(now.Add(-iatMaxAge)):
+		return fail("iat is more than %v ago", iatMaxAge)
+	}
+	// Core §3.1.3.8: at_hash is optional in the code flow, but when present
+	// it must match the access token we were given.
+	if idt.AccessTokenHash != "" {
+		if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
+			return fail("at_hash does not match the access token")
+		}
+	}
+	if idt.Subject == "" {
+		return fail("no sub")
+	}
+	id := session.Identity{
+		Issuer:            idt.Issuer,
+		Subject:           idt.Subject,
+		Email:             c.Email,
+		Name:              c.Name,
+		PreferredUsername: c.PreferredUsername,
+		Groups:            stringList(lookupClaim(all, p.cfg.GroupsClaim)),
+	}
+	// Core §5.1: email_verified true means the provider checked the
+	// address. Only the JSON boolean true counts.
+	verified := string(c.EmailVerified) == "true"
+	if id.Email != "" && !verified && !p.cfg.InsecureAllowUnverifiedEmail {
+		return session.Identity{}, c, fmt.Errorf("%w: %s", ErrUnverifiedEmail, id.Email)
+	}
+	id.EmailVerified = id.Email != "" && (verified || p.cfg.InsecureAllowUnverifiedEmail)
+	// Values we will put in headers must be header-safe; a provider that
+	// emits control characters gets no session rather than a broken one.
+	for _, v := range append([]string{id.Subject, id.Email, id.Name, id.PreferredUsername, c.SID}, id.Groups...) {
+		if hasControl(v) {
+			return fail("claims contain control characters")
+		}
+	}
+	return id, c, nil
+}
+
+// lookupClaim follows a dotted path (realm_access.roles) through nested
+// objects. A claim whose own name contains dots is found too.
+func lookupClaim(claims map[string]any, path string) any {
+	if v, ok := claims[path]; ok {
+		return v
+	}
+	head, rest, ok := strings.Cut(path, ".")
+	if !ok {
+		return nil
+	}
+	inner, _ := claims[head].(map[string]any)
+	if inner == nil {
+		return nil
+	}
+	return lookupClaim(inner, rest)
+}
+
+// stringList turns a claim value into strings: a list of strings, or one
+// string. Anything else yields nothing.
+func stringList(v any) []string {
+	switch v := v.(type) {
+	case string:
+		if v == "" {
+			return nil
+		}
+		return []string{v}
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			if s, ok := e.(string); ok && s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,272 @@
+package providers
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/portcullis/portcullis/session"
+)
+
+// OIDC is a generic OpenID Connect provider: discovery and ID-token
+// signatures through go-oidc, the code exchange through x/oauth2, and the
+// checks both leave to their caller in idtoken.go.
+type OIDC struct {
+	cfg    Config
+	opts   Options
+	client *http.Client
+
+	state atomic.Pointer[discovery]
+
+	mu        sync.Mutex // serialises discovery attempts
+	lastTry   time.Time
+	lastError error
+}
+
+var _ Provider = (*OIDC)(nil)
+
+// discovery is what the provider's metadata told us, fixed once learned.
+type discovery struct {
+	endpoint    oauth2.Endpoint
+	verifier    *oidc.IDTokenVerifier
+	algs        []string
+	endSession  string
+	userinfo    string
+	issParam    bool // authorization_response_iss_parameter_supported (RFC 9207 §3)
+	backchannel bool
+}
+
+// retryDiscovery spaces out discovery attempts while the provider is down.
+const retryDiscovery = 5 * time.Second
+
+func newOIDC(cfg Config, opts Options) *OIDC {
+	return &OIDC{cfg: cfg, opts: opts, client: newHTTPClient(opts.Transport, cfg.Timeout)}
+}
+
+// ID implements Provider.
+func (p *OIDC) ID() string { return p.cfg.ID }
+
+// Name is the display name.
+func (p *OIDC) Name() string { return p.cfg.Name }
+
+// Issuer implements Provider.
+func (p *OIDC) Issuer() string { return p.cfg.IssuerURL }
+
+// clientCtx attaches p's HTTP client the way go-oidc and x/oauth2 expect it.
+// Only this file knows that those libraries read the client from the context.
+func (p *OIDC) clientCtx(ctx context.Context) context.Context {
+	return oidc.ClientContext(context.WithValue(ctx, oauth2.HTTPClient, p.client), p.client)
+}
+
+// Ready implements Provider: discovery has succeeded.
+func (p *OIDC) Ready(ctx context.Context) error {
+	_, err := p.discovered(ctx)
+	return err
+}
+
+func (p *OIDC) discovered(ctx context.Context) (*discovery, error) {
+	if d := p.state.Load(); d != nil {
+		return d, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if d := p.state.Load(); d != nil {
+		return d, nil
+	}
+	if p.lastError != nil && p.opts.Now().Sub(p.lastTry) < retryDiscovery {
+		return nil, p.lastError
+	}
+	p.lastTry = p.opts.Now()
+	d, err := p.discover(ctx)
+	if err != nil {
+		p.lastError = fmt.Errorf("%w: %s: discovery at %s: %v", ErrUnavailable, p.cfg.ID, p.cfg.IssuerURL, err)
+		return nil, p.lastError
+	}
+	p.lastError = nil
+	p.state.Store(d)
+	return d, nil
+}
+
+func (p *OIDC) discover(ctx context.Context) (*discovery, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	// NewProvider refuses metadata whose issuer differs from IssuerURL
+	// (OpenID Connect Discovery §4.3).
+	op, err := oidc.NewProvider(p.clientCtx(ctx), p.cfg.IssuerURL)
+	if err != nil {
+		return nil, err
+	}
+	var meta struct {
+		JWKS        string   `json:"jwks_uri"`
+		Algs        []string `json:"id_token_signing_alg_values_supported"`
+		EndSession  string   `json:"end_session_endpoint"`
+		IssParam    bool     `json:"authorization_response_iss_parameter_supported"`
+		Backchannel bool     `json:"backchannel_logout_supported"`
+		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
+		PKCE        []string `json:"code_challenge_methods_supported"`
+	}
+	if err := op.Claims(&meta); err != nil {
+		return nil, fmt.Errorf("reading metadata: %w", err)
+	}
+	if meta.JWKS == "" {
+		return nil, errors.New("metadata has no jwks_uri")
+	}
+	// RFC 7636 §7.2 forbids falling back to plain; a provider that says it
+	// only knows plain gets S256 anyway and will fail loudly.
+	if len(meta.PKCE) > 0 && !slices.Contains(meta.PKCE, "S256") {
+		return nil, fmt.Errorf("provider does not support PKCE S256 (code_challenge_methods_supported=%v)", meta.PKCE)
+	}
+	algs := p.algs(meta.Algs)
+	if len(algs) == 0 {
+		return nil, fmt.Errorf("no acceptable ID-token algorithm: provider offers %v, accepted %v", meta.Algs, p.accepted())
+	}
+	endpoint := op.Endpoint()
+	// Pick one client authentication style instead of x/oauth2's
+	// auto-detection, which retries a failed exchange with the other style.
+	endpoint.AuthStyle = oauth2.AuthStyleInHeader
+	if len(meta.AuthMethods) > 0 && !slices.Contains(meta.AuthMethods, "client_secret_basic") && slices.Contains(meta.AuthMethods, "client_secret_post") {
+		endpoint.AuthStyle = oauth2.AuthStyleInParams
+	}
+	keys := newKeySet(meta.JWKS, p.client, p.opts.Now)
+	return &discovery{
+		endpoint: endpoint,
+		verifier: oidc.NewVerifier(p.cfg.IssuerURL, keys, &oidc.Config{
+			ClientID:             p.cfg.ClientID,
+			SupportedSigningAlgs: algs,
+			Now:                  p.opts.Now,
+		}),
+		algs:        algs,
+		endSession:  meta.EndSession,
+		userinfo:    op.UserInfoEndpoint(),
+		issParam:    meta.IssParam,
+		backchannel: meta.Backchannel,
+	}, nil
+}
+
+func (p *OIDC) accepted() []string {
+	if len(p.cfg.SigningAlgs) > 0 {
+		return p.cfg.SigningAlgs
+	}
+	return asymmetricAlgs
+}
+
+// algs intersects what the provider advertises with what we accept. A
+// provider that advertises nothing gets RS256, the one algorithm OpenID
+// Connect requires (Core §15.1).
+func (p *OIDC) algs(offered []string) []string {
+	if len(offered) == 0 {
+		offered = []string{"RS256"}
+	}
+	var out []string
+	for _, a := range offered {
+		if slices.Contains(p.accepted(), a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (p *OIDC) oauth2Config(d *discovery) *oauth2.Config {
+	return &oauth2.Config{
+		ClientID:     p.cfg.ClientID,
+		ClientSecret: p.cfg.ClientSecret,
+		Endpoint:     d.endpoint,
+		RedirectURL:  p.opts.RedirectURL,
+		Scopes:       p.cfg.Scopes,
+	}
+}
+
+// AuthCodeURL implements Provider: response_type=code with state, nonce
+// (OpenID Connect Core §3.1.2.1) and an S256 PKCE challenge (RFC 7636 §4.2;
+// RFC 9700 §2.1.1).
+func (p *OIDC) AuthCodeURL(ctx context.Context, a Attempt) (string, error) {
+	d, err := p.discovered(ctx)
+	if err != nil {
+		return "", err
+	}
+	return p.oauth2Config(d).AuthCodeURL(a.State, oidc.Nonce(a.Nonce), oauth2.S256ChallengeOption(a.Verifier)), nil
+}
+
+// CheckResponse implements Provider with RFC 9207 §2.4: an iss parameter,
+// when present, must equal the issuer the request went to, compared as
+// strings; when the provider advertises the parameter it must be present.
+func (p *OIDC) CheckResponse(ctx context.Context, q url.Values) error {
+	d, err := p.discovered(ctx)
+	if err != nil {
+		return err
+	}
+	iss, present := q["iss"]
+	switch {
+	case present && (len(iss) != 1 || subtle.ConstantTimeCompare([]byte(iss[0]), []byte(p.cfg.IssuerURL)) != 1):
+		return fmt.Errorf("%w: iss parameter is not %s", ErrMixUp, p.cfg.IssuerURL)
+	case !present && d.issParam:
+		return fmt.Errorf("%w: provider advertises the iss parameter but the response has none", ErrMixUp)
+	}
+	return nil
+}
+
+// Redeem implements Provider: exchange the code with the PKCE verifier,
+// then verify the ID token before looking at anything else it carries
+// (RFC 9700 §4.5.3.2).
+func (p *OIDC) Redeem(ctx context.Context, code string, a Attempt) (*session.Session, error) {
+	d, err := p.discovered(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := p.oauth2Config(d).Exchange(p.clientCtx(ctx), code, oauth2.VerifierOption(a.Verifier))
+	if err != nil {
+		return nil, exchangeError(err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return nil, fmt.Errorf("%w: token response has no id_token", ErrInvalidToken)
+	}
+	idt, err := d.verifier.Verify(ctx, raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
+	id, claims, err := p.checkIDToken(idt, tok, a.Nonce)
+	if err != nil {
+		return nil, err
+	}
+	expiry := tok.Expiry
+	if expiry.IsZero() {
+		expiry = idt.Expiry
+	}
+	return &session.Session{
+		Identity:     id,
+		Provider:     p.cfg.ID,
+		SID:          claims.SID,
+		TokenExpiry:  expiry,
+		AccessToken:  tok.AccessToken,
+		RefreshToken: tok.RefreshToken,
+		IDToken:      raw,
+	}, nil
+}
+
+// exchangeError sorts a failed exchange into "the provider said no" and
+// "the provider could not be asked".
+func exchangeError(err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		if re.Response != nil && re.Response.StatusCode >= 500 {
+			return fmt.Errorf("%w: token endpoint: %s", ErrUnavailable, re.Response.Status)
+		}
+		code := re.ErrorCode
+		if code == "" {
+			code = "unknown error"
+		}
+		return fmt.Errorf("%w: token endpoint: %s", ErrRejected, code)
+	}
+	return fmt.Errorf("%w: token endpoint: %v", ErrUnavailable, err)
+}

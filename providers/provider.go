@@ -1,0 +1,208 @@
+// Package providers talks to OAuth2/OpenID Connect identity providers:
+// discovery, the authorization-code flow with PKCE, state and nonce, code
+// exchange, and ID-token verification. It turns a provider's answer into a
+// session.Session and leaves every decision about requests to package proxy.
+package providers
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/portcullis/portcullis/session"
+)
+
+// Provider is one configured identity provider.
+type Provider interface {
+	// ID is the operator's name for the provider (providers[].id).
+	ID() string
+	// Issuer is the provider's issuer identifier, or "" for plain OAuth2.
+	Issuer() string
+	// AuthCodeURL returns where to send the browser to sign in. state, nonce
+	// and verifier are fresh for every attempt.
+	AuthCodeURL(ctx context.Context, a Attempt) (string, error)
+	// CheckResponse validates the authorization response's parameters that
+	// must be looked at before the code is redeemed (RFC 9207 iss).
+	CheckResponse(ctx context.Context, q url.Values) error
+	// Redeem exchanges the code and verifies what comes back, returning a
+	// session that is not yet saved.
+	Redeem(ctx context.Context, code string, a Attempt) (*session.Session, error)
+	// Ready reports whether the provider can serve sign-ins now.
+	Ready(ctx context.Context) error
+}
+
+// Attempt is what one sign-in attempt sends and must see echoed.
+type Attempt struct {
+	State    string
+	Nonce    string
+	Verifier string // PKCE code_verifier (RFC 7636 §4.1)
+}
+
+// Config is one entry of the `providers` list.
+type Config struct {
+	// ID names the provider in routes, sessions and logs. Required, unique.
+	ID string `yaml:"id"`
+	// Type is the provider kind: "oidc".
+	Type string `yaml:"type"`
+	// Name is shown to users on sign-in pages; defaults to ID.
+	Name string `yaml:"name"`
+	// IssuerURL is the OpenID issuer; discovery reads
+	// IssuerURL/.well-known/openid-configuration and the issuer it names
+	// must equal IssuerURL exactly (OpenID Connect Discovery §4.3).
+	IssuerURL string `yaml:"issuer_url"`
+	// ClientID and ClientSecret are the credentials registered at the provider.
+	ClientID     string `yaml:"client_id"`
+	ClientSecret string `yaml:"client_secret" secret:"true"`
+	// Scopes requested; default [openid, email, profile]. openid is added
+	// when missing. Add offline_access for refresh tokens where the provider
+	// wants it.
+	Scopes []string `yaml:"scopes"`
+	// SigningAlgs are the ID-token algorithms accepted (RFC 8725 §3.1);
+	// default: the asymmetric algorithms the provider advertises. HS* and
+	// none are never accepted.
+	SigningAlgs []string `yaml:"signing_algs"`
+	// GroupsClaim names the claim holding groups, dotted for nested claims
+	// (realm_access.roles). Default "groups".
+	GroupsClaim string `yaml:"groups_claim"`
+	// Timeout bounds every call to the provider. Default 10s.
+	Timeout time.Duration `yaml:"timeout"`
+	// InsecureAllowUnverifiedEmail accepts identities whose email_verified
+	// claim is not true. It MUST stay off unless the provider never lets
+	// users set an address they do not own: otherwise anyone can claim any
+	// email, and email rules let them in.
+	InsecureAllowUnverifiedEmail bool `yaml:"insecure_allow_unverified_email"`
+}
+
+// Options are the collaborators main passes in.
+type Options struct {
+	// RedirectURL is the gateway's callback: public_url + /oauth2/callback.
+	RedirectURL string
+	// Transport carries calls to the provider; http.DefaultTransport's
+	// settings when nil. Timeouts and size limits wrap it either way.
+	Transport http.RoundTripper
+	// Now is time.Now unless a test sets it.
+	Now func() time.Time
+}
+
+// DefaultScopes are requested when a provider lists none.
+var DefaultScopes = []string{"openid", "email", "profile"}
+
+// New builds the provider cfg describes. It does no I/O: discovery happens
+// in the background and on first use, so the gateway starts while the
+// provider is down and reports not ready until it is reachable.
+func New(cfg Config, opts Options) (Provider, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if opts.RedirectURL == "" {
+		return nil, fmt.Errorf("providers: %s: no redirect URL", cfg.ID)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	switch cfg.Type {
+	case "oidc":
+		return newOIDC(cfg, opts), nil
+	}
+	return nil, fmt.Errorf("providers: %s: unknown type %q (want oidc)", cfg.ID, cfg.Type)
+}
+
+// asymmetricAlgs are the JWS algorithms we accept at all (RFC 8725 §3.1:
+// the caller fixes the set; MAC algorithms would make the client secret a
+// signing key, and none is no signature).
+var asymmetricAlgs = []string{"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA"}
+
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("providers: %s: "+format, append([]any{c.ID}, args...)...))
+	}
+	if c.ID == "" {
+		c.ID = "?"
+		bad("id is required")
+	} else if strings.Trim(c.ID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != "" {
+		bad("id %q: use letters, digits, - and _", c.ID)
+	}
+	if c.Type == "" {
+		c.Type = "oidc"
+	}
+	if c.Name == "" {
+		c.Name = c.ID
+	}
+	u, err := url.Parse(c.IssuerURL)
+	switch {
+	case c.IssuerURL == "":
+		bad("issuer_url is required")
+	case err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		bad("issuer_url %q is not a plain http(s) URL", c.IssuerURL)
+	case u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())):
+		bad("issuer_url %q must use https (http only for loopback)", c.IssuerURL)
+	}
+	if c.ClientID == "" {
+		bad("client_id is required")
+	}
+	if c.ClientSecret == "" {
+		bad("client_secret is required (or client_secret_file)")
+	}
+	if len(c.Scopes) == 0 {
+		c.Scopes = slices.Clone(DefaultScopes)
+	}
+	if !slices.Contains(c.Scopes, "openid") {
+		c.Scopes = append([]string{"openid"}, c.Scopes...)
+	}
+	for _, a := range c.SigningAlgs {
+		if !slices.Contains(asymmetricAlgs, a) {
+			bad("signing_algs: %q is not accepted (want one of %s)", a, strings.Join(asymmetricAlgs, ", "))
+		}
+	}
+	if c.GroupsClaim == "" {
+		c.GroupsClaim = "groups"
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 10 * time.Second
+	}
+	if c.Timeout < 0 || c.Timeout > time.Minute {
+		bad("timeout %v must be between 0 and 1m", c.Timeout)
+	}
+	return errors.Join(errs...)
+}
+
+func isLoopback(host string) bool {
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
+}
+
+// Sign-in failures the gateway tells apart. They wrap the cause.
+var (
+	// ErrUnavailable: the provider could not be reached or answered 5xx.
+	ErrUnavailable = errors.New("identity provider unavailable")
+	// ErrRejected: the provider refused the code (invalid_grant and friends).
+	ErrRejected = errors.New("identity provider rejected the sign-in")
+	// ErrInvalidToken: what the provider returned failed verification.
+	ErrInvalidToken = errors.New("invalid ID token")
+	// ErrUnverifiedEmail: the identity's email is not verified.
+	ErrUnverifiedEmail = errors.New("email address not verified by the identity provider")
+	// ErrMixUp: the authorization response names another issuer (RFC 9207).
+	ErrMixUp = errors.New("authorization response from an unexpected issuer")
+)
+
+// NewAttempt returns fresh values for one sign-in: 256-bit state and nonce
+// (OpenID Connect Core §15.5.2 asks for enough entropy), and a PKCE
+// verifier of 32 random bytes (RFC 7636 §7.1).
+func NewAttempt() Attempt {
+	return Attempt{State: randomToken(), Nonce: randomToken(), Verifier: oauth2.GenerateVerifier()}
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b) // never fails (crypto/rand, Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

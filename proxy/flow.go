@@ -1,0 +1,291 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/portcullis/portcullis/providers"
+	"github.com/portcullis/portcullis/session"
+)
+
+// start begins a sign-in: /oauth2/start?rd=/where/to/return.
+func (h *Handler) start(w http.ResponseWriter, r *http.Request, rq *request) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return errorf(http.StatusMethodNotAllowed, "Use GET to sign in.", fmt.Errorf("method %s", r.Method))
+	}
+	rd := r.URL.Query().Get("rd")
+	if rd == "" {
+		rd = "/"
+	}
+	return h.beginLogin(w, r, rq, h.providers[0], rd)
+}
+
+// beginLogin remembers a fresh attempt (state, nonce, PKCE verifier) in its
+// own login cookie and sends the browser to the provider. rd is validated
+// now and again after the callback.
+func (h *Handler) beginLogin(w http.ResponseWriter, r *http.Request, rq *request, p providers.Provider, rd string) error {
+	a := providers.NewAttempt()
+	authURL, err := p.AuthCodeURL(r.Context(), a)
+	if err != nil {
+		return errorf(http.StatusServiceUnavailable, "The identity provider cannot be reached right now. Please try again shortly.", err)
+	}
+	st := &session.LoginState{
+		State:      a.State,
+		Nonce:      a.Nonce,
+		Verifier:   a.Verifier,
+		RedirectTo: h.redirects.safe(rd),
+		Provider:   p.ID(),
+		Issuer:     p.Issuer(),
+	}
+	if err := h.login.Begin(w, r, st); err != nil {
+		return fmt.Errorf("starting sign-in: %w", err)
+	}
+	setPageHeaders(w.Header())
+	http.Redirect(w, r, authURL, http.StatusFound)
+	return nil
+}
+
+// callback finishes a sign-in. The order is the security argument: the
+// state must match this browser's login cookie before anything else of the
+// response is believed (RFC 9700 §4.7.1, RFC 6749 §10.12); the issuer is
+// checked before the code is redeemed (RFC 9207 §2.4); the ID token is
+// verified before any identity is taken from it (RFC 9700 §4.5.3.2).
+func (h *Handler) callback(w http.ResponseWriter, r *http.Request, rq *request) error {
+	if r.Method != http.MethodGet {
+		return errorf(http.StatusMethodNotAllowed, "This address only accepts the identity provider's redirect.", fmt.Errorf("method %s", r.Method))
+	}
+	q := r.URL.Query()
+	restart := func(code int, msg string, err error) error {
+		return &httpError{Code: code, Msg: msg, Err: err, SignIn: true}
+	}
+	state := q.Get("state")
+	st, err := h.login.Take(w, r, state)
+	if err != nil {
+		return restart(http.StatusBadRequest, "This sign-in link is no longer valid: it expired, was already used, or was started in another browser.", err)
+	}
+	rq.rd = st.RedirectTo
+	if !h.states.use(state, h.now()) {
+		return restart(http.StatusBadRequest, "This sign-in link was already used.", errors.New("state replayed"))
+	}
+	p := h.provider(st.Provider)
+	if p == nil || p.Issuer() != st.Issuer {
+		return restart(http.StatusBadRequest, "This sign-in was started for an identity provider that is no longer configured.", fmt.Errorf("provider %q (issuer %q) unknown", st.Provider, st.Issuer))
+	}
+	if err := p.CheckResponse(r.Context(), q); err != nil {
+		if errors.Is(err, providers.ErrUnavailable) {
+			return errorf(http.StatusServiceUnavailable, "The identity provider cannot be reached right now. Please try again shortly.", err)
+		}
+		return restart(http.StatusBadRequest, "The sign-in response did not come from the expected identity provider.", err)
+	}
+	if e := q.Get("error"); e != "" {
+		// RFC 9207 §2.4 and ISS-3: an error response may not come from
+		// where it claims; say something generic and act on nothing. The
+		// error code is logged (quoted), never rendered as given.
+		return restart(http.StatusForbidden, "The identity provider did not complete the sign-in.", fmt.Errorf("provider error %s", strconv.Quote(truncate(e, 64))))
+	}
+	code := q.Get("code")
+	if code == "" {
+		return restart(http.StatusBadRequest, "The sign-in response is missing its code.", errors.New("no code"))
+	}
+	s, err := p.Redeem(r.Context(), code, providers.Attempt{State: st.State, Nonce: st.Nonce, Verifier: st.Verifier})
+	switch {
+	case errors.Is(err, providers.ErrUnavailable):
+		return errorf(http.StatusBadGateway, "The identity provider could not complete the sign-in. Please try again.", err)
+	case errors.Is(err, providers.ErrUnverifiedEmail):
+		return errorf(http.StatusForbidden, "Your email address is not verified with the identity provider.", err)
+	case errors.Is(err, providers.ErrRejected):
+		return restart(http.StatusBadRequest, "The identity provider rejected the sign-in code; it may have expired or been used already.", err)
+	case err != nil:
+		return restart(http.StatusForbidden, "The identity provider's answer could not be verified.", err)
+	}
+	h.keepNeededTokens(s)
+	// A fresh session at every sign-in: nothing from a previous cookie
+	// carries over (no session fixation).
+	s.CreatedAt, s.ExpiresAt = time.Time{}, time.Time{}
+	if err := h.store.Save(w, r, s); err != nil {
+		return errorf(http.StatusInternalServerError, "Your session could not be saved.", err)
+	}
+	rq.user = h.userValue(s)
+	h.log.LogAttrs(r.Context(), slog.LevelInfo, "signed in", slog.String("id", rq.id),
+		slog.String("provider", s.Provider), slog.String("sub", s.Subject), slog.String("email", s.Email))
+	setPageHeaders(w.Header())
+	http.Redirect(w, r, h.redirects.safe(st.RedirectTo), http.StatusFound)
+	return nil
+}
+
+// keepNeededTokens drops tokens nothing will use, so cookies stay small and
+// a stolen cookie carries as little as possible.
+func (h *Handler) keepNeededTokens(s *session.Session) {
+	if !h.keepAccess {
+		s.AccessToken = ""
+	}
+	s.IDToken = ""
+}
+
+func (h *Handler) provider(id string) providers.Provider {
+	for _, p := range h.providers {
+		if p.ID() == id {
+			return p
+		}
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// signOut ends the session. A GET shows a confirmation page whose form
+// POSTs back with a token bound to the session; a POST is accepted with that
+// token or from the gateway's own origin, so a third-party page cannot sign
+// users out (RFC 9700 §2.1 in spirit; SECURITY.md RPL-4).
+func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, rq *request) error {
+	s, err := h.loadSession(r)
+	if err != nil {
+		return err
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		rd := h.redirects.safe(r.URL.Query().Get("rd"))
+		data := pageData{Title: "Sign out", RequestID: rq.id, Action: h.prefix + "/sign_out", RedirectTo: rd, CSRF: h.csrfToken(s)}
+		if s != nil {
+			data.User = s.Email
+			if data.User == "" {
+				data.User = h.userValue(s)
+			}
+		}
+		h.pages.write(w, http.StatusOK, "sign_out", data)
+		return nil
+	case http.MethodPost:
+	default:
+		return errorf(http.StatusMethodNotAllowed, "Use the sign-out button.", fmt.Errorf("method %s", r.Method))
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		return errorf(http.StatusBadRequest, "The sign-out request could not be read.", err)
+	}
+	if !h.sameOrigin(r) && !h.keys.VerifyMAC(r.PostForm.Get("csrf"), session.PurposeCSRF, csrfSubject(s)...) {
+		return &httpError{Code: http.StatusForbidden, Msg: "Sign-out must be confirmed on this gateway's own page.",
+			Err: errors.New("cross-site sign-out without a valid token")}
+	}
+	if err := h.store.Clear(w, r); err != nil {
+		return errorf(http.StatusServiceUnavailable, "The session could not be ended right now. Please try again.", err)
+	}
+	h.login.ClearAll(w, r)
+	if s != nil {
+		rq.user = h.userValue(s)
+		h.log.LogAttrs(r.Context(), slog.LevelInfo, "signed out", slog.String("id", rq.id),
+			slog.String("provider", s.Provider), slog.String("sub", s.Subject))
+	}
+	if rd := r.PostForm.Get("rd"); rd != "" {
+		setPageHeaders(w.Header())
+		http.Redirect(w, r, h.redirects.safe(rd), http.StatusFound)
+		return nil
+	}
+	h.pages.write(w, http.StatusOK, "signed_out", pageData{Title: "Signed out", RequestID: rq.id, SignInURL: h.loginURL("")})
+	return nil
+}
+
+// csrfToken binds the sign-out form to the session it ends.
+func (h *Handler) csrfToken(s *session.Session) string {
+	return h.keys.MAC(session.PurposeCSRF, csrfSubject(s)...)
+}
+
+func csrfSubject(s *session.Session) []string {
+	if s == nil {
+		return []string{"sign_out", "anonymous"}
+	}
+	return []string{"sign_out", s.Issuer, s.Subject, strconv.FormatInt(s.CreatedAt.Unix(), 10)}
+}
+
+// sameOrigin reports whether a browser says the request comes from the
+// gateway's own pages (Fetch Metadata, then Origin), or no browser is
+// involved at all (neither header: curl and friends, which can only affect
+// their own cookies).
+func (h *Handler) sameOrigin(r *http.Request) bool {
+	site := r.Header.Get("Sec-Fetch-Site")
+	origin := r.Header.Get("Origin")
+	switch {
+	case site == "same-origin":
+		return origin == "" || origin == h.public.String()
+	case site != "":
+		return false
+	case origin != "":
+		return origin == h.public.String()
+	}
+	return true
+}
+
+// userinfo returns the signed-in identity as JSON. Never tokens: a script on
+// the app's origin can read this (Pomerium CVE-2024-39315).
+func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request, rq *request) error {
+	s, err := h.loadSession(r)
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		return &httpError{Code: http.StatusUnauthorized, Msg: "Sign in first.", SignIn: true, Err: errors.New("no session")}
+	}
+	rq.user = h.userValue(s)
+	groups := s.Groups
+	if groups == nil {
+		groups = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"user":               h.userValue(s),
+		"subject":            s.Subject,
+		"issuer":             s.Issuer,
+		"provider":           s.Provider,
+		"email":              s.Email,
+		"email_verified":     s.EmailVerified,
+		"name":               s.Name,
+		"preferred_username": s.PreferredUsername,
+		"groups":             groups,
+		"expires_at":         s.ExpiresAt.UTC().Format(time.RFC3339),
+	})
+	return nil
+}
+
+// usedStates remembers states that reached the callback, so a replayed
+// callback fails even if the login cookie is replayed with it
+// (RFC 9700 §4.2.4). Bounded: the oldest are forgotten first, and entries
+// expire with the attempt lifetime.
+type usedStates struct {
+	mu    sync.Mutex
+	ttl   time.Duration
+	max   int
+	seen  map[string]time.Time
+	order []string
+}
+
+func newUsedStates(ttl time.Duration, max int) *usedStates {
+	return &usedStates{ttl: ttl, max: max, seen: make(map[string]time.Time)}
+}
+
+// use records state and reports whether it was new.
+func (u *usedStates) use(state string, now time.Time) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for len(u.order) > 0 {
+		oldest := u.order[0]
+		if exp, ok := u.seen[oldest]; ok && now.Before(exp) && len(u.order) < u.max {
+			break
+		}
+		delete(u.seen, oldest)
+		u.order = u.order[1:]
+	}
+	if exp, ok := u.seen[state]; ok && now.Before(exp) {
+		return false
+	}
+	u.seen[state] = now.Add(u.ttl)
+	u.order = append(u.order, state)
+	return true
+}

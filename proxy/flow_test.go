@@ -1,0 +1,315 @@
+package proxy
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// signIn runs start → (provider) → callback and returns the callback
+// response and the cookies the browser would then hold.
+func (e *env) signIn(rd, code, sub, email string, groups ...string) (*http.Response, string) {
+	e.t.Helper()
+	start := e.do(get("https://gw.example.com/oauth2/start?rd=" + url.QueryEscape(rd)))
+	if start.StatusCode != http.StatusFound {
+		e.t.Fatalf("start = %d, want 302", start.StatusCode)
+	}
+	loc, _ := url.Parse(start.Header.Get("Location"))
+	state := loc.Query().Get("state")
+	var login *http.Cookie
+	for _, c := range start.Cookies() {
+		login = c
+	}
+	e.idp.issue(code, sub, email, groups...)
+	cb := e.do(get("https://gw.example.com/oauth2/callback?code="+code+"&state="+url.QueryEscape(state), "Cookie", login.Name+"="+login.Value))
+	var jar []string
+	for _, c := range cb.Cookies() {
+		if c.MaxAge >= 0 && c.Value != "" {
+			jar = append(jar, c.Name+"="+c.Value)
+		}
+	}
+	return cb, strings.Join(jar, "; ")
+}
+
+func TestSignInFlow(t *testing.T) {
+	e := newEnv(t, nil)
+	cb, jar := e.signIn("/dashboard?tab=1", "code-1", "alice", "alice@example.com", "admins")
+	if cb.StatusCode != http.StatusFound || cb.Header.Get("Location") != "/dashboard?tab=1" {
+		t.Fatalf("callback = %d to %q, want 302 to /dashboard?tab=1", cb.StatusCode, cb.Header.Get("Location"))
+	}
+	if !strings.Contains(jar, "__Host-_portcullis=") {
+		t.Fatalf("no session cookie after callback: %q", jar)
+	}
+	for _, c := range cb.Cookies() {
+		if strings.Contains(c.Name, "_login_") && c.MaxAge >= 0 {
+			t.Errorf("login cookie %s not expired after callback", c.Name)
+		}
+	}
+	// The attempt redeemed with the verifier and nonce it started with.
+	if len(e.idp.redeemed) != 1 || e.idp.redeemed[0].Verifier == "" || e.idp.redeemed[0].Nonce == "" {
+		t.Errorf("redeemed attempts = %+v", e.idp.redeemed)
+	}
+	resp := e.do(get("https://gw.example.com/dashboard", "Cookie", jar))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("authenticated GET = %d, want 200", resp.StatusCode)
+	}
+	up := e.last()
+	if up.Header.Get("X-Forwarded-User") != "alice" || up.Header.Get("X-Forwarded-Email") != "alice@example.com" || up.Header.Get("X-Forwarded-Groups") != "admins" {
+		t.Errorf("identity headers = %v", up.Header)
+	}
+	if c := up.Header.Get("Cookie"); strings.Contains(c, "portcullis") {
+		t.Errorf("upstream received the gateway's cookie: %q", c)
+	}
+	// Tokens nobody needs are not kept in the cookie.
+	r := get("/")
+	r.Header.Set("Cookie", jar)
+	s, err := e.store.Load(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.AccessToken != "" || s.IDToken != "" {
+		t.Errorf("session keeps unneeded tokens: access=%q id=%q", s.AccessToken, s.IDToken)
+	}
+	logs := e.logs.String()
+	for _, secret := range []string{"access-token-secret", "refresh-token-secret", "id-token-secret", "code-1", jar} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("logs contain a secret %q", secret)
+		}
+	}
+}
+
+func TestCallbackRejects(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		query func(state string) string
+		jar   func(login string) string
+		want  int
+	}{
+		{"missing state", func(string) string { return "code=c" }, func(l string) string { return l }, 400},
+		{"wrong state", func(string) string { return "code=c&state=forged" }, func(l string) string { return l }, 400},
+		{"no login cookie (login CSRF)", func(s string) string { return "code=c&state=" + s }, func(string) string { return "" }, 400},
+		{"tampered login cookie", func(s string) string { return "code=c&state=" + s }, func(l string) string { return l[:len(l)-4] + "AAAA" }, 400},
+		{"missing code", func(s string) string { return "state=" + s }, func(l string) string { return l }, 400},
+		{"provider error", func(s string) string { return "error=access_denied&state=" + s }, func(l string) string { return l }, 403},
+		{"unknown code", func(s string) string { return "code=never-issued&state=" + s }, func(l string) string { return l }, 400},
+		{"duplicate state params", func(s string) string { return "code=c&state=x&state=" + s }, func(l string) string { return l }, 400},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			start := e.do(get("https://gw.example.com/oauth2/start?rd=/x"))
+			loc, _ := url.Parse(start.Header.Get("Location"))
+			state := url.QueryEscape(loc.Query().Get("state"))
+			login := start.Cookies()[0]
+			e.idp.issue("c", "alice", "alice@example.com")
+			r := get("https://gw.example.com/oauth2/callback?"+tt.query(state), "Accept", "text/html")
+			if j := tt.jar(login.Name + "=" + login.Value); j != "" {
+				r.Header.Set("Cookie", j)
+			}
+			resp := e.do(r)
+			if resp.StatusCode != tt.want {
+				t.Errorf("status = %d, want %d", resp.StatusCode, tt.want)
+			}
+			for _, c := range resp.Cookies() {
+				if c.Name == e.store.Name() && c.MaxAge >= 0 {
+					t.Error("a session cookie was set")
+				}
+			}
+			if len(e.idp.redeemed) != 0 {
+				t.Errorf("the code was redeemed despite the rejection")
+			}
+		})
+	}
+}
+
+func TestCallbackReplay(t *testing.T) {
+	e := newEnv(t, nil)
+	start := e.do(get("https://gw.example.com/oauth2/start"))
+	loc, _ := url.Parse(start.Header.Get("Location"))
+	state := url.QueryEscape(loc.Query().Get("state"))
+	login := start.Cookies()[0].Name + "=" + start.Cookies()[0].Value
+	e.idp.issue("c1", "alice", "alice@example.com")
+	first := e.do(get("https://gw.example.com/oauth2/callback?code=c1&state="+state, "Cookie", login))
+	if first.StatusCode != http.StatusFound {
+		t.Fatalf("first callback = %d", first.StatusCode)
+	}
+	// The attacker replays the same URL with the same (captured) login cookie.
+	e.idp.issue("c1", "alice", "alice@example.com")
+	again := e.do(get("https://gw.example.com/oauth2/callback?code=c1&state="+state, "Cookie", login))
+	if again.StatusCode != http.StatusBadRequest {
+		t.Errorf("replayed callback = %d, want 400", again.StatusCode)
+	}
+	if len(e.idp.redeemed) != 1 {
+		t.Errorf("codes redeemed = %d, want 1", len(e.idp.redeemed))
+	}
+}
+
+func TestCallbackErrorIsNotReflected(t *testing.T) {
+	e := newEnv(t, nil)
+	start := e.do(get("https://gw.example.com/oauth2/start"))
+	loc, _ := url.Parse(start.Header.Get("Location"))
+	payload := `<script>alert(1)</script>`
+	r := get("https://gw.example.com/oauth2/callback?state="+url.QueryEscape(loc.Query().Get("state"))+
+		"&error="+url.QueryEscape(payload)+"&error_description="+url.QueryEscape(payload),
+		"Cookie", start.Cookies()[0].Name+"="+start.Cookies()[0].Value)
+	resp := e.do(r)
+	b := body(resp)
+	if strings.Contains(b, "<script>") || strings.Contains(b, "alert(1)") {
+		t.Errorf("error page reflects the provider's error: %s", b)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("CSP = %q", csp)
+	}
+}
+
+func TestStartRedirectTargets(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, tt := range []struct{ rd, want string }{
+		{"/ok?x=1", "/ok?x=1"},
+		{"//evil.com", "/"},
+		{"https://evil.com/", "/"},
+		{`/\evil.com`, "/"},
+		{"javascript:alert(1)", "/"},
+		{"https://gw.example.com/fine", "https://gw.example.com/fine"},
+	} {
+		t.Run(tt.rd, func(t *testing.T) {
+			e.idp.issue("code-"+tt.rd, "alice", "alice@example.com")
+			cb, _ := e.signIn(tt.rd, "code-"+tt.rd, "alice", "alice@example.com")
+			if got := cb.Header.Get("Location"); got != tt.want {
+				t.Errorf("after sign-in with rd=%q went to %q, want %q", tt.rd, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestUnauthenticated(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, tt := range []struct {
+		name   string
+		header []string
+		want   int
+	}{
+		{"browser", []string{"Accept", "text/html"}, http.StatusFound},
+		{"json", []string{"Accept", "application/json"}, http.StatusUnauthorized},
+		{"xhr", []string{"X-Requested-With", "XMLHttpRequest"}, http.StatusUnauthorized},
+		{"fetch cors", []string{"Sec-Fetch-Mode", "cors"}, http.StatusUnauthorized},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := e.do(get("https://gw.example.com/app/page?q=1", tt.header...))
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status = %d, want %d", resp.StatusCode, tt.want)
+			}
+			if tt.want == http.StatusFound {
+				if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, "https://idp.test/authorize") {
+					t.Errorf("Location = %q, want the provider", loc)
+				}
+				return
+			}
+			m := decodeJSON(t, resp)
+			if m["login_url"] != "https://gw.example.com/oauth2/start?rd=%2Fapp%2Fpage%3Fq%3D1" {
+				t.Errorf("login_url = %v", m["login_url"])
+			}
+		})
+	}
+	if e.count() != 0 {
+		t.Errorf("upstream received %d unauthenticated requests", e.count())
+	}
+}
+
+func TestProviderDown(t *testing.T) {
+	e := newEnv(t, nil)
+	e.idp.down = true
+	if resp := e.do(get("https://gw.example.com/", "Accept", "text/html")); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("sign-in while provider is down = %d, want 503", resp.StatusCode)
+	}
+	if resp := e.do(get("https://gw.example.com/ready")); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/ready while provider is down = %d, want 503", resp.StatusCode)
+	}
+	e.idp.down = false
+	if resp := e.do(get("https://gw.example.com/ready")); resp.StatusCode != http.StatusOK {
+		t.Errorf("/ready = %d, want 200", resp.StatusCode)
+	}
+}
+
+func TestSignOut(t *testing.T) {
+	e := newEnv(t, nil)
+	_, jar := e.signIn("/", "c", "alice", "alice@example.com")
+	page := e.do(get("https://gw.example.com/oauth2/sign_out?rd=/bye", "Cookie", jar))
+	html := body(page)
+	if page.StatusCode != http.StatusOK || !strings.Contains(html, `method="post"`) {
+		t.Fatalf("GET sign_out = %d %s, want a confirmation form", page.StatusCode, html)
+	}
+	if n := len(page.Cookies()); n != 0 {
+		t.Errorf("GET sign_out changed %d cookies; it must only ask", n)
+	}
+	csrf := between(html, `name="csrf" value="`, `"`)
+
+	post := func(form url.Values, header ...string) *http.Response {
+		r := httptest.NewRequest("POST", "https://gw.example.com/oauth2/sign_out", strings.NewReader(form.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set("Cookie", jar)
+		for i := 0; i+1 < len(header); i += 2 {
+			r.Header.Set(header[i], header[i+1])
+		}
+		return e.do(r)
+	}
+	for _, tt := range []struct {
+		name   string
+		form   url.Values
+		header []string
+	}{
+		{"cross-site without token", url.Values{"rd": {"/"}}, []string{"Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"}},
+		{"same-site sibling without token", url.Values{}, []string{"Sec-Fetch-Site", "same-site"}},
+		{"old browser, foreign origin", url.Values{}, []string{"Origin", "https://evil.example"}},
+		{"cross-site with a forged token", url.Values{"csrf": {"AAAA"}}, []string{"Sec-Fetch-Site", "cross-site"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := post(tt.form, tt.header...)
+			if resp.StatusCode != http.StatusForbidden {
+				t.Errorf("status = %d, want 403", resp.StatusCode)
+			}
+			if len(resp.Cookies()) != 0 {
+				t.Error("cookies changed by a rejected sign-out")
+			}
+		})
+	}
+	resp := post(url.Values{"csrf": {csrf}, "rd": {"https://evil.com/"}}, "Sec-Fetch-Site", "cross-site")
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/" {
+		t.Errorf("sign-out with token = %d to %q, want 302 to / (rd is not allowed)", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if c := cookiesOf(resp)[e.store.Name()]; c == nil || c.MaxAge >= 0 {
+		t.Errorf("session cookie not expired: %+v", c)
+	}
+	// Same-origin form posts (the app's own sign-out button) need no token.
+	if resp := post(url.Values{}, "Sec-Fetch-Site", "same-origin", "Origin", "https://gw.example.com"); resp.StatusCode != http.StatusOK {
+		t.Errorf("same-origin sign-out = %d, want 200 signed-out page", resp.StatusCode)
+	}
+}
+
+func between(s, a, b string) string {
+	_, rest, ok := strings.Cut(s, a)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, b)
+	return v
+}
+
+func TestUserinfo(t *testing.T) {
+	e := newEnv(t, nil)
+	_, jar := e.signIn("/", "c", "alice", "alice@example.com", "admins")
+	resp := e.do(get("https://gw.example.com/oauth2/userinfo", "Cookie", jar))
+	m := decodeJSON(t, resp)
+	if m["email"] != "alice@example.com" || m["subject"] != "alice" {
+		t.Errorf("userinfo = %v", m)
+	}
+	for k := range m {
+		if strings.Contains(k, "token") {
+			t.Errorf("userinfo exposes %q", k)
+		}
+	}
+	if resp := e.do(get("https://gw.example.com/oauth2/userinfo")); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("userinfo without session = %d, want 401", resp.StatusCode)
+	}
+}

@@ -1,0 +1,463 @@
+// Package proxy is everything that touches a request: the gateway's
+// endpoints, routing to upstreams, the sign-in flow, policy, redirects, the
+// identity headers sent upstream, and how errors reach the client and the
+// log.
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/portcullis/portcullis/providers"
+	"github.com/portcullis/portcullis/session"
+)
+
+// Config is the part of the configuration package proxy owns.
+type Config struct {
+	Server    ServerConfig
+	Upstreams []UpstreamConfig
+	Policy    PolicyConfig
+	Headers   HeadersConfig
+}
+
+// HeadersConfig is the `headers` section: what upstreams are told.
+type HeadersConfig struct {
+	// User picks the X-Forwarded-User value: subject (default, the only
+	// stable identifier: OpenID Connect Core §5.7), preferred_username or
+	// email. The latter two fall back to subject when absent.
+	User string `yaml:"user"`
+}
+
+// Options are the collaborators main wires in.
+type Options struct {
+	Providers []providers.Provider
+	Store     session.Store
+	// SessionCookie is the session cookie's name as sent to browsers; it and
+	// every cookie starting with it are kept from upstreams.
+	SessionCookie string
+	Login         *session.LoginCookies
+	Keys          *session.KeyRing
+	Logger        *slog.Logger
+	// Transport reaches upstreams; a tuned transport per upstream when nil.
+	Transport http.RoundTripper
+	Now       func() time.Time
+}
+
+// Handler is the gateway: one http.Handler for endpoints and proxying.
+type Handler struct {
+	cfg       Config
+	log       *slog.Logger
+	providers []providers.Provider
+	store     session.Store
+	login     *session.LoginCookies
+	keys      *session.KeyRing
+	now       func() time.Time
+
+	public      *url.URL // server.public_url
+	prefix      string   // endpoint prefix, /oauth2
+	redirects   *redirectPolicy
+	routes      routes
+	policy      *rule
+	managed     headerSet
+	cookieBases []string
+	keepAccess  bool // some upstream needs the access token
+	states      *usedStates
+	pages       pages
+
+	idPrefix string
+	idSeq    atomic.Uint64
+}
+
+// New validates cfg and builds the handler. It does no I/O.
+func New(cfg Config, opts Options) (*Handler, error) {
+	var errs []error
+	public, err := cfg.Server.validate()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if opts.Store == nil || opts.Login == nil || opts.Keys == nil {
+		errs = append(errs, errors.New("proxy: a session store, login cookies and keys are required"))
+	}
+	if len(opts.Providers) == 0 {
+		errs = append(errs, errors.New("providers: at least one provider is required"))
+	}
+	if len(opts.Providers) > 1 {
+		errs = append(errs, errors.New("providers: only one provider is supported for now"))
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	switch cfg.Headers.User {
+	case "":
+		cfg.Headers.User = "subject"
+	case "subject", "preferred_username", "email":
+	default:
+		errs = append(errs, fmt.Errorf("headers.user %q: want subject, preferred_username or email", cfg.Headers.User))
+	}
+	h := &Handler{
+		cfg:       cfg,
+		log:       opts.Logger,
+		providers: opts.Providers,
+		store:     opts.Store,
+		login:     opts.Login,
+		keys:      opts.Keys,
+		now:       opts.Now,
+		public:    public,
+		prefix:    cfg.Server.Prefix,
+		managed:   newHeaderSet(managedHeaders...),
+		states:    newUsedStates(session.LoginTTL, 100_000),
+		pages:     parsedPages,
+	}
+	if public != nil {
+		if h.redirects, err = newRedirectPolicy(public, cfg.Server.AllowedRedirectHosts); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if opts.SessionCookie == "" {
+		errs = append(errs, errors.New("proxy: the session cookie name is required"))
+	}
+	h.cookieBases = []string{opts.SessionCookie}
+	if bare := strings.TrimPrefix(opts.SessionCookie, "__Host-"); bare != opts.SessionCookie && bare != "" {
+		h.cookieBases = append(h.cookieBases, bare)
+	}
+	if len(cfg.Upstreams) == 0 {
+		errs = append(errs, errors.New("upstreams: at least one upstream is required"))
+	}
+	seen := map[string]bool{}
+	for _, uc := range cfg.Upstreams {
+		up, err := h.newUpstream(uc, opts.Transport)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("upstreams: %w", err))
+			continue
+		}
+		if seen[up.prefix] {
+			errs = append(errs, fmt.Errorf("upstreams: path %s is listed twice", up.prefix))
+		}
+		seen[up.prefix] = true
+		if strings.HasPrefix(up.prefix, cfg.Server.Prefix+"/") || up.prefix == cfg.Server.Prefix {
+			errs = append(errs, fmt.Errorf("upstreams: path %s is inside the gateway's own prefix %s", up.prefix, cfg.Server.Prefix))
+		}
+		h.keepAccess = h.keepAccess || uc.PassAccessToken || uc.PassAuthorizationHeader
+		h.routes = append(h.routes, up)
+	}
+	h.routes.sort()
+	if h.policy, err = compileRule("policy", cfg.Policy.Emails, cfg.Policy.EmailDomains, cfg.Policy.Groups); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	var b [4]byte
+	rand.Read(b[:])
+	h.idPrefix = hex.EncodeToString(b[:]) + "-"
+	return h, nil
+}
+
+// ServerConfig returns the server section with its defaults filled in.
+func (h *Handler) ServerConfig() ServerConfig { return h.cfg.Server }
+
+// Warnings lists configuration that is valid but probably not intended.
+func (h *Handler) Warnings() []string {
+	var w []string
+	if h.policy.denies() {
+		w = append(w, "policy admits nobody: set policy.email_domains, emails or groups (\"*\" admits every signed-in user)")
+	}
+	if h.public.Scheme != "https" {
+		w = append(w, "server.public_url is plain http: use https outside local development")
+	}
+	return w
+}
+
+// CallbackURL is the redirect URI to register at providers.
+func CallbackURL(publicURL, prefix string) string {
+	if prefix == "" {
+		prefix = "/oauth2"
+	}
+	return strings.TrimSuffix(publicURL, "/") + prefix + "/callback"
+}
+
+// request is the per-request record the access log line is made of.
+type request struct {
+	id    string
+	start time.Time
+	route string
+	user  string
+	rd    string // where to return after sign-in, for login links
+	err   error
+}
+
+type requestKey struct{}
+
+func (h *Handler) newRequestID() string {
+	return h.idPrefix + strconv.FormatUint(h.idSeq.Add(1), 36)
+}
+
+// ServeHTTP is the edge: strip what clients must not send, dispatch, map
+// errors to responses, and log one line.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rq := &request{id: h.newRequestID(), start: h.now()}
+	rec := &recorder{ResponseWriter: w}
+	r = r.WithContext(context.WithValue(r.Context(), requestKey{}, rq))
+
+	// 1. No client-supplied identity, in any spelling, gets any further.
+	h.managed.strip(r.Header)
+
+	err := h.serve(rec, r, rq)
+	if err != nil {
+		e := asHTTPError(err)
+		rq.err = e
+		if !rec.wroteHeader {
+			h.render(rec, r, rq, e)
+		}
+	}
+	h.logRequest(r, rec, rq)
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) error {
+	// 2. One canonical path for routing, policy and the upstream.
+	path, rawPath, err := canonicalPath(r.URL.EscapedPath())
+	if err != nil {
+		return errorf(http.StatusBadRequest, "The request path is not accepted by this gateway.", err)
+	}
+	rq.rd = rawPath
+	if r.URL.RawQuery != "" {
+		rq.rd += "?" + r.URL.RawQuery
+	}
+	switch {
+	case path == "/ping":
+		rq.route = "ping"
+		return h.ping(w, r)
+	case path == "/ready":
+		rq.route = "ready"
+		return h.ready(w, r)
+	case path == h.prefix || strings.HasPrefix(path, h.prefix+"/"):
+		rq.rd = "/"
+		return h.endpoint(w, r, rq, path[len(h.prefix):])
+	}
+	return h.proxy(w, r, rq, path, rawPath)
+}
+
+// endpoint dispatches the gateway's own endpoints.
+func (h *Handler) endpoint(w http.ResponseWriter, r *http.Request, rq *request, name string) error {
+	rq.route = "oauth2" + name
+	switch name {
+	case "/start":
+		return h.start(w, r, rq)
+	case "/callback":
+		return h.callback(w, r, rq)
+	case "/sign_out":
+		return h.signOut(w, r, rq)
+	case "/userinfo":
+		return h.userinfo(w, r, rq)
+	}
+	rq.route = "oauth2"
+	return errorf(http.StatusNotFound, "There is nothing here.", fmt.Errorf("unknown endpoint %q", name))
+}
+
+// proxy serves an application request: authenticate, authorise, forward.
+func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, rq *request, path, rawPath string) error {
+	up := h.routes.match(path)
+	if up == nil {
+		rq.route = "none"
+		return errorf(http.StatusNotFound, "There is nothing here.", fmt.Errorf("no upstream for %s", path))
+	}
+	rq.route = up.prefix
+	s, err := h.loadSession(r)
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		return h.unauthenticated(w, r, rq)
+	}
+	rq.user = h.userValue(s)
+	if ok, _ := h.policy.allows(&s.Identity); !ok {
+		return &httpError{Code: http.StatusForbidden, Msg: "You are signed in, but not allowed to use this application.",
+			Err: fmt.Errorf("denied by %s for %s", h.policy.name, s.Subject)}
+	}
+	if isUpgrade(r) {
+		// Websockets outlive the server's read and write deadlines.
+		rc := http.NewResponseController(w)
+		rc.SetReadDeadline(time.Time{})
+		rc.SetWriteDeadline(time.Time{})
+	}
+	px := &proxied{session: s, path: path, rawPath: rawPath, id: rq.id}
+	up.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), proxiedKey{}, px)))
+	return nil
+}
+
+func isUpgrade(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != "" && strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade")
+}
+
+// loadSession returns the request's session, nil when there is none (or
+// none that can be trusted), or an error when the store failed.
+func (h *Handler) loadSession(r *http.Request) (*session.Session, error) {
+	s, err := h.store.Load(r)
+	switch {
+	case err == nil:
+		return s, nil
+	case errors.Is(err, session.ErrNoSession):
+		return nil, nil
+	case session.IsAbsent(err):
+		h.log.LogAttrs(r.Context(), slog.LevelDebug, "session cookie rejected", slog.String("reason", err.Error()))
+		return nil, nil
+	}
+	return nil, errorf(http.StatusServiceUnavailable, "Sessions are unavailable right now. Please try again shortly.", err)
+}
+
+// unauthenticated answers a request without a session: API clients get a
+// 401 with a login_url, browsers go straight to the provider.
+func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request, rq *request) error {
+	if wantsJSON(r) {
+		return &httpError{Code: http.StatusUnauthorized, Msg: "Sign in first.", SignIn: true, Err: errors.New("no session")}
+	}
+	return h.beginLogin(w, r, rq, h.providers[0], rq.rd)
+}
+
+// loginURL is the sign-in URL that returns to rd.
+func (h *Handler) loginURL(rd string) string {
+	u := h.public.String() + h.prefix + "/start"
+	if rd != "" && rd != "/" {
+		u += "?rd=" + url.QueryEscape(rd)
+	}
+	return u
+}
+
+func (h *Handler) ping(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write([]byte("OK\n"))
+	return nil
+}
+
+// readyChecker is implemented by stores that depend on a server.
+type readyChecker interface {
+	Ready(ctx context.Context) error
+}
+
+// ready reports whether every provider has been discovered and the session
+// store answers. Problems are named, their causes logged.
+func (h *Handler) ready(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	var problems []string
+	for _, p := range h.providers {
+		if err := p.Ready(ctx); err != nil {
+			problems = append(problems, "provider "+p.ID()+" unavailable")
+			h.log.LogAttrs(ctx, slog.LevelWarn, "not ready", slog.String("provider", p.ID()), slog.Any("err", err))
+		}
+	}
+	if rc, ok := h.store.(readyChecker); ok {
+		if err := rc.Ready(ctx); err != nil {
+			problems = append(problems, "session store unavailable")
+			h.log.LogAttrs(ctx, slog.LevelWarn, "not ready", slog.String("store", "session"), slog.Any("err", err))
+		}
+	}
+	if len(problems) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "problems": problems})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
+	return nil
+}
+
+// logRequest writes the access line: no query strings (they carry codes
+// and states), no cookies, no tokens.
+func (h *Handler) logRequest(r *http.Request, rec *recorder, rq *request) {
+	level := slog.LevelInfo
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	if !h.log.Enabled(r.Context(), level) {
+		return
+	}
+	path := r.URL.EscapedPath()
+	if len(path) > 256 {
+		path = path[:256] + "…"
+	}
+	attrs := []slog.Attr{
+		slog.String("id", rq.id),
+		slog.String("method", r.Method),
+		slog.String("host", r.Host),
+		slog.String("path", path),
+		slog.Int("status", status),
+		slog.Int64("bytes", rec.bytes),
+		slog.Duration("dur", h.now().Sub(rq.start)),
+		slog.String("route", rq.route),
+		slog.String("remote", remoteIP(r)),
+	}
+	if rq.user != "" {
+		attrs = append(attrs, slog.String("user", rq.user))
+	}
+	if rq.err != nil {
+		attrs = append(attrs, slog.String("err", rq.err.Error()))
+	}
+	h.log.LogAttrs(r.Context(), level, "request", attrs...)
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// recorder notes the status and size for the access log. It unwraps for
+// http.ResponseController, so flushing and hijacking (websockets) reach the
+// server's writer.
+type recorder struct {
+	http.ResponseWriter
+	status      int
+	bytes       int64
+	wroteHeader bool
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if !w.wroteHeader && code >= 200 || code == http.StatusSwitchingProtocols {
+		w.status, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.status, w.wroteHeader = http.StatusOK, true
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *recorder) Flush() {
+	if !w.wroteHeader {
+		w.status, w.wroteHeader = http.StatusOK, true
+	}
+	http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.status, w.wroteHeader = http.StatusSwitchingProtocols, true
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,233 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/providers"
+	"github.com/portcullis/portcullis/session"
+)
+
+// fakeProvider stands in for an identity provider in unit tests: it hands
+// out authorization URLs and redeems codes it was told about. The real
+// provider is exercised end to end in package e2e.
+type fakeProvider struct {
+	mu       sync.Mutex
+	issuer   string
+	codes    map[string]*session.Session // code -> session it redeems to
+	attempts map[string]providers.Attempt
+	redeemed []providers.Attempt
+	respErr  error
+	down     bool
+}
+
+func newFakeProvider() *fakeProvider {
+	return &fakeProvider{issuer: "https://idp.test", codes: map[string]*session.Session{}, attempts: map[string]providers.Attempt{}}
+}
+
+func (f *fakeProvider) ID() string     { return "corp" }
+func (f *fakeProvider) Issuer() string { return f.issuer }
+func (f *fakeProvider) Ready(context.Context) error {
+	if f.down {
+		return providers.ErrUnavailable
+	}
+	return nil
+}
+
+func (f *fakeProvider) AuthCodeURL(_ context.Context, a providers.Attempt) (string, error) {
+	if f.down {
+		return "", providers.ErrUnavailable
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.attempts[a.State] = a
+	return "https://idp.test/authorize?state=" + url.QueryEscape(a.State), nil
+}
+
+func (f *fakeProvider) CheckResponse(context.Context, url.Values) error { return f.respErr }
+
+func (f *fakeProvider) Redeem(_ context.Context, code string, a providers.Attempt) (*session.Session, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.codes[code]
+	if !ok {
+		return nil, providers.ErrRejected
+	}
+	delete(f.codes, code)
+	f.redeemed = append(f.redeemed, a)
+	c := *s
+	return &c, nil
+}
+
+// issue makes code redeem to a session for sub/email/groups.
+func (f *fakeProvider) issue(code, sub, email string, groups ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.codes[code] = &session.Session{
+		Identity: session.Identity{Issuer: f.issuer, Subject: sub, Email: email, EmailVerified: true, PreferredUsername: sub, Groups: groups},
+		Provider: "corp", AccessToken: "access-token-secret", RefreshToken: "refresh-token-secret", IDToken: "id-token-secret",
+	}
+}
+
+// seen is one request as the upstream received it.
+type seen struct {
+	Method, Path, RawPath, Host string
+	Header                      http.Header
+}
+
+type env struct {
+	t        *testing.T
+	h        *Handler
+	idp      *fakeProvider
+	store    *session.CookieStore
+	keys     *session.KeyRing
+	upstream *httptest.Server
+	mu       sync.Mutex
+	got      []seen
+	logs     *strings.Builder
+	now      time.Time
+}
+
+func newEnv(t *testing.T, mutate func(*Config)) *env {
+	t.Helper()
+	e := &env{t: t, idp: newFakeProvider(), logs: &strings.Builder{}, now: time.Now()}
+	e.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.mu.Lock()
+		e.got = append(e.got, seen{r.Method, r.URL.Path, r.URL.RawPath, r.Host, r.Header.Clone()})
+		e.mu.Unlock()
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "upstream saw "+r.URL.EscapedPath())
+	}))
+	t.Cleanup(e.upstream.Close)
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	keys, err := session.NewKeyRing([]string{base64.StdEncoding.EncodeToString(secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.keys = keys
+	cookieCfg := session.CookieConfig{Name: "_portcullis"}
+	e.store, err = session.NewCookieStore(cookieCfg, keys, session.CookieStoreOptions{Lifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	login, err := session.NewLoginCookies(cookieCfg, keys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{
+		Server:    ServerConfig{PublicURL: "https://gw.example.com"},
+		Upstreams: []UpstreamConfig{{Path: "/", URL: e.upstream.URL}},
+		Policy:    PolicyConfig{EmailDomains: []string{"example.com"}},
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	e.h, err = New(cfg, Options{
+		Providers: []providers.Provider{e.idp}, Store: e.store, SessionCookie: e.store.Name(),
+		Login: login, Keys: keys, Logger: newTestLogger(e.logs),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// do sends a request through the handler.
+func (e *env) do(r *http.Request) *http.Response {
+	e.t.Helper()
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, r)
+	return rec.Result()
+}
+
+func (e *env) last() seen {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.got) == 0 {
+		e.t.Fatal("upstream received nothing")
+	}
+	return e.got[len(e.got)-1]
+}
+
+func (e *env) count() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.got)
+}
+
+// sessionCookie returns a Cookie header value for a signed-in user.
+func (e *env) sessionCookie(sub, email string, groups ...string) string {
+	e.t.Helper()
+	v, err := e.store.Seal(&session.Session{
+		Identity:  session.Identity{Issuer: e.idp.issuer, Subject: sub, Email: email, EmailVerified: true, PreferredUsername: sub, Groups: groups},
+		Provider:  "corp",
+		CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour),
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.store.Name() + "=" + v
+}
+
+func get(target string, header ...string) *http.Request {
+	r := httptest.NewRequest("GET", target, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		r.Header.Add(header[i], header[i+1])
+	}
+	return r
+}
+
+func cookiesOf(resp *http.Response) map[string]*http.Cookie {
+	out := map[string]*http.Cookie{}
+	for _, c := range resp.Cookies() {
+		out[c.Name] = c
+	}
+	return out
+}
+
+func decodeJSON(t *testing.T, resp *http.Response) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatalf("decoding JSON body: %v", err)
+	}
+	return m
+}
+
+func body(resp *http.Response) string {
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// tryNew builds a handler from the default test configuration changed by
+// mutate and returns New's error.
+func tryNew(t *testing.T, mutate func(*Config)) error {
+	t.Helper()
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	keys, err := session.NewKeyRing([]string{base64.StdEncoding.EncodeToString(secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, _ := session.NewCookieStore(session.CookieConfig{}, keys, session.CookieStoreOptions{})
+	login, _ := session.NewLoginCookies(session.CookieConfig{}, keys, nil)
+	cfg := Config{
+		Server:    ServerConfig{PublicURL: "https://gw.example.com"},
+		Upstreams: []UpstreamConfig{{Path: "/", URL: "http://127.0.0.1:1"}},
+		Policy:    PolicyConfig{EmailDomains: []string{"example.com"}},
+	}
+	mutate(&cfg)
+	_, err = New(cfg, Options{Providers: []providers.Provider{newFakeProvider()}, Store: store, SessionCookie: store.Name(), Login: login, Keys: keys})
+	return err
+}

@@ -1,0 +1,221 @@
+package proxy
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/portcullis/portcullis/session"
+)
+
+// Identity headers the gateway sets on upstream requests.
+const (
+	hdrUser              = "X-Forwarded-User"
+	hdrEmail             = "X-Forwarded-Email"
+	hdrGroups            = "X-Forwarded-Groups"
+	hdrPreferredUsername = "X-Forwarded-Preferred-Username"
+	hdrAccessToken       = "X-Forwarded-Access-Token"
+	hdrRequestID         = "X-Request-Id"
+)
+
+// managedHeaders are removed from every incoming request before anything
+// looks at it, in every spelling: an upstream (or a framework mapping
+// X_Forwarded_Email to HTTP_X_FORWARDED_EMAIL) must only ever see values the
+// gateway set (RFC 9700 §4.13; oauth2-proxy CVE-2025-64484). The list covers
+// what we set, what forward-auth sets, and what common apps trust from an
+// auth proxy (Grafana's X-WEBAUTH-USER, REMOTE_USER-style headers), plus
+// the URL-override headers some frameworks honour.
+var managedHeaders = []string{
+	hdrUser, hdrEmail, hdrGroups, hdrPreferredUsername, hdrAccessToken,
+	"X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Groups",
+	"X-Auth-Request-Preferred-Username", "X-Auth-Request-Access-Token", "X-Auth-Request-Redirect",
+	"X-Portcullis-Assertion", "X-Forwarded-Name",
+	"Remote-User", "X-Remote-User", "X-Webauth-User", "X-Webauth-Email", "X-Auth-User",
+	"X-Original-Url", "X-Original-Uri", "X-Rewrite-Url", "X-Forwarded-Prefix",
+	"X-Forwarded-Uri", "X-Forwarded-Method", "X-Forwarded-Host", "X-Forwarded-Proto",
+	"X-Forwarded-Port", "X-Forwarded-For", "X-Forwarded-Server", "X-Forwarded-Ssl",
+	"X-Real-Ip", "Forwarded", "X-Request-Id",
+}
+
+// headerSet matches header names after normalisation: lower case, "_" as
+// "-". Built once; matching a name allocates nothing.
+type headerSet map[string]struct{}
+
+func newHeaderSet(names ...string) headerSet {
+	s := make(headerSet, len(names))
+	for _, n := range names {
+		s[normHeader(n)] = struct{}{}
+	}
+	return s
+}
+
+func normHeader(n string) string {
+	return strings.ReplaceAll(strings.ToLower(n), "_", "-")
+}
+
+func (s headerSet) has(name string) bool {
+	var buf [64]byte
+	if len(name) > len(buf) {
+		_, ok := s[normHeader(name)]
+		return ok
+	}
+	b := buf[:len(name)]
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '_':
+			c = '-'
+		}
+		b[i] = c
+	}
+	_, ok := s[string(b)] // the compiler does not allocate for this lookup
+	return ok
+}
+
+// strip deletes every header whose normalised name is in s.
+func (s headerSet) strip(h http.Header) {
+	for k := range h {
+		if s.has(k) {
+			delete(h, k)
+		}
+	}
+}
+
+// identityHeaders writes the identity of s onto h (already stripped).
+func (h *Handler) identityHeaders(out http.Header, s *session.Session, up *upstream) {
+	out[hdrUser] = []string{headerSafe(h.userValue(s))}
+	if s.Email != "" {
+		out[hdrEmail] = []string{headerSafe(s.Email)}
+	}
+	if len(s.Groups) > 0 {
+		out[hdrGroups] = []string{headerSafe(strings.Join(s.Groups, ","))}
+	}
+	if s.PreferredUsername != "" {
+		out[hdrPreferredUsername] = []string{headerSafe(s.PreferredUsername)}
+	}
+	if up.cfg.PassAccessToken && s.AccessToken != "" {
+		out[hdrAccessToken] = []string{s.AccessToken}
+	}
+	if up.cfg.PassAuthorizationHeader && s.AccessToken != "" {
+		out["Authorization"] = []string{"Bearer " + s.AccessToken}
+	}
+}
+
+// userValue is the X-Forwarded-User value: headers.user picks the claim.
+func (h *Handler) userValue(s *session.Session) string {
+	switch h.cfg.Headers.User {
+	case "email":
+		if s.Email != "" {
+			return s.Email
+		}
+	case "preferred_username":
+		if s.PreferredUsername != "" {
+			return s.PreferredUsername
+		}
+	}
+	return s.Subject
+}
+
+// headerSafe drops control characters; providers' claims are checked at
+// sign-in, this is the second line.
+func headerSafe(v string) string {
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] == 0x7f {
+			return strings.Map(func(r rune) rune {
+				if r < 0x20 || r == 0x7f {
+					return -1
+				}
+				return r
+			}, v)
+		}
+	}
+	return v
+}
+
+// stripGatewayCookies removes the gateway's own cookies (session chunks and
+// login cookies) from the Cookie headers, keeping every other pair byte for
+// byte. The session is the gateway's credential, not the app's.
+func stripGatewayCookies(h http.Header, bases []string) {
+	lines := h["Cookie"]
+	if len(lines) == 0 {
+		return
+	}
+	found := false
+	for _, line := range lines {
+		for _, base := range bases {
+			if containsFold(line, base) {
+				found = true
+			}
+		}
+	}
+	if !found {
+		return
+	}
+	var kept []string
+	for _, line := range lines {
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			name, _, _ := strings.Cut(part, "=")
+			if isGatewayCookie(bases, strings.TrimSpace(name)) {
+				continue
+			}
+			kept = append(kept, part)
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Cookie")
+		return
+	}
+	h["Cookie"] = []string{strings.Join(kept, "; ")}
+}
+
+func containsFold(s, sub string) bool {
+	if len(sub) == 0 {
+		return true
+	}
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func isGatewayCookie(bases []string, name string) bool {
+	for _, b := range bases {
+		if session.IsGatewayCookie(b, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// dropGatewaySetCookies removes Set-Cookie lines from an upstream response
+// that name one of the gateway's cookies.
+func dropGatewaySetCookies(h http.Header, bases []string) {
+	lines := h["Set-Cookie"]
+	if len(lines) == 0 {
+		return
+	}
+	kept := lines[:0:0]
+	for _, l := range lines {
+		name, _, _ := strings.Cut(l, "=")
+		if !isGatewayCookie(bases, strings.TrimSpace(name)) {
+			kept = append(kept, l)
+		}
+	}
+	if len(kept) == len(lines) {
+		return
+	}
+	if len(kept) == 0 {
+		delete(h, "Set-Cookie")
+		return
+	}
+	h["Set-Cookie"] = kept
+}

@@ -1,0 +1,119 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"html/template"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// The gateway's own pages: errors, the sign-out confirmation and the
+// signed-out notice. Parsed once; every value is escaped by html/template.
+// They load nothing from elsewhere (RFC 9700 §4.2.4) and carry a CSP that
+// allows only their own inline style, by hash.
+const pageStyle = `body{font-family:system-ui,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}
+main{max-width:32rem;margin:12vh auto;background:#fff;border-radius:.5rem;padding:2rem 2.5rem;box-shadow:0 1px 4px #0002}
+h1{font-size:1.4rem;margin:0 0 1rem}p{line-height:1.5}
+.id{color:#667;font-size:.85rem}
+a.button,button{display:inline-block;background:#2456c8;color:#fff;border:0;border-radius:.3rem;padding:.6rem 1.2rem;font-size:1rem;text-decoration:none;cursor:pointer}
+button:focus,a.button:focus{outline:3px solid #f2b705}`
+
+const pageTemplates = `{{define "top"}}<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<meta name="referrer" content="no-referrer"><title>{{.Title}}</title><style>` + pageStyle + `</style></head>
+<body><main>{{end}}
+{{define "bottom"}}{{if .RequestID}}<p class="id">Request id: {{.RequestID}}</p>{{end}}</main></body></html>{{end}}
+
+{{define "error"}}{{template "top" .}}<h1>{{.Title}}</h1><p>{{.Message}}</p>
+{{if .SignInURL}}<p><a class="button" href="{{.SignInURL}}">Sign in</a></p>{{end}}
+{{template "bottom" .}}{{end}}
+
+{{define "sign_out"}}{{template "top" .}}<h1>Sign out?</h1>
+{{if .User}}<p>You are signed in as <strong>{{.User}}</strong>.</p>{{end}}
+<form method="post" action="{{.Action}}">
+<input type="hidden" name="csrf" value="{{.CSRF}}"><input type="hidden" name="rd" value="{{.RedirectTo}}">
+<button type="submit" autofocus>Sign out</button></form>
+{{template "bottom" .}}{{end}}
+
+{{define "signed_out"}}{{template "top" .}}<h1>Signed out</h1><p>You have been signed out of this gateway.</p>
+<p><a class="button" href="{{.SignInURL}}">Sign in again</a></p>
+{{template "bottom" .}}{{end}}`
+
+type pageData struct {
+	Title      string
+	Message    string
+	RequestID  string
+	SignInURL  string
+	User       string
+	Action     string
+	CSRF       string
+	RedirectTo string
+}
+
+type pages struct {
+	t *template.Template
+}
+
+var (
+	parsedPages = pages{template.Must(template.New("pages").Parse(pageTemplates))}
+	styleHash   = func() string {
+		sum := sha256.Sum256([]byte(pageStyle))
+		return base64.StdEncoding.EncodeToString(sum[:])
+	}()
+	// pageCSP lets our pages do nothing but show themselves and submit
+	// forms (RFC 9700 §4.16: no framing; §4.2.4: no third-party content).
+	pageCSP = "default-src 'none'; style-src 'sha256-" + styleHash + "'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+// setPageHeaders hardens every response the gateway writes itself.
+func setPageHeaders(h http.Header) {
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", pageCSP)
+}
+
+func (p pages) write(w http.ResponseWriter, code int, name string, data pageData) {
+	var buf bytes.Buffer
+	if err := p.t.ExecuteTemplate(&buf, name, data); err != nil {
+		// Templates are fixed at build time; this is a programming error.
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	setPageHeaders(w.Header())
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(code)
+	w.Write(buf.Bytes())
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	b = append(b, '\n')
+	setPageHeaders(w.Header())
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(code)
+	w.Write(b)
+}
+
+// wantsJSON reports whether the request comes from a script or an API
+// client rather than a browser navigating: those get JSON and a 401 with a
+// login_url instead of a redirect they cannot follow.
+func wantsJSON(r *http.Request) bool {
+	if r.Header.Get("X-Requested-With") != "" || r.Header.Get("Sec-Fetch-Mode") == "cors" {
+		return true
+	}
+	accept := r.Header.Get("Accept")
+	return strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/html")
+}

@@ -1,0 +1,85 @@
+package proxy
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// ServerConfig is the `server` section.
+type ServerConfig struct {
+	// Listen is the address to serve on. Default 127.0.0.1:4180.
+	Listen string `yaml:"listen"`
+	// PublicURL is where browsers reach the gateway; the callback is
+	// PublicURL + Prefix + "/callback". Required.
+	PublicURL string `yaml:"public_url"`
+	// Prefix of the gateway's endpoints. Default /oauth2.
+	Prefix string `yaml:"prefix"`
+	// AllowedRedirectHosts may be named in absolute rd targets besides
+	// PublicURL's own origin: "app.example.com", "app.example.com:8443", or
+	// ".example.com" for subdomains. Empty by default: only relative paths.
+	AllowedRedirectHosts []string `yaml:"allowed_redirect_hosts"`
+
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"` // default 10s
+	ReadTimeout       time.Duration `yaml:"read_timeout"`        // whole request incl. body; default 60s
+	WriteTimeout      time.Duration `yaml:"write_timeout"`       // default 0: streaming responses may run long
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // keep-alive; default 120s
+	MaxHeaderBytes    int           `yaml:"max_header_bytes"`    // default 64 KiB
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`    // grace for in-flight requests; default 30s
+}
+
+func (c *ServerConfig) validate() (*url.URL, error) {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:4180"
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return nil, fmt.Errorf("server.listen %q: want host:port", c.Listen)
+	}
+	if c.Prefix == "" {
+		c.Prefix = "/oauth2"
+	}
+	if !strings.HasPrefix(c.Prefix, "/") || strings.HasSuffix(c.Prefix, "/") || strings.ContainsAny(c.Prefix, "?#%;\\ ") {
+		return nil, fmt.Errorf("server.prefix %q: want a path like /oauth2", c.Prefix)
+	}
+	defaults := []struct {
+		d   *time.Duration
+		def time.Duration
+	}{{&c.ReadHeaderTimeout, 10 * time.Second}, {&c.ReadTimeout, 60 * time.Second}, {&c.IdleTimeout, 120 * time.Second}, {&c.ShutdownTimeout, 30 * time.Second}}
+	for _, d := range defaults {
+		if *d.d == 0 {
+			*d.d = d.def
+		}
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = 64 << 10
+	}
+	if c.PublicURL == "" {
+		return nil, fmt.Errorf("server.public_url is required: the URL browsers use to reach the gateway, e.g. https://auth.example.com")
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/") {
+		return nil, fmt.Errorf("server.public_url %q: want scheme://host[:port] with no path", c.PublicURL)
+	}
+	u.Path = ""
+	u.Host = strings.ToLower(u.Host)
+	return u, nil
+}
+
+// HTTPServer returns the listener's http.Server with the hygiene settings:
+// bounded header reads, idle keep-alives and header size.
+func (c ServerConfig) HTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Addr:              c.Listen,
+		Handler:           h,
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		ReadTimeout:       c.ReadTimeout,
+		WriteTimeout:      c.WriteTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		MaxHeaderBytes:    c.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}

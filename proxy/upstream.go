@@ -1,0 +1,179 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/portcullis/portcullis/session"
+)
+
+// UpstreamConfig is one entry of `upstreams`: requests whose canonical path
+// starts with Path (longest prefix wins) go to URL.
+type UpstreamConfig struct {
+	Path string `yaml:"path"`
+	URL  string `yaml:"url"`
+	// PassHostHeader sends the client's Host to the upstream (default true);
+	// false sends the upstream URL's host.
+	PassHostHeader *bool `yaml:"pass_host_header"`
+	// PassAccessToken sends the user's access token as X-Forwarded-Access-Token.
+	PassAccessToken bool `yaml:"pass_access_token"`
+	// PassAuthorizationHeader sends it as Authorization: Bearer.
+	PassAuthorizationHeader bool `yaml:"pass_authorization_header"`
+	// Timeout bounds the wait for the upstream's response headers
+	// (default 60s); bodies may stream for longer.
+	Timeout time.Duration `yaml:"timeout"`
+	// FlushInterval flushes buffered response bytes periodically; -1
+	// flushes after every write. Streaming responses (no length,
+	// text/event-stream) are flushed immediately regardless.
+	FlushInterval time.Duration `yaml:"flush_interval"`
+}
+
+type upstream struct {
+	cfg    UpstreamConfig
+	prefix string
+	target *url.URL
+	rp     *httputil.ReverseProxy
+}
+
+// proxied is what the Rewrite hook needs from the handler for one request.
+type proxied struct {
+	session *session.Session
+	path    string // canonical path, as judged
+	rawPath string
+	id      string // request id
+}
+
+type proxiedKey struct{}
+
+func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) (*upstream, error) {
+	if cfg.Path == "" {
+		cfg.Path = "/"
+	}
+	if !strings.HasPrefix(cfg.Path, "/") {
+		return nil, fmt.Errorf("upstream path %q must start with /", cfg.Path)
+	}
+	if p, _, err := canonicalPath(cfg.Path); err != nil || p != cfg.Path {
+		return nil, fmt.Errorf("upstream path %q is not a canonical path", cfg.Path)
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("upstream %s: url %q must be http(s)://host[:port][/path] without credentials, query or fragment", cfg.Path, cfg.URL)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 60 * time.Second
+	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("upstream %s: negative timeout", cfg.Path)
+	}
+	if transport == nil {
+		transport = newTransport(cfg.Timeout)
+	}
+	up := &upstream{cfg: cfg, prefix: cfg.Path, target: u}
+	passHost := cfg.PassHostHeader == nil || *cfg.PassHostHeader
+	up.rp = &httputil.ReverseProxy{
+		// Rewrite, never Director: hop-by-hop headers (and anything named in
+		// Connection) are removed before Rewrite runs, so a client cannot
+		// make the proxy drop the identity headers we set here
+		// (SECURITY.md §2.8-6).
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			px, _ := pr.In.Context().Value(proxiedKey{}).(*proxied)
+			if px == nil {
+				// Unreachable: ServeHTTP always sets it. Fail closed anyway:
+				// a request without a host ends in the 502 error path.
+				pr.Out.URL.Host = ""
+				return
+			}
+			pr.Out.URL.Path, pr.Out.URL.RawPath = px.path, px.rawPath
+			pr.SetURL(u)
+			pr.SetXForwarded()
+			if passHost {
+				pr.Out.Host = pr.In.Host
+			}
+			out := pr.Out.Header
+			h.managed.strip(out)
+			if cfg.PassAuthorizationHeader {
+				delete(out, "Authorization")
+			}
+			stripGatewayCookies(out, h.cookieBases)
+			out[hdrRequestID] = []string{px.id}
+			if px.session != nil {
+				h.identityHeaders(out, px.session, up)
+			}
+		},
+		// An upstream may not set or clear the gateway's own cookies.
+		ModifyResponse: func(resp *http.Response) error {
+			dropGatewaySetCookies(resp.Header, h.cookieBases)
+			return nil
+		},
+		Transport:     transport,
+		FlushInterval: cfg.FlushInterval,
+		ErrorLog:      slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
+		ErrorHandler:  h.upstreamError,
+	}
+	return up, nil
+}
+
+// newTransport is tuned for many requests to few hosts: keep-alives with a
+// generous idle pool, bounded dial and header waits.
+func newTransport(responseTimeout time.Duration) *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil, // upstreams are reached directly, never via HTTP_PROXY
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: responseTimeout,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+}
+
+// routes is the upstream table, longest prefix first.
+type routes []*upstream
+
+func (rs routes) sort() {
+	sort.SliceStable(rs, func(i, j int) bool { return len(rs[i].prefix) > len(rs[j].prefix) })
+}
+
+// match returns the upstream for a canonical path, or nil.
+func (rs routes) match(path string) *upstream {
+	for _, u := range rs {
+		if pathHasPrefix(path, u.prefix) {
+			return u
+		}
+	}
+	return nil
+}
+
+// upstreamError is the ReverseProxy's one error path: a timeout is a 504,
+// anything else a 502, shown as our page; the cause goes to the log.
+func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	rq, _ := r.Context().Value(requestKey{}).(*request)
+	if rq == nil {
+		rq = &request{id: "-"}
+	}
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away; nobody is left to read a page.
+		rq.err = fmt.Errorf("client closed the request: %w", err)
+		w.WriteHeader(499)
+		return
+	}
+	code, msg := http.StatusBadGateway, "The application behind this gateway is not answering."
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		code, msg = http.StatusGatewayTimeout, "The application behind this gateway took too long to answer."
+	}
+	e := errorf(code, msg, fmt.Errorf("upstream: %w", err))
+	rq.err = e
+	h.render(w, r, rq, e)
+}

@@ -1,0 +1,44 @@
+package session
+
+import (
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+func benchStore(b *testing.B) (*CookieStore, *Session) {
+	now := time.Now()
+	s, err := NewCookieStore(CookieConfig{}, mustKeys(b, randomSecret(b)), CookieStoreOptions{Lifetime: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s, demoSession(now)
+}
+
+func BenchmarkCookieEncode(b *testing.B) {
+	st, s := benchStore(b)
+	r := httptest.NewRequest("GET", "/", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		if err := st.Save(rec, r, s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkCookieDecode(b *testing.B) {
+	st, s := benchStore(b)
+	rec := httptest.NewRecorder()
+	if err := st.Save(rec, httptest.NewRequest("GET", "/", nil), s); err != nil {
+		b.Fatal(err)
+	}
+	r := request(rec)
+	b.ReportMetric(float64(len(r.Header.Get("Cookie"))), "cookie-bytes")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := st.Load(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

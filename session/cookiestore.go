@@ -1,0 +1,153 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/securecookie"
+)
+
+// Lifetime bounds. The default follows SECURITY.md §4.1; the cap keeps a
+// stolen cookie from being useful for long and stays far under the 400-day
+// cap browsers apply (RFC 6265bis §5.5).
+const (
+	DefaultLifetime = 12 * time.Hour
+	MaxLifetime     = 7 * 24 * time.Hour
+	// clockSkew is how far in the future a session's creation time may lie
+	// (another replica's clock) before the session is refused.
+	clockSkew = time.Minute
+)
+
+// CookieStore keeps the whole session in an encrypted, authenticated cookie
+// (gorilla/securecookie: AES-256-CTR then HMAC-SHA256 over name, time and
+// ciphertext), chunked when it outgrows one cookie.
+type CookieStore struct {
+	jar      cookieJar
+	codecs   []*securecookie.SecureCookie
+	lifetime time.Duration
+	now      func() time.Time
+}
+
+// CookieStoreOptions are the collaborators of a CookieStore.
+type CookieStoreOptions struct {
+	Lifetime time.Duration    // absolute session lifetime; DefaultLifetime when zero
+	Now      func() time.Time // time.Now unless a test sets it
+}
+
+// NewCookieStore returns a store sealing sessions with keys.
+func NewCookieStore(cfg CookieConfig, keys *KeyRing, opts CookieStoreOptions) (*CookieStore, error) {
+	if keys == nil {
+		return nil, errors.New("session: cookie store needs a key ring")
+	}
+	jar, err := newCookieJar(cfg, "_portcullis")
+	if err != nil {
+		return nil, err
+	}
+	if opts.Lifetime == 0 {
+		opts.Lifetime = DefaultLifetime
+	}
+	if opts.Lifetime < time.Minute || opts.Lifetime > MaxLifetime {
+		return nil, fmt.Errorf("session: lifetime %v must be between 1m and %v", opts.Lifetime, MaxLifetime)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	maxLen := maxChunks * (cookieBudget - len(jar.name) - 2)
+	return &CookieStore{
+		jar:      jar,
+		codecs:   keys.codecs(PurposeSession, int(opts.Lifetime/time.Second)+int(clockSkew/time.Second), maxLen, binarySerializer{}),
+		lifetime: opts.Lifetime,
+		now:      opts.Now,
+	}, nil
+}
+
+// Name returns the session cookie's name as the browser sees it.
+func (c *CookieStore) Name() string { return c.jar.name }
+
+// Lifetime returns the absolute session lifetime.
+func (c *CookieStore) Lifetime() time.Duration { return c.lifetime }
+
+// Load implements Store.
+func (c *CookieStore) Load(r *http.Request) (*Session, error) {
+	value, ok, err := c.jar.read(r)
+	if !ok {
+		return nil, ErrNoSession
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
+	}
+	s := new(Session)
+	if err := c.open(value, s); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
+	}
+	if err := c.check(s); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
+	}
+	return s, nil
+}
+
+// open tries every codec; the first one is the current key.
+func (c *CookieStore) open(value string, s *Session) error {
+	var err error
+	for _, codec := range c.codecs {
+		if err = codec.Decode(c.jar.name, value, s); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// check enforces what securecookie's timestamp cannot: the absolute lifetime
+// from the first sign-in (re-sealing on refresh must not extend it) and no
+// sessions from the future (SECURITY.md §4.2 items 2–3).
+func (c *CookieStore) check(s *Session) error {
+	now := c.now()
+	switch {
+	case s.Subject == "" || s.Issuer == "":
+		return errors.New("no identity")
+	case s.CreatedAt.IsZero() || s.ExpiresAt.IsZero():
+		return errors.New("no lifetime")
+	case s.CreatedAt.After(now.Add(clockSkew)):
+		return errors.New("created in the future")
+	case s.Expired(now):
+		return errors.New("expired")
+	case s.ExpiresAt.Sub(s.CreatedAt) > c.lifetime+clockSkew:
+		return errors.New("lifetime longer than configured")
+	}
+	return nil
+}
+
+// Save implements Store. A session without CreatedAt/ExpiresAt gets them now.
+func (c *CookieStore) Save(w http.ResponseWriter, r *http.Request, s *Session) error {
+	now := c.now()
+	if s.CreatedAt.IsZero() {
+		s.CreatedAt = now
+	}
+	if s.ExpiresAt.IsZero() || s.ExpiresAt.Sub(s.CreatedAt) > c.lifetime {
+		s.ExpiresAt = s.CreatedAt.Add(c.lifetime)
+	}
+	value, err := c.codecs[0].Encode(c.jar.name, s)
+	if err != nil {
+		return fmt.Errorf("sealing session cookie: %w", err)
+	}
+	// The browser keeps the cookie until the session's absolute end.
+	maxAge := s.ExpiresAt.Sub(now)
+	if maxAge <= 0 {
+		return errors.New("session: saving an expired session")
+	}
+	return c.jar.write(w, r, value, maxAge)
+}
+
+// Clear implements Store.
+func (c *CookieStore) Clear(w http.ResponseWriter, r *http.Request) error {
+	c.jar.expire(w, r)
+	return nil
+}
+
+// Seal returns the cookie value for s without setting it; tests and the
+// benchmark harness use it to measure and replay cookies.
+func (c *CookieStore) Seal(s *Session) (string, error) {
+	return c.codecs[0].Encode(c.jar.name, s)
+}

@@ -1,0 +1,82 @@
+// Package session owns the signed-in state of a browser: the Session and the
+// Identity it carries, the Store interface, the encrypted cookie store, the
+// per-attempt login cookies, and the keys behind every cookie the gateway sets.
+//
+// It imports neither proxy nor providers; they depend on it.
+package session
+
+import (
+	"errors"
+	"net/http"
+	"time"
+)
+
+// Identity is who the provider says the user is. Issuer and Subject together
+// are the only stable key (OpenID Connect Core §5.7); the rest are attributes.
+type Identity struct {
+	Issuer            string
+	Subject           string
+	Email             string
+	EmailVerified     bool
+	Name              string
+	PreferredUsername string
+	Groups            []string
+	// Claims holds extra claims the operator selected for policy, each
+	// flattened to a list of strings.
+	Claims map[string][]string
+}
+
+// Session is one signed-in browser.
+type Session struct {
+	Identity
+
+	// Provider is the configured id of the provider the user signed in with.
+	Provider string
+	// SID is the provider's session id (the ID token's sid claim), kept for
+	// back-channel logout.
+	SID string
+
+	CreatedAt   time.Time // sign-in time
+	RefreshedAt time.Time // last token refresh, zero if never
+	ExpiresAt   time.Time // absolute end of the session, whatever the tokens say
+	TokenExpiry time.Time // expiry of the access token (zero when unknown)
+
+	AccessToken  string // kept only when an upstream needs it
+	RefreshToken string // kept only when the provider issued one
+	IDToken      string // kept only when logout needs it as id_token_hint
+}
+
+// Expired reports whether the session's absolute lifetime has ended at now.
+func (s *Session) Expired(now time.Time) bool {
+	return !s.ExpiresAt.IsZero() && !now.Before(s.ExpiresAt)
+}
+
+// Store keeps sessions between requests.
+type Store interface {
+	// Load returns the request's session. It returns an error wrapping
+	// ErrNoSession when the request carries none, and one wrapping
+	// ErrInvalidSession when what it carries is tampered, truncated, expired
+	// or sealed with an unknown key; callers treat both as "not signed in".
+	// Any other error means the store itself failed.
+	Load(r *http.Request) (*Session, error)
+	// Save stores s and sets the cookies that name it on w. It must be
+	// called before the response header is written.
+	Save(w http.ResponseWriter, r *http.Request, s *Session) error
+	// Clear ends the request's session and expires every cookie chunk.
+	Clear(w http.ResponseWriter, r *http.Request) error
+}
+
+var (
+	// ErrNoSession means the request carries no session cookie.
+	ErrNoSession = errors.New("session: no session")
+	// ErrInvalidSession means the request carries a session cookie that
+	// cannot be trusted: tampered, truncated, expired or under an unknown key.
+	ErrInvalidSession = errors.New("session: invalid session")
+)
+
+// IsAbsent reports whether err means "treat the request as not signed in".
+func IsAbsent(err error) bool {
+	return errors.Is(err, ErrNoSession) || errors.Is(err, ErrInvalidSession)
+}
+
+var _ Store = (*CookieStore)(nil)
