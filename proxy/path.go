@@ -66,10 +66,10 @@ func canonicalPath(escaped string) (path, rawPath string, err error) {
 		c := escaped[i]
 		switch {
 		case c == '%':
-			if i+2 >= len(escaped) || !pathIsHex(escaped[i+1]) || !pathIsHex(escaped[i+2]) {
+			if i+2 >= len(escaped) || !isHex(escaped[i+1]) || !isHex(escaped[i+2]) {
 				return fail("invalid percent-encoding")
 			}
-			b := pathUnhex(escaped[i+1])<<4 | pathUnhex(escaped[i+2])
+			b := unhex(escaped[i+1])<<4 | unhex(escaped[i+2])
 			i += 2
 			if reason := pathEncodedReason(b); reason != "" {
 				return fail(reason)
@@ -200,11 +200,12 @@ func pathWriteEscaped(b *strings.Builder, c byte) {
 	b.WriteByte(hex[c&0xf])
 }
 
-func pathIsHex(c byte) bool {
+// isHex and unhex read a percent-encoding's digits (RFC 3986 §2.1).
+func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
-func pathUnhex(c byte) byte {
+func unhex(c byte) byte {
 	switch {
 	case '0' <= c && c <= '9':
 		return c - '0'

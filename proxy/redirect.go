@@ -445,10 +445,10 @@ func redirectCharsOK(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c == '%' {
-			if i+2 >= len(s) || !redirectIsHex(s[i+1]) || !redirectIsHex(s[i+2]) {
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
 				return false
 			}
-			d := redirectUnhex(s[i+1])<<4 | redirectUnhex(s[i+2])
+			d := unhex(s[i+1])<<4 | unhex(s[i+2])
 			if d < 0x20 || d == 0x7f || d == '\\' {
 				return false
 			}
@@ -603,19 +603,4 @@ func redirectDefaultPort(scheme string) string {
 		return "80"
 	}
 	return "443"
-}
-
-func redirectIsHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func redirectUnhex(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
-	default:
-		return c - 'A' + 10
-	}
 }
