@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -140,8 +141,12 @@ func build(cfg *config, log *slog.Logger, transport http.RoundTripper) (*gateway
 		if login, err = session.NewLoginCookies(cfg.Session.Cookie, keys, nil); err != nil {
 			errs = append(errs, err)
 		}
-		if store != nil && cfg.Session.Cookie.Secure != nil && !*cfg.Session.Cookie.Secure {
+		secure := cfg.Session.Cookie.Secure == nil || *cfg.Session.Cookie.Secure
+		switch {
+		case store != nil && !secure:
 			gw.warnings = append(gw.warnings, "session.cookie.secure is false: cookies travel over plain http; use only for local development")
+		case strings.HasPrefix(cfg.Server.PublicURL, "http://") && !isLoopbackURL(cfg.Server.PublicURL):
+			gw.warnings = append(gw.warnings, "session.cookie.secure is true but server.public_url is http: browsers will not store the cookies; serve https or set secure: false for development")
 		}
 	}
 	if store == nil || login == nil {
@@ -240,6 +245,15 @@ func (gw *gateway) discover(ctx context.Context) {
 			}
 		}()
 	}
+}
+
+func isLoopbackURL(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(u.Hostname())
+	return u.Hostname() == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 func newLogger(cfg logConfig, w io.Writer) (*slog.Logger, error) {

@@ -258,3 +258,29 @@ func TestAPIClientGets401(t *testing.T) {
 		t.Errorf("API request = %d %s", resp.StatusCode, b)
 	}
 }
+
+// TestTwoTabs starts two sign-ins in one browser and finishes them in the
+// opposite order: each tab's attempt has its own login cookie.
+func TestTwoTabs(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	c := browser(t)
+	open := func(path string) string {
+		resp, err := c.Get(w.gateway + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.Request.URL.String()
+	}
+	tab1, tab2 := open("/one"), open("/two")
+	alice := w.users["alice"]
+	for _, tab := range []struct{ login, want string }{{tab2, "/two"}, {tab1, "/one"}} {
+		resp, err := demoSignIn(c, tab.login, alice.Username, alice.Password)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen := decodeSeen(t, resp); seen.Path != tab.want {
+			t.Errorf("tab finished at %s, want %s", seen.Path, tab.want)
+		}
+	}
+}

@@ -251,6 +251,10 @@ type recorder struct {
 	*httptest.Server
 	mu   sync.Mutex
 	reqs []seenRequest
+	// slow receives a value when a request for /slow arrives; the request
+	// is answered only when release is closed.
+	slow    chan struct{}
+	release chan struct{}
 }
 
 type seenRequest struct {
@@ -262,12 +266,19 @@ type seenRequest struct {
 }
 
 func newRecorder(t *testing.T) *recorder {
-	r := &recorder{}
+	r := &recorder{slow: make(chan struct{}, 1), release: make(chan struct{})}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		s := seenRequest{req.Method, req.URL.Path, req.URL.RawPath, req.URL.RawQuery, req.Header.Clone()}
 		r.mu.Lock()
 		r.reqs = append(r.reqs, s)
 		r.mu.Unlock()
+		if req.URL.Path == "/slow" {
+			r.slow <- struct{}{}
+			select {
+			case <-r.release:
+			case <-time.After(20 * time.Second):
+			}
+		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(s)
 	}))

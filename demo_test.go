@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/demo"
+)
+
+// TestDemo runs `portcullis demo` in-process and signs in as the demo user
+// through the real login page, as the README's first command invites.
+func TestDemo(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := startDemo(ctx, demoOptions{Listen: "127.0.0.1:0", IDPListen: "127.0.0.1:0", Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		if err := <-d.Done; err != nil {
+			t.Errorf("demo gateway: %v", err)
+		}
+		d.Close()
+	}()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 20 * time.Second}
+	resp, err := c.Get(d.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !strings.HasPrefix(resp.Request.URL.String(), d.IDP.URL+"/login") {
+		t.Fatalf("opening the demo ended at %s, want the provider's login page", resp.Request.URL)
+	}
+	alice := d.Users[0]
+	page, err := demo.SignIn(ctx, c, resp.Request.URL.String(), alice.Username, alice.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer page.Body.Close()
+	if page.StatusCode != http.StatusOK || !strings.HasPrefix(page.Request.URL.String(), d.URL) {
+		t.Fatalf("after sign-in: %d at %s", page.StatusCode, page.Request.URL)
+	}
+
+	// The demo app, asked for JSON, shows what it received.
+	req, _ := http.NewRequest("GET", d.URL, nil)
+	req.Header.Set("Accept", "application/json")
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var echo struct {
+		Headers map[string][]string `json:"headers"`
+		Cookies []string            `json:"cookies"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&echo); err != nil {
+		t.Fatal(err)
+	}
+	if got := echo.Headers["X-Forwarded-Email"]; len(got) != 1 || got[0] != alice.Email {
+		t.Errorf("demo app saw X-Forwarded-Email %q, want %q", got, alice.Email)
+	}
+	if len(echo.Cookies) != 0 {
+		t.Errorf("demo app saw cookies %v, want none of the gateway's", echo.Cookies)
+	}
+	u, _ := url.Parse(d.URL)
+	for _, ck := range jar.Cookies(u) {
+		if ck.Name == "_portcullis" {
+			t.Logf("demo user's session cookie: %d bytes (name+value)", len(ck.Name)+len(ck.Value))
+			if len(ck.Name)+len(ck.Value) > 1200 {
+				t.Errorf("session cookie is %d bytes, want at most 1200", len(ck.Name)+len(ck.Value))
+			}
+		}
+	}
+}

@@ -1,0 +1,63 @@
+package e2e
+
+import (
+	"net/http"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestGracefulShutdown sends SIGTERM while a request is in flight: the
+// request completes, new connections are refused, and the process exits 0.
+func TestGracefulShutdown(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	c := browser(t)
+	decodeSeen(t, w.signIn(c, "/", "alice"))
+
+	type result struct {
+		resp *http.Response
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := c.Get(w.gateway + "/slow")
+		done <- result{resp, err}
+	}()
+	select {
+	case <-w.upstream.slow:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow request never reached the upstream")
+	}
+	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Once the listener is closed, new connections fail.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(w.gateway + "/ping")
+		if err != nil {
+			break
+		}
+		resp.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("gateway still accepts connections 10s after SIGTERM")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(w.upstream.release)
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("in-flight request failed during shutdown: %v", r.err)
+	}
+	decodeSeen(t, r.resp)
+	exited := make(chan error, 1)
+	go func() { exited <- w.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("gateway exit: %v\n%s", err, w.logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("gateway did not exit")
+	}
+}
