@@ -6,6 +6,7 @@
 package session
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -66,7 +67,21 @@ type Store interface {
 	Clear(w http.ResponseWriter, r *http.Request) error
 }
 
+// Refresher is implemented by stores that can run a session refresh at
+// most once at a time: within a replica (single-flight) and, for shared
+// stores, across replicas (a lock in Redis). fn receives the current
+// session and returns the refreshed one, which the store saves in place
+// (re-issuing cookies on w where the cookie carries the session). Callers
+// that lose the race get the winner's result instead of calling fn.
+type Refresher interface {
+	RefreshOnce(ctx context.Context, w http.ResponseWriter, r *http.Request, s *Session,
+		fn func(ctx context.Context, s *Session) (*Session, error)) (*Session, error)
+}
+
 var (
+	// ErrUnavailable means the store's backend (Redis) cannot be reached;
+	// callers answer 503 rather than treating the user as signed out.
+	ErrUnavailable = errors.New("session: store unavailable")
 	// ErrNoSession means the request carries no session cookie.
 	ErrNoSession = errors.New("session: no session")
 	// ErrInvalidSession means the request carries a session cookie that
