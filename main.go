@@ -115,7 +115,7 @@ func build(cfg *config, log *slog.Logger, transport http.RoundTripper) (*gateway
 		errs = append(errs, errors.New("providers: configure at least one identity provider"))
 	}
 	for _, pc := range cfg.Providers {
-		p, err := providers.New(pc, providers.Options{RedirectURL: gw.callback, Transport: transport})
+		p, err := providers.New(pc, providers.Options{RedirectURL: gw.callback, Transport: transport, Claims: cfg.Policy.ClaimNames()})
 		if err != nil {
 			errs = append(errs, err)
 			continue

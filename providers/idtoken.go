@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,6 +87,14 @@ func (p *OIDC) checkIDToken(idt *oidc.IDToken, tok *oauth2.Token, nonce string) 
 		PreferredUsername: c.PreferredUsername,
 		Groups:            stringList(lookupClaim(all, p.cfg.GroupsClaim)),
 	}
+	for _, name := range p.opts.Claims {
+		if vs := claimValues(lookupClaim(all, name)); len(vs) > 0 {
+			if id.Claims == nil {
+				id.Claims = make(map[string][]string, len(p.opts.Claims))
+			}
+			id.Claims[name] = vs
+		}
+	}
 	// Core §5.1: email_verified true means the provider checked the
 	// address. Only the JSON boolean true counts.
 	verified := string(c.EmailVerified) == "true"
@@ -95,7 +104,11 @@ func (p *OIDC) checkIDToken(idt *oidc.IDToken, tok *oauth2.Token, nonce string) 
 	id.EmailVerified = id.Email != "" && (verified || p.cfg.InsecureAllowUnverifiedEmail)
 	// Values we will put in headers must be header-safe; a provider that
 	// emits control characters gets no session rather than a broken one.
-	for _, v := range append([]string{id.Subject, id.Email, id.Name, id.PreferredUsername, c.SID}, id.Groups...) {
+	checked := append([]string{id.Subject, id.Email, id.Name, id.PreferredUsername, c.SID}, id.Groups...)
+	for _, vs := range id.Claims {
+		checked = append(checked, vs...)
+	}
+	for _, v := range checked {
 		if hasControl(v) {
 			return fail("claims contain control characters")
 		}
@@ -137,6 +150,35 @@ func stringList(v any) []string {
 			}
 		}
 		return out
+	}
+	return nil
+}
+
+// claimValues flattens a claim for policy: strings, numbers and booleans
+// as text, and lists of them. Objects yield nothing.
+func claimValues(v any) []string {
+	one := func(e any) (string, bool) {
+		switch e := e.(type) {
+		case string:
+			return e, e != ""
+		case float64:
+			return strconv.FormatFloat(e, 'f', -1, 64), true
+		case bool:
+			return strconv.FormatBool(e), true
+		}
+		return "", false
+	}
+	if list, ok := v.([]any); ok {
+		out := make([]string, 0, len(list))
+		for _, e := range list {
+			if s, ok := one(e); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	if s, ok := one(v); ok {
+		return []string{s}
 	}
 	return nil
 }

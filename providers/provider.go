@@ -91,6 +91,9 @@ type Options struct {
 	Transport http.RoundTripper
 	// Now is time.Now unless a test sets it.
 	Now func() time.Time
+	// Claims names the extra claims to keep in the session for policy
+	// (dotted names reach into nested objects).
+	Claims []string
 }
 
 // DefaultScopes are requested when a provider lists none.

@@ -19,6 +19,12 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request, rq *request) err
 		return errorf(http.StatusMethodNotAllowed, "Use GET to sign in.", fmt.Errorf("method %s", r.Method))
 	}
 	rd := r.URL.Query().Get("rd")
+	if rd == "" && rq.fwd != nil {
+		// nginx's error_page 401 = /oauth2/start passes the original URI
+		// in X-Auth-Request-Redirect (from a trusted proxy only), which spares
+		// nginx from escaping it into a query parameter.
+		rd = rq.fwd.redirect
+	}
 	if rd == "" {
 		rd = "/"
 	}

@@ -34,10 +34,17 @@ type Config struct {
 
 // HeadersConfig is the `headers` section: what upstreams are told.
 type HeadersConfig struct {
-	// User picks the X-Forwarded-User value: subject (default, the only
-	// stable identifier: OpenID Connect Core §5.7), preferred_username or
-	// email. The latter two fall back to subject when absent.
+	// User picks the X-Forwarded-User (and X-Auth-Request-User) value:
+	// subject (default, the only stable identifier: OpenID Connect Core
+	// §5.7), preferred_username or email. The latter two fall back to
+	// subject when absent.
 	User string `yaml:"user"`
+	// AuthRequestAccessToken adds X-Auth-Request-Access-Token to
+	// forward-auth answers.
+	AuthRequestAccessToken bool `yaml:"auth_request_access_token"`
+	// AuthRequestAuthorization adds Authorization: Bearer <access token>
+	// to forward-auth answers.
+	AuthRequestAuthorization bool `yaml:"auth_request_authorization"`
 }
 
 // Options are the collaborators main wires in.
@@ -69,7 +76,8 @@ type Handler struct {
 	prefix      string   // endpoint prefix, /oauth2
 	redirects   *redirectPolicy
 	routes      routes
-	policy      *rule
+	policy      *policy
+	trusted     trustedProxies
 	managed     headerSet
 	cookieBases []string
 	keepAccess  bool // some upstream needs the access token
@@ -78,6 +86,8 @@ type Handler struct {
 
 	idPrefix string
 	idSeq    atomic.Uint64
+
+	narrowCacheSet
 }
 
 // New validates cfg and builds the handler. It does no I/O.
@@ -135,9 +145,6 @@ func New(cfg Config, opts Options) (*Handler, error) {
 	if bare := strings.TrimPrefix(opts.SessionCookie, "__Host-"); bare != opts.SessionCookie && bare != "" {
 		h.cookieBases = append(h.cookieBases, bare)
 	}
-	if len(cfg.Upstreams) == 0 {
-		errs = append(errs, errors.New("upstreams: at least one upstream is required"))
-	}
 	seen := map[string]bool{}
 	for _, uc := range cfg.Upstreams {
 		up, err := h.newUpstream(uc, opts.Transport)
@@ -145,10 +152,10 @@ func New(cfg Config, opts Options) (*Handler, error) {
 			errs = append(errs, fmt.Errorf("upstreams: %w", err))
 			continue
 		}
-		if seen[up.prefix] {
-			errs = append(errs, fmt.Errorf("upstreams: path %s is listed twice", up.prefix))
+		if seen[up.host+up.prefix] {
+			errs = append(errs, fmt.Errorf("upstreams: %s%s is listed twice", up.host, up.prefix))
 		}
-		seen[up.prefix] = true
+		seen[up.host+up.prefix] = true
 		if strings.HasPrefix(up.prefix, cfg.Server.Prefix+"/") || up.prefix == cfg.Server.Prefix {
 			errs = append(errs, fmt.Errorf("upstreams: path %s is inside the gateway's own prefix %s", up.prefix, cfg.Server.Prefix))
 		}
@@ -156,7 +163,13 @@ func New(cfg Config, opts Options) (*Handler, error) {
 		h.routes = append(h.routes, up)
 	}
 	h.routes.sort()
-	if h.policy, err = compileRule("policy", cfg.Policy.Emails, cfg.Policy.EmailDomains, cfg.Policy.Groups); err != nil {
+	h.keepAccess = h.keepAccess || cfg.Headers.AuthRequestAccessToken || cfg.Headers.AuthRequestAuthorization
+	if h.policy, err = compilePolicy(cfg.Policy); err != nil {
+		errs = append(errs, err)
+	} else if err := h.checkHostRoutes(); err != nil {
+		errs = append(errs, err)
+	}
+	if h.trusted, err = parseTrustedProxies(cfg.Server.TrustedProxies); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -174,6 +187,9 @@ func (h *Handler) ServerConfig() ServerConfig { return h.cfg.Server }
 // Warnings lists configuration that is valid but probably not intended.
 func (h *Handler) Warnings() []string {
 	var w []string
+	if len(h.routes) == 0 {
+		w = append(w, "no upstreams: serving forward-auth only (/oauth2/auth); other requests get 404")
+	}
 	if h.policy.denies() {
 		w = append(w, "policy admits nobody: set policy.email_domains, emails or groups (\"*\" admits every signed-in user)")
 	}
@@ -191,14 +207,33 @@ func CallbackURL(publicURL, prefix string) string {
 	return strings.TrimSuffix(publicURL, "/") + prefix + "/callback"
 }
 
+// checkHostRoutes refuses policy routes for a host when some upstream
+// serves every host: in reverse-proxy mode a request naming another Host
+// would reach the same application under a looser rule.
+func (h *Handler) checkHostRoutes() error {
+	for _, pr := range h.policy.routes {
+		if pr.host == "" {
+			continue
+		}
+		for _, up := range h.routes {
+			if up.host == "" {
+				return fmt.Errorf("%s names host %s, but upstream %s serves any host: a request with another Host header would reach it under a looser rule; give the upstream a host, or drop the route's host", pr.name, pr.host, up.prefix)
+			}
+		}
+	}
+	return nil
+}
+
 // request is the per-request record the access log line is made of.
 type request struct {
 	id    string
 	start time.Time
 	route string
+	rule  string // the policy rule that decided
 	user  string
 	rd    string // where to return after sign-in, for login links
 	err   error
+	fwd   *forwarded // what a trusted proxy said, nil for other peers
 }
 
 type requestKey struct{}
@@ -214,7 +249,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w}
 	r = r.WithContext(context.WithValue(r.Context(), requestKey{}, rq))
 
-	// 1. No client-supplied identity, in any spelling, gets any further.
+	// 1. Forwarded headers are read from trusted proxies only, and then no
+	// client-supplied identity, in any spelling, gets any further.
+	if h.trusted.trusts(r) {
+		f := readForwarded(r.Header)
+		rq.fwd = &f
+	}
 	h.managed.strip(r.Header)
 
 	err := h.serve(rec, r, rq)
@@ -264,6 +304,12 @@ func (h *Handler) endpoint(w http.ResponseWriter, r *http.Request, rq *request, 
 		return h.signOut(w, r, rq)
 	case "/userinfo":
 		return h.userinfo(w, r, rq)
+	case "/auth":
+		return h.auth(w, r, rq)
+	}
+	if rest, ok := strings.CutPrefix(name, "/auth/"); ok {
+		rq.route = "oauth2/auth/envoy"
+		return h.authEnvoy(w, r, rq, "/"+rest)
 	}
 	rq.route = "oauth2"
 	return errorf(http.StatusNotFound, "There is nothing here.", fmt.Errorf("unknown endpoint %q", name))
@@ -271,23 +317,22 @@ func (h *Handler) endpoint(w http.ResponseWriter, r *http.Request, rq *request, 
 
 // proxy serves an application request: authenticate, authorise, forward.
 func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, rq *request, path, rawPath string) error {
-	up := h.routes.match(path)
+	t := target{method: r.Method, scheme: h.public.Scheme, hostport: r.Host, host: normHost(r.Host), path: path, rawPath: rawPath, query: r.URL.RawQuery}
+	up := h.routes.match(t.host, path)
 	if up == nil {
 		rq.route = "none"
-		return errorf(http.StatusNotFound, "There is nothing here.", fmt.Errorf("no upstream for %s", path))
+		return errorf(http.StatusNotFound, "There is nothing here.", fmt.Errorf("no upstream for %s%s", t.host, path))
 	}
 	rq.route = up.prefix
-	s, err := h.loadSession(r)
+	a, err := h.authorize(r, rq, t, nil)
 	if err != nil {
 		return err
 	}
-	if s == nil {
-		return h.unauthenticated(w, r, rq)
-	}
-	rq.user = h.userValue(s)
-	if ok, _ := h.policy.allows(&s.Identity); !ok {
-		return &httpError{Code: http.StatusForbidden, Msg: "You are signed in, but not allowed to use this application.",
-			Err: fmt.Errorf("denied by %s for %s", h.policy.name, s.Subject)}
+	if !a.d.allow {
+		if a.session == nil && a.d.signIn {
+			return h.unauthenticated(w, r, rq)
+		}
+		return h.denied(a)
 	}
 	if isUpgrade(r) {
 		// Websockets outlive the server's read and write deadlines.
@@ -295,7 +340,7 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, rq *request, pat
 		rc.SetReadDeadline(time.Time{})
 		rc.SetWriteDeadline(time.Time{})
 	}
-	px := &proxied{session: s, path: path, rawPath: rawPath, id: rq.id}
+	px := &proxied{session: a.session, path: path, rawPath: rawPath, id: rq.id}
 	up.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), proxiedKey{}, px)))
 	return nil
 }
@@ -324,7 +369,7 @@ func (h *Handler) loadSession(r *http.Request) (*session.Session, error) {
 // 401 with a login_url, browsers go straight to the provider.
 func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request, rq *request) error {
 	if wantsJSON(r) {
-		return &httpError{Code: http.StatusUnauthorized, Msg: "Sign in first.", SignIn: true, Err: errors.New("no session")}
+		return &httpError{Code: http.StatusUnauthorized, Msg: "Sign in first.", SignIn: true, Err: errNoSession}
 	}
 	return h.beginLogin(w, r, rq, h.providers[0], rq.rd)
 }
@@ -408,6 +453,9 @@ func (h *Handler) logRequest(r *http.Request, rec *recorder, rq *request) {
 	if rq.user != "" {
 		attrs = append(attrs, slog.String("user", rq.user))
 	}
+	if rq.rule != "" {
+		attrs = append(attrs, slog.String("rule", rq.rule))
+	}
 	if rq.err != nil {
 		attrs = append(attrs, slog.String("err", rq.err.Error()))
 	}
@@ -461,3 +509,8 @@ func (w *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// atomicCounter is a tiny wrapper so zero values work in structs.
+type atomicCounter struct{ n atomic.Int64 }
+
+func (c *atomicCounter) Add(d int64) int64 { return c.n.Add(d) }

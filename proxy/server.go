@@ -23,6 +23,11 @@ type ServerConfig struct {
 	// PublicURL's own origin: "app.example.com", "app.example.com:8443", or
 	// ".example.com" for subdomains. Empty by default: only relative paths.
 	AllowedRedirectHosts []string `yaml:"allowed_redirect_hosts"`
+	// TrustedProxies are the CIDRs (or single addresses) of the proxies
+	// whose X-Forwarded-* and X-Original-* headers are believed, e.g. the
+	// nginx or Traefik in front of /oauth2/auth. Empty by default: nobody
+	// can steer a decision or a redirect with those headers.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"` // default 10s
 	ReadTimeout       time.Duration `yaml:"read_timeout"`        // whole request incl. body; default 60s

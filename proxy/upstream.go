@@ -19,6 +19,10 @@ import (
 // UpstreamConfig is one entry of `upstreams`: requests whose canonical path
 // starts with Path (longest prefix wins) go to URL.
 type UpstreamConfig struct {
+	// Host limits the upstream to requests for this host (port ignored);
+	// empty serves any host. Host-specific upstreams win over host-less
+	// ones with the same path.
+	Host string `yaml:"host"`
 	Path string `yaml:"path"`
 	URL  string `yaml:"url"`
 	// PassHostHeader sends the client's Host to the upstream (default true);
@@ -39,6 +43,7 @@ type UpstreamConfig struct {
 
 type upstream struct {
 	cfg    UpstreamConfig
+	host   string
 	prefix string
 	target *url.URL
 	rp     *httputil.ReverseProxy
@@ -77,7 +82,10 @@ func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) (
 	if transport == nil {
 		transport = newTransport(cfg.Timeout)
 	}
-	up := &upstream{cfg: cfg, prefix: cfg.Path, target: u}
+	if cfg.Host != "" && (strings.ContainsAny(cfg.Host, "/@ *?#") || normHost(cfg.Host) == "") {
+		return nil, fmt.Errorf("upstream %s: host %q is not a host name", cfg.Path, cfg.Host)
+	}
+	up := &upstream{cfg: cfg, host: normHost(cfg.Host), prefix: cfg.Path, target: u}
 	passHost := cfg.PassHostHeader == nil || *cfg.PassHostHeader
 	up.rp = &httputil.ReverseProxy{
 		// Rewrite, never Director: hop-by-hop headers (and anything named in
@@ -142,13 +150,18 @@ func newTransport(responseTimeout time.Duration) *http.Transport {
 type routes []*upstream
 
 func (rs routes) sort() {
-	sort.SliceStable(rs, func(i, j int) bool { return len(rs[i].prefix) > len(rs[j].prefix) })
+	sort.SliceStable(rs, func(i, j int) bool {
+		if len(rs[i].prefix) != len(rs[j].prefix) {
+			return len(rs[i].prefix) > len(rs[j].prefix)
+		}
+		return rs[i].host != "" && rs[j].host == ""
+	})
 }
 
-// match returns the upstream for a canonical path, or nil.
-func (rs routes) match(path string) *upstream {
+// match returns the upstream for a host and canonical path, or nil.
+func (rs routes) match(host, path string) *upstream {
 	for _, u := range rs {
-		if pathHasPrefix(path, u.prefix) {
+		if (u.host == "" || u.host == host) && pathHasPrefix(path, u.prefix) {
 			return u
 		}
 	}

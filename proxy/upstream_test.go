@@ -245,7 +245,11 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}{
 		{"no public url", func(c *Config) { c.Server.PublicURL = "" }, "server.public_url is required"},
 		{"public url with path", func(c *Config) { c.Server.PublicURL = "https://gw/x" }, "no path"},
-		{"no upstreams", func(c *Config) { c.Upstreams = nil }, "at least one upstream"},
+		{"host policy route with a host-less upstream", func(c *Config) {
+			c.Policy.Routes = []RouteConfig{{Host: "grafana.example.com", Path: "/", Groups: []string{"g"}}}
+		}, "serves any host"},
+		{"bad trusted proxy", func(c *Config) { c.Server.TrustedProxies = []string{"10.0.0.0/33"} }, "trusted_proxies"},
+		{"bad upstream host", func(c *Config) { c.Upstreams[0].Host = "a/b" }, "not a host name"},
 		{"upstream path not canonical", func(c *Config) { c.Upstreams[0].Path = "/a/../b" }, "not a canonical path"},
 		{"upstream url with query", func(c *Config) { c.Upstreams[0].URL = "http://x/?a=1" }, "without credentials, query"},
 		{"upstream url scheme", func(c *Config) { c.Upstreams[0].URL = "ftp://x" }, "must be http(s)"},

@@ -1,0 +1,175 @@
+package proxy
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/portcullis/portcullis/session"
+)
+
+// auth.go answers forward-auth calls. Which proxy is asking decides only
+// how the answer looks:
+//
+//   - nginx auth_request / ingress-nginx auth-url: GET /oauth2/auth with the
+//     original request in X-Original-URI / X-Original-URL. 202 with
+//     X-Auth-Request-* headers, 401 without a session (nginx then sends the
+//     browser to auth-signin), 403 when the policy denies.
+//   - Traefik forwardAuth / Caddy forward_auth: GET /oauth2/auth with
+//     X-Forwarded-Method/-Proto/-Host/-Uri. The same, except that a browser
+//     without a session gets a 302 to sign-in (these proxies show our answer
+//     to the user as is), returning to the original URL afterwards.
+//   - Envoy ext_authz (HTTP service, path_prefix /oauth2/auth): the original
+//     method and path arrive as the check request's own, under
+//     /oauth2/auth/. 200 when allowed; otherwise as Traefik.
+//
+// The forwarded headers count only from server.trusted_proxies.
+
+// Response headers for the ingress to copy to the upstream request.
+const (
+	hdrAuthUser              = "X-Auth-Request-User"
+	hdrAuthEmail             = "X-Auth-Request-Email"
+	hdrAuthGroups            = "X-Auth-Request-Groups"
+	hdrAuthPreferredUsername = "X-Auth-Request-Preferred-Username"
+	hdrAuthAccessToken       = "X-Auth-Request-Access-Token"
+)
+
+// auth is GET /oauth2/auth (nginx, ingress-nginx, Traefik, Caddy).
+func (h *Handler) auth(w http.ResponseWriter, r *http.Request, rq *request) error {
+	t, err := h.forwardedTarget(rq.fwd)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "The forwarded request is not accepted by this gateway.", err)
+	}
+	narrow, err := h.narrowing(r.URL.RawQuery)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "The allowed_* parameters are not valid.", err)
+	}
+	return h.answerAuth(w, r, rq, t, narrow, rq.fwd.browserMode(), http.StatusAccepted)
+}
+
+// authEnvoy is /oauth2/auth/<original path> (Envoy ext_authz).
+func (h *Handler) authEnvoy(w http.ResponseWriter, r *http.Request, rq *request, path string) error {
+	p, raw, err := canonicalPath(path)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "The request path is not accepted by this gateway.", err)
+	}
+	t := target{method: r.Method, scheme: h.public.Scheme, hostport: r.Host, host: normHost(r.Host), path: p, rawPath: raw, query: r.URL.RawQuery}
+	if rq.fwd != nil && rq.fwd.proto != "" {
+		if proto := strings.ToLower(rq.fwd.proto); proto == "http" || proto == "https" {
+			t.scheme = proto
+		}
+	}
+	return h.answerAuth(w, r, rq, t, nil, true, http.StatusOK)
+}
+
+// answerAuth runs the decision core for t and renders the answer.
+func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request, t target, narrow []*rule, redirectBrowsers bool, okStatus int) error {
+	rq.rd = t.url()
+	a, err := h.authorize(r, rq, t, narrow)
+	if err != nil {
+		return err
+	}
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "no-store")
+	switch {
+	case a.d.allow:
+		if a.session != nil {
+			h.authHeaders(hdr, a.session)
+		}
+		w.WriteHeader(okStatus)
+		return nil
+	case a.session == nil && a.d.signIn:
+		if redirectBrowsers && !wantsJSON(r) {
+			setPageHeaders(hdr)
+			http.Redirect(w, r, h.loginURL(t.url()), http.StatusFound)
+			return nil
+		}
+		return &httpError{Code: http.StatusUnauthorized, Msg: "Sign in first.", SignIn: true, Err: errNoSession}
+	}
+	return h.denied(a)
+}
+
+// authHeaders sets the identity response headers the ingress copies
+// upstream (nginx: auth_request_set; Traefik: authResponseHeaders; Envoy:
+// allowed_upstream_headers).
+func (h *Handler) authHeaders(hdr http.Header, s *session.Session) {
+	hdr[hdrAuthUser] = []string{headerSafe(h.userValue(s))}
+	if s.Email != "" {
+		hdr[hdrAuthEmail] = []string{headerSafe(s.Email)}
+	}
+	if len(s.Groups) > 0 {
+		hdr[hdrAuthGroups] = []string{headerSafe(strings.Join(s.Groups, ","))}
+	}
+	if s.PreferredUsername != "" {
+		hdr[hdrAuthPreferredUsername] = []string{headerSafe(s.PreferredUsername)}
+	}
+	if s.AccessToken != "" {
+		if h.cfg.Headers.AuthRequestAccessToken {
+			hdr[hdrAuthAccessToken] = []string{s.AccessToken}
+		}
+		if h.cfg.Headers.AuthRequestAuthorization {
+			hdr["Authorization"] = []string{"Bearer " + s.AccessToken}
+		}
+	}
+}
+
+// narrowing compiles the oauth2-proxy compatible allowed_groups,
+// allowed_emails and allowed_email_domains query parameters (comma
+// separated, repeatable). Each present parameter is one more rule the
+// identity must pass, so they can only narrow what the policy allows.
+// Ingress configurations send the same few strings over and over; compiled
+// rules are cached.
+func (h *Handler) narrowing(rawQuery string) ([]*rule, error) {
+	if rawQuery == "" {
+		return nil, nil
+	}
+	if v, ok := h.narrowCache.Load(rawQuery); ok {
+		return v.([]*rule), nil
+	}
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil, err
+	}
+	list := func(name string) []string {
+		var out []string
+		for _, v := range q[name] {
+			for _, e := range strings.Split(v, ",") {
+				if e = strings.TrimSpace(e); e != "" {
+					out = append(out, e)
+				}
+			}
+		}
+		return out
+	}
+	var rules []*rule
+	for _, p := range []struct {
+		name                   string
+		emails, domains, group []string
+	}{
+		{name: "allowed_groups", group: list("allowed_groups")},
+		{name: "allowed_emails", emails: list("allowed_emails")},
+		{name: "allowed_email_domains", domains: list("allowed_email_domains")},
+	} {
+		if _, present := q[p.name]; !present {
+			continue
+		}
+		r, err := compileRule(p.name, p.emails, p.domains, p.group, nil)
+		if err != nil {
+			return nil, err
+		}
+		// A parameter that names nobody denies everyone: narrowing to
+		// nothing leaves nothing.
+		rules = append(rules, r)
+	}
+	if h.narrowCount.Add(1) <= 1024 {
+		h.narrowCache.Store(rawQuery, rules)
+	}
+	return rules, nil
+}
+
+// narrowCacheSet is embedded in Handler.
+type narrowCacheSet struct {
+	narrowCache sync.Map
+	narrowCount atomicCounter
+}
