@@ -87,12 +87,12 @@ func (tp trustedProxies) trusts(r *http.Request) bool {
 // stripped from the request.
 type forwarded struct {
 	method, proto, host, uri string // X-Forwarded-Method/-Proto/-Host/-Uri
-	originalURL                      string // X-Original-URL (ingress-nginx), absolute
-	originalURI                      string // X-Original-URI (nginx), request-target
-	originalMethod                   string // X-Original-Method
-	redirect                         string // X-Auth-Request-Redirect: where /start returns to
-	forwardedFor                     string // X-Forwarded-For, the client chain
-	err                              error  // a header was present more than once
+	originalURL              string // X-Original-URL (ingress-nginx), absolute
+	originalURI              string // X-Original-URI (nginx), request-target
+	originalMethod           string // X-Original-Method
+	redirect                 string // X-Auth-Request-Redirect: where /start returns to
+	forwardedFor             string // X-Forwarded-For, the client chain
+	err                      error  // a header was present more than once
 }
 
 func readForwarded(h http.Header) forwarded {
