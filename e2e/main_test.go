@@ -97,7 +97,13 @@ type world struct {
 type worldOptions struct {
 	// extraConfig is appended to the generated configuration.
 	extraConfig string
-	users       []demo.User
+	// policy replaces the default policy section.
+	policy string
+	users  []demo.User
+	// publicAddr is where browsers reach the sign-in endpoints when that is
+	// not the gateway itself (an nginx in front); the gateway then has no
+	// upstreams and trusts 127.0.0.1 as its proxy.
+	publicAddr string
 }
 
 func defaultUsers() []demo.User {
@@ -106,6 +112,8 @@ func defaultUsers() []demo.User {
 			Name: "Alice", Groups: []string{"admins", "developers"}},
 		{ID: "u-bob", Username: "bob", Password: "bob-password-1", Email: "bob@example.org", EmailVerified: true,
 			Name: "Bob", Groups: []string{"developers"}},
+		{ID: "u-dave", Username: "dave", Password: "dave-password-1", Email: "dave@example.com", EmailVerified: true,
+			Name: "Dave", Groups: []string{"developers"}},
 		{ID: "u-eve", Username: "eve", Password: "eve-password-1", Email: "eve@example.com", EmailVerified: false, Name: "Eve"},
 	}
 }
@@ -121,11 +129,18 @@ func newWorld(t *testing.T, opts worldOptions) *world {
 	}
 	addr := freeAddr(t)
 	w.gateway = "http://" + addr
+	public := w.gateway
+	if opts.publicAddr != "" {
+		public = "http://" + opts.publicAddr
+	}
+	if opts.policy == "" {
+		opts.policy = "policy:\n  email_domains: [example.com]\n"
+	}
 	secret := randomSecret()
 	idp, err := demo.Start("127.0.0.1:0", demo.Config{
 		Users: opts.users,
 		Clients: []demo.Client{{ID: "portcullis", Secret: secret,
-			RedirectURIs: []string{w.gateway + "/oauth2/callback"}, PostLogoutRedirectURIs: []string{w.gateway + "/"}}},
+			RedirectURIs: []string{public + "/oauth2/callback"}, PostLogoutRedirectURIs: []string{public + "/"}}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -140,6 +155,7 @@ func newWorld(t *testing.T, opts worldOptions) *world {
 server:
   listen: %s
   public_url: %s
+%s
 providers:
   - id: corp
     type: oidc
@@ -152,14 +168,11 @@ session:
     name: _portcullis
     secrets: [${E2E_COOKIE_SECRET}]
     secure: false
-upstreams:
-  - path: /
-    url: %s
-policy:
-  email_domains: [example.com]
+%s
+%s
 log:
   level: debug
-%s`, addr, w.gateway, idp.URL, secretFile, w.upstream.URL, opts.extraConfig)
+%s`, addr, public, trustedFor(opts), idp.URL, secretFile, upstreamsFor(opts, w.upstream.URL), opts.policy, opts.extraConfig)
 	cfgFile := filepath.Join(dir, "config.yaml")
 	os.WriteFile(cfgFile, []byte(cfg), 0o600)
 
@@ -172,6 +185,20 @@ log:
 	t.Cleanup(w.stop)
 	w.waitReady()
 	return w
+}
+
+func trustedFor(opts worldOptions) string {
+	if opts.publicAddr == "" {
+		return ""
+	}
+	return "  trusted_proxies: [127.0.0.1]"
+}
+
+func upstreamsFor(opts worldOptions, url string) string {
+	if opts.publicAddr != "" {
+		return "" // forward-auth only
+	}
+	return "upstreams:\n  - path: /\n    url: " + url
 }
 
 func (w *world) waitReady() {

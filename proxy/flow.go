@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,16 +20,24 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request, rq *request) err
 		return errorf(http.StatusMethodNotAllowed, "Use GET to sign in.", fmt.Errorf("method %s", r.Method))
 	}
 	rd := r.URL.Query().Get("rd")
-	if rd == "" && rq.fwd != nil {
+	if rd == "" && rq.fwd != nil && !h.ownEndpoint(rq.fwd.redirect) {
 		// nginx's error_page 401 = /oauth2/start passes the original URI
 		// in X-Auth-Request-Redirect (from a trusted proxy only), which spares
-		// nginx from escaping it into a query parameter.
+		// nginx from escaping it into a query parameter. A visit to /start
+		// itself carries its own URI there; returning to it would loop.
 		rd = rq.fwd.redirect
 	}
 	if rd == "" {
 		rd = "/"
 	}
 	return h.beginLogin(w, r, rq, h.providers[0], rd)
+}
+
+// ownEndpoint reports whether a request-target points into the gateway's
+// own endpoints.
+func (h *Handler) ownEndpoint(uri string) bool {
+	path, _, _ := strings.Cut(uri, "?")
+	return path == h.prefix || strings.HasPrefix(path, h.prefix+"/")
 }
 
 // beginLogin remembers a fresh attempt (state, nonce, PKCE verifier) in its

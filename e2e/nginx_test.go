@@ -1,0 +1,245 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// nginxSnippet is the server block documented in docs/forward-auth.md, so
+// the documentation is what this test runs.
+func nginxSnippet(t *testing.T) string {
+	t.Helper()
+	doc, err := os.ReadFile("../docs/forward-auth.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)## nginx \\(`auth_request`\\).*?```nginx\n(.*?)```").FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("docs/forward-auth.md has no nginx block under its nginx heading")
+	}
+	return string(m[1])
+}
+
+// startNginx runs nginx in the foreground with the documented server block,
+// pointed at the gateway and the app.
+func startNginx(t *testing.T, listen, gateway, app string) {
+	t.Helper()
+	bin := requireTool(t, "nginx", "nginx-light")
+	dir := t.TempDir()
+	server := nginxSnippet(t)
+	for old, new := range map[string]string{
+		"listen 80;":     "listen " + listen + ";",
+		"127.0.0.1:4180": strings.TrimPrefix(gateway, "http://"),
+		"127.0.0.1:8080": strings.TrimPrefix(app, "http://"),
+	} {
+		if !strings.Contains(server, old) {
+			t.Fatalf("documented nginx block lacks %q", old)
+		}
+		server = strings.ReplaceAll(server, old, new)
+	}
+	conf := fmt.Sprintf(`daemon off;
+master_process off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log info;
+events { worker_connections 256; }
+http {
+    access_log %[1]s/access.log;
+    client_body_temp_path %[1]s/body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+%[2]s
+}
+`, dir, server)
+	confFile := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", confFile)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cmd.Wait()
+		if t.Failed() {
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Logf("nginx output:\n%s\nerror.log:\n%s", out.String(), log)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", listen)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Fatalf("nginx did not start: %v\n%s\n%s", err, out.String(), log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+const nginxPolicy = `policy:
+  email_domains: [example.com]
+  routes:
+    - path: /public/
+      public: true
+    - path: /admin/
+      groups: [admins]
+`
+
+// TestNginxAuthRequest runs the documented nginx configuration in front of
+// an app, with Portcullis as the auth_request service.
+func TestNginxAuthRequest(t *testing.T) {
+	listen := freeAddr(t)
+	w := newWorld(t, worldOptions{publicAddr: listen, policy: nginxPolicy})
+	startNginx(t, listen, w.gateway, w.upstream.URL)
+	site := "http://" + listen
+
+	// Unauthenticated: nginx's 401 becomes Portcullis' redirect to the provider.
+	c := browser(t)
+	resp, err := noFollow(c).Get(site + "/reports/q3?x=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), w.idp.URL) {
+		t.Fatalf("unauthenticated GET through nginx = %d to %q, want 302 to the provider", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if w.upstream.count() != 0 {
+		t.Fatal("the app was reached without a session")
+	}
+
+	// Sign in; the browser returns to the page it asked for.
+	resp, err = c.Get(site + "/reports/q3?x=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	alice := w.users["alice"]
+	final, err := demoSignIn(c, resp.Request.URL.String(), alice.Username, alice.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := decodeSeen(t, final)
+	if seen.Path != "/reports/q3" || seen.Query != "x=1" {
+		t.Errorf("after sign-in the app got %s?%s", seen.Path, seen.Query)
+	}
+	for name, want := range map[string]string{
+		"X-Forwarded-User":               "u-alice",
+		"X-Forwarded-Email":              "alice@example.com",
+		"X-Forwarded-Groups":             "admins,developers",
+		"X-Forwarded-Preferred-Username": "alice",
+	} {
+		if got := seen.Header.Values(name); len(got) != 1 || got[0] != want {
+			t.Errorf("app got %s = %q, want %q (set by nginx from the auth answer)", name, got, want)
+		}
+	}
+
+	// Spoofed identity headers from the client never reach the app.
+	req, _ := http.NewRequest("GET", site+"/admin/panel", nil)
+	for _, h := range []string{"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups", "X-Forwarded-Preferred-Username", "X-Auth-Request-Email"} {
+		req.Header.Set(h, "spoofed")
+	}
+	req.Header["X_Forwarded_Email"] = []string{"spoofed"}
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen = decodeSeen(t, resp)
+	for name, vs := range seen.Header {
+		for _, v := range vs {
+			if strings.Contains(v, "spoofed") {
+				t.Errorf("app received the spoofed %s: %q", name, v)
+			}
+		}
+	}
+
+	// A forged X-Forwarded-Uri sent through nginx changes nothing: dave may
+	// use the site but is not an admin, and /admin/ stays closed to him.
+	dave := browser(t)
+	resp, err = dave.Get(site + "/other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if final, err = demoSignIn(dave, resp.Request.URL.String(), "dave", w.users["dave"].Password); err != nil {
+		t.Fatal(err)
+	}
+	if seen := decodeSeen(t, final); seen.Header.Get("X-Forwarded-User") != "u-dave" {
+		t.Fatalf("dave is not signed in: %v", seen.Header)
+	}
+	before := w.upstream.count()
+	for _, forged := range [][2]string{
+		{"X-Forwarded-Uri", "/public/x"},
+		{"X-Original-URI", "/public/x"},
+		{"X-Original-URL", site + "/public/x"},
+	} {
+		req, _ := http.NewRequest("GET", site+"/admin/panel", nil)
+		req.Header.Set(forged[0], forged[1])
+		resp, err := noFollow(dave).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("dave with a forged %s: %d, want 403", forged[0], resp.StatusCode)
+		}
+	}
+	if w.upstream.count() != before {
+		t.Error("a forged header let dave reach /admin/")
+	}
+
+	// Public routes pass without a session.
+	resp, err = http.Get(site + "/public/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	decodeSeen(t, resp)
+
+	// The gateway called directly by an untrusted peer: its forwarded
+	// headers are ignored, so it cannot learn or steer decisions.
+	resp, err = untrustedClient(t).Do(mustRequest(t, w.gateway+"/oauth2/auth", "X-Forwarded-Uri", "/public/x", "Accept", "application/json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("untrusted peer's forged X-Forwarded-Uri: %d, want 401 (decided as GET /)", resp.StatusCode)
+	}
+}
+
+// untrustedClient connects from 127.0.0.2, which the gateway (trusting
+// 127.0.0.1 only) treats as any other client.
+func untrustedClient(t *testing.T) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 5 * time.Second}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}, Timeout: 10 * time.Second}
+}
+
+func mustRequest(t *testing.T, url string, header ...string) *http.Request {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return req
+}
