@@ -29,6 +29,7 @@ type config struct {
 	Upstreams []proxy.UpstreamConfig `yaml:"upstreams"`
 	Policy    proxy.PolicyConfig     `yaml:"policy"`
 	Headers   proxy.HeadersConfig    `yaml:"headers"`
+	Bearer    providers.BearerConfig `yaml:"bearer"`
 	Log       logConfig              `yaml:"log"`
 }
 

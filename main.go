@@ -125,6 +125,10 @@ func build(cfg *config, log *slog.Logger, transport http.RoundTripper) (*gateway
 		}
 		gw.providers = append(gw.providers, p)
 	}
+	bearer, err := providers.NewBearerVerifier(cfg.Bearer, cfg.Providers, providers.Options{Transport: transport, Claims: cfg.Policy.ClaimNames()})
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if err := cfg.Session.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -154,8 +158,12 @@ func build(cfg *config, log *slog.Logger, transport http.RoundTripper) (*gateway
 		errs = append(errs, validateProxyOnly(cfg))
 		return nil, errors.Join(errs...)
 	}
+	var bv proxy.BearerVerifier
+	if bearer != nil {
+		bv = bearer // never a typed nil inside the interface
+	}
 	h, err := proxy.New(proxy.Config{Server: cfg.Server, Upstreams: cfg.Upstreams, Policy: cfg.Policy, Headers: cfg.Headers},
-		proxy.Options{Providers: gw.providers, Store: store, SessionCookie: store.Name(), Login: login, Keys: keys, Logger: log})
+		proxy.Options{Providers: gw.providers, Store: store, SessionCookie: store.Name(), Login: login, Keys: keys, Logger: log, Bearer: bv})
 	if err != nil {
 		errs = append(errs, err)
 	}

@@ -1,10 +1,13 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
+	"github.com/portcullis/portcullis/providers"
 	"github.com/portcullis/portcullis/session"
 )
 
@@ -35,6 +38,14 @@ func (h *Handler) authorize(r *http.Request, rq *request, t target, narrow []*ru
 		rq.rule = d.rule // e.g. the method is not listed: signing in will not help
 		return access{d: d}, nil
 	}
+	var s *session.Session
+	if token, ok := bearerToken(r); ok && d.route != nil && d.route.bearer {
+		if s, err := h.bearerSession(r, token); err != nil {
+			return access{}, err
+		} else {
+			return h.authorizeIdentity(rq, t, s, narrow), nil
+		}
+	}
 	s, err := h.loadSession(r)
 	if err != nil {
 		return access{}, err
@@ -43,8 +54,13 @@ func (h *Handler) authorize(r *http.Request, rq *request, t target, narrow []*ru
 		rq.rule = d.rule
 		return access{d: d}, nil
 	}
+	return h.authorizeIdentity(rq, t, s, narrow), nil
+}
+
+// authorizeIdentity asks the policy about t for a known identity.
+func (h *Handler) authorizeIdentity(rq *request, t target, s *session.Session, narrow []*rule) access {
 	rq.user = h.userValue(s)
-	d = h.policy.decide(t.host, t.method, t.path, &s.Identity)
+	d := h.policy.decide(t.host, t.method, t.path, &s.Identity)
 	if d.allow {
 		for _, n := range narrow {
 			if ok, _ := n.allows(&s.Identity); !ok {
@@ -54,7 +70,40 @@ func (h *Handler) authorize(r *http.Request, rq *request, t target, narrow []*ru
 		}
 	}
 	rq.rule = d.rule
-	return access{session: s, d: d}, nil
+	return access{session: s, d: d}
+}
+
+// bearerToken returns the token of an Authorization: Bearer header
+// (RFC 6750 §2.1; the scheme is case-insensitive).
+func bearerToken(r *http.Request) (string, bool) {
+	v := r.Header.Get("Authorization")
+	if len(v) < 7 || !strings.EqualFold(v[:7], "Bearer ") {
+		return "", false
+	}
+	return strings.TrimSpace(v[7:]), true
+}
+
+// BearerVerifier checks machine clients' tokens (providers.BearerVerifier).
+type BearerVerifier interface {
+	Verify(ctx context.Context, token string) (*session.Identity, error)
+}
+
+// bearerSession verifies a bearer token into a session that lives for this
+// request only. A refused token is a 401 with WWW-Authenticate (RFC 6750
+// §3.1), never a redirect.
+func (h *Handler) bearerSession(r *http.Request, token string) (*session.Session, error) {
+	if h.bearer == nil {
+		return nil, &httpError{Code: http.StatusUnauthorized, Msg: "Bearer tokens are not configured on this gateway.",
+			Err: errors.New("bearer token on a bearer route, but no bearer section"), bearer: true}
+	}
+	id, err := h.bearer.Verify(r.Context(), token)
+	switch {
+	case errors.Is(err, providers.ErrUnavailable):
+		return nil, errorf(http.StatusServiceUnavailable, "The token issuer cannot be reached right now. Please try again shortly.", err)
+	case err != nil:
+		return nil, &httpError{Code: http.StatusUnauthorized, Msg: "The bearer token is not valid.", Err: err, bearer: true}
+	}
+	return &session.Session{Identity: *id}, nil
 }
 
 // denied is the error for an identity the policy turned away.

@@ -13,6 +13,9 @@ type httpError struct {
 	Err  error  // cause, logged on the server
 	// SignIn offers a "sign in" link on the page (the user can retry).
 	SignIn bool
+	// bearer marks a refused bearer token: the 401 says so in
+	// WWW-Authenticate (RFC 6750 §3.1).
+	bearer bool
 }
 
 func (e *httpError) Error() string { return fmt.Sprintf("%d %s: %v", e.Code, e.Msg, e.Err) }
@@ -37,8 +40,11 @@ func asHTTPError(err error) *httpError {
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, rq *request, e *httpError) {
 	setPageHeaders(w.Header())
 	w.Header().Set("X-Request-Id", rq.id)
-	if e.Code == http.StatusUnauthorized && wantsJSON(r) {
-		w.Header().Set("WWW-Authenticate", `Cookie realm="portcullis"`)
+	switch {
+	case e.bearer:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis", error="invalid_token"`)
+	case e.Code == http.StatusUnauthorized && wantsJSON(r):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis"`)
 	}
 	if wantsJSON(r) {
 		body := struct {

@@ -56,6 +56,9 @@ type Options struct {
 	SessionCookie string
 	Login         *session.LoginCookies
 	Keys          *session.KeyRing
+	// Bearer verifies machine clients' tokens on routes with bearer: true;
+	// nil when no bearer section is configured.
+	Bearer BearerVerifier
 	Logger        *slog.Logger
 	// Transport reaches upstreams; a tuned transport per upstream when nil.
 	Transport http.RoundTripper
@@ -78,6 +81,7 @@ type Handler struct {
 	routes      routes
 	policy      *policy
 	trusted     trustedProxies
+	bearer      BearerVerifier
 	managed     headerSet
 	cookieBases []string
 	keepAccess  bool // some upstream needs the access token
@@ -131,6 +135,7 @@ func New(cfg Config, opts Options) (*Handler, error) {
 		prefix:    cfg.Server.Prefix,
 		managed:   newHeaderSet(managedHeaders...),
 		states:    newUsedStates(session.LoginTTL, 100_000),
+		bearer:    opts.Bearer,
 		pages:     parsedPages,
 	}
 	if public != nil {
@@ -168,6 +173,12 @@ func New(cfg Config, opts Options) (*Handler, error) {
 		errs = append(errs, err)
 	} else if err := h.checkHostRoutes(); err != nil {
 		errs = append(errs, err)
+	} else {
+		for _, pr := range h.policy.routes {
+			if pr.bearer && opts.Bearer == nil {
+				errs = append(errs, fmt.Errorf("%s accepts bearer tokens, but the bearer section names no issuer or audience", pr.name))
+			}
+		}
 	}
 	if h.trusted, err = parseTrustedProxies(cfg.Server.TrustedProxies); err != nil {
 		errs = append(errs, err)

@@ -87,6 +87,7 @@ type seen struct {
 
 type env struct {
 	t        *testing.T
+	bearer   *fakeBearer
 	h        *Handler
 	idp      *fakeProvider
 	store    *session.CookieStore
@@ -100,7 +101,7 @@ type env struct {
 
 func newEnv(t *testing.T, mutate func(*Config)) *env {
 	t.Helper()
-	e := &env{t: t, idp: newFakeProvider(), logs: &strings.Builder{}, now: time.Now()}
+	e := &env{t: t, idp: newFakeProvider(), logs: &strings.Builder{}, now: time.Now(), bearer: &fakeBearer{tokens: map[string]session.Identity{}}}
 	e.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		e.got = append(e.got, seen{r.Method, r.URL.Path, r.URL.RawPath, r.Host, r.Header.Clone()})
@@ -135,7 +136,7 @@ func newEnv(t *testing.T, mutate func(*Config)) *env {
 	}
 	e.h, err = New(cfg, Options{
 		Providers: []providers.Provider{e.idp}, Store: e.store, SessionCookie: e.store.Name(),
-		Login: login, Keys: keys, Logger: newTestLogger(e.logs),
+		Login: login, Keys: keys, Logger: newTestLogger(e.logs), Bearer: e.bearer,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -230,4 +231,21 @@ func tryNew(t *testing.T, mutate func(*Config)) error {
 	mutate(&cfg)
 	_, err = New(cfg, Options{Providers: []providers.Provider{newFakeProvider()}, Store: store, SessionCookie: store.Name(), Login: login, Keys: keys})
 	return err
+}
+
+// fakeBearer accepts the tokens it was told about.
+type fakeBearer struct {
+	tokens map[string]session.Identity
+	down   bool
+}
+
+func (f *fakeBearer) Verify(_ context.Context, token string) (*session.Identity, error) {
+	if f.down {
+		return nil, providers.ErrUnavailable
+	}
+	id, ok := f.tokens[token]
+	if !ok {
+		return nil, providers.ErrInvalidBearer
+	}
+	return &id, nil
 }

@@ -114,6 +114,9 @@ func wantsJSON(r *http.Request) bool {
 	if r.Header.Get("X-Requested-With") != "" || r.Header.Get("Sec-Fetch-Mode") == "cors" {
 		return true
 	}
+	if _, ok := bearerToken(r); ok {
+		return true // a machine client: never a redirect
+	}
 	accept := r.Header.Get("Accept")
 	return strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/html")
 }

@@ -55,6 +55,10 @@ type RouteConfig struct {
 	Claims       map[string][]string `yaml:"claims"`
 	// DenyMessage is shown to users this route turns away.
 	DenyMessage string `yaml:"deny_message"`
+	// Bearer accepts Authorization: Bearer <JWT> from the issuers in the
+	// `bearer` section instead of a session, for machine clients. The
+	// token's identity goes through the same rule.
+	Bearer bool `yaml:"bearer"`
 }
 
 // ClaimNames lists every claim the policy's rules name, so that sign-in
@@ -91,6 +95,7 @@ type policyRoute struct {
 	public      bool
 	rule        *rule // nil: the default rule
 	denyMessage string
+	bearer      bool
 }
 
 // decision is what the policy says about one request.
@@ -113,7 +118,10 @@ func compilePolicy(cfg PolicyConfig) (*policy, error) {
 	seen := map[string]bool{}
 	for i, rc := range cfg.Routes {
 		name := "policy.routes[" + strconv.Itoa(i) + "]"
-		pr := &policyRoute{host: normHost(rc.Host), path: rc.Path, public: rc.Public, denyMessage: rc.DenyMessage}
+		pr := &policyRoute{host: normHost(rc.Host), path: rc.Path, public: rc.Public, denyMessage: rc.DenyMessage, bearer: rc.Bearer}
+		if rc.Public && rc.Bearer {
+			return nil, fmt.Errorf("%s: a public route needs no bearer token", name)
+		}
 		if pr.path == "" {
 			pr.path = "/"
 		}

@@ -1,0 +1,261 @@
+package providers
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/portcullis/portcullis/session"
+)
+
+// bearer.go lets machine clients in with Authorization: Bearer <JWT>
+// instead of a session cookie (RFC 6750). A token is accepted only from a
+// configured issuer, signed with one of that issuer's keys under an
+// allowed asymmetric algorithm (RFC 8725 §3.1), unexpired, and with an
+// audience configured for it (RFC 9700 §2.3, §4.10.2: a token meant for
+// another resource server must be refused). ID tokens and logout tokens
+// are refused as bearer tokens (RFC 8725 §3.11–3.12: no cross-JWT
+// confusion).
+
+// BearerConfig is the `bearer` section.
+type BearerConfig struct {
+	// Audiences admits access tokens from the configured providers whose
+	// aud names one of these. Empty: the providers' tokens are not
+	// accepted as bearer tokens.
+	Audiences []string `yaml:"audiences"`
+	// Issuers are further trusted token issuers (e.g. a CI system's OIDC
+	// issuer), each with its own audiences.
+	Issuers []BearerIssuer `yaml:"issuers"`
+}
+
+// BearerIssuer is one extra trusted issuer.
+type BearerIssuer struct {
+	IssuerURL   string   `yaml:"issuer_url"`
+	Audiences   []string `yaml:"audiences"`    // required
+	JWKSURL     string   `yaml:"jwks_url"`     // default: from discovery
+	SigningAlgs []string `yaml:"signing_algs"` // default: RS256, ES256, PS256, EdDSA and friends
+	GroupsClaim string   `yaml:"groups_claim"` // default "groups"
+}
+
+// ErrInvalidBearer means a bearer token was presented and refused.
+var ErrInvalidBearer = errors.New("invalid bearer token")
+
+// BearerVerifier checks bearer tokens against the trusted issuers.
+type BearerVerifier struct {
+	issuers map[string]*bearerIssuer
+	now     func() time.Time
+	claims  []string
+}
+
+type bearerIssuer struct {
+	cfg    BearerIssuer
+	client *http.Client
+	now    func() time.Time
+
+	mu       sync.Mutex
+	verifier *oidc.IDTokenVerifier
+	lastTry  time.Time
+	lastErr  error
+}
+
+// NewBearerVerifier builds the verifier for cfg; providers lends the
+// issuers of the configured providers to cfg.Audiences. It returns nil,
+// nil when nothing is configured. It does no I/O.
+func NewBearerVerifier(cfg BearerConfig, provs []Config, opts Options) (*BearerVerifier, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	v := &BearerVerifier{issuers: map[string]*bearerIssuer{}, now: opts.Now, claims: opts.Claims}
+	var errs []error
+	add := func(bi BearerIssuer, where string) {
+		if len(bi.Audiences) == 0 {
+			errs = append(errs, fmt.Errorf("%s: audiences are required: a token for another service must not be accepted", where))
+			return
+		}
+		if slices.Contains(bi.Audiences, "") {
+			errs = append(errs, fmt.Errorf("%s: empty audience", where))
+			return
+		}
+		for _, a := range bi.SigningAlgs {
+			if !slices.Contains(asymmetricAlgs, a) {
+				errs = append(errs, fmt.Errorf("%s: signing_algs: %q is not accepted", where, a))
+				return
+			}
+		}
+		if bi.IssuerURL == "" {
+			errs = append(errs, fmt.Errorf("%s: issuer_url is required", where))
+			return
+		}
+		if bi.GroupsClaim == "" {
+			bi.GroupsClaim = "groups"
+		}
+		if prev, dup := v.issuers[bi.IssuerURL]; dup {
+			prev.cfg.Audiences = append(prev.cfg.Audiences, bi.Audiences...)
+			return
+		}
+		v.issuers[bi.IssuerURL] = &bearerIssuer{cfg: bi, client: newHTTPClient(opts.Transport, 10*time.Second), now: opts.Now}
+	}
+	if len(cfg.Audiences) > 0 {
+		for _, p := range provs {
+			add(BearerIssuer{IssuerURL: p.IssuerURL, Audiences: cfg.Audiences, SigningAlgs: p.SigningAlgs, GroupsClaim: p.GroupsClaim}, "bearer.audiences")
+		}
+	}
+	for i, bi := range cfg.Issuers {
+		add(bi, fmt.Sprintf("bearer.issuers[%d]", i))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if len(v.issuers) == 0 {
+		return nil, nil
+	}
+	return v, nil
+}
+
+// Verify checks token and returns the identity it carries.
+func (v *BearerVerifier) Verify(ctx context.Context, token string) (*session.Identity, error) {
+	iss, err := unverifiedIssuer(token)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidBearer, err)
+	}
+	bi := v.issuers[iss]
+	if bi == nil {
+		return nil, fmt.Errorf("%w: issuer %q is not trusted", ErrInvalidBearer, truncateString(iss, 128))
+	}
+	verifier, err := bi.verifierFor(ctx)
+	if err != nil {
+		return nil, err // ErrUnavailable: the gateway says 503, not 401
+	}
+	tok, err := verifier.Verify(ctx, token)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidBearer, err)
+	}
+	if !slices.ContainsFunc(tok.Audience, func(a string) bool { return slices.Contains(bi.cfg.Audiences, a) }) {
+		return nil, fmt.Errorf("%w: audience %v is not one of %v", ErrInvalidBearer, tok.Audience, bi.cfg.Audiences)
+	}
+	var all map[string]any
+	if err := tok.Claims(&all); err != nil {
+		return nil, fmt.Errorf("%w: claims: %v", ErrInvalidBearer, err)
+	}
+	if _, ok := all["nonce"]; ok {
+		return nil, fmt.Errorf("%w: an ID token is not an access token", ErrInvalidBearer)
+	}
+	if _, ok := all["events"]; ok {
+		return nil, fmt.Errorf("%w: a logout token is not an access token", ErrInvalidBearer)
+	}
+	if tok.Subject == "" {
+		return nil, fmt.Errorf("%w: no sub", ErrInvalidBearer)
+	}
+	id := &session.Identity{Issuer: tok.Issuer, Subject: tok.Subject, Groups: stringList(lookupClaim(all, bi.cfg.GroupsClaim))}
+	id.Email, _ = all["email"].(string)
+	id.EmailVerified = id.Email != "" && all["email_verified"] == true
+	id.PreferredUsername, _ = all["preferred_username"].(string)
+	id.Name, _ = all["name"].(string)
+	for _, name := range v.claims {
+		if vs := claimValues(lookupClaim(all, name)); len(vs) > 0 {
+			if id.Claims == nil {
+				id.Claims = map[string][]string{}
+			}
+			id.Claims[name] = vs
+		}
+	}
+	checked := append([]string{id.Subject, id.Email, id.Name, id.PreferredUsername}, id.Groups...)
+	for _, vs := range id.Claims {
+		checked = append(checked, vs...)
+	}
+	for _, s := range checked {
+		if hasControl(s) {
+			return nil, fmt.Errorf("%w: claims contain control characters", ErrInvalidBearer)
+		}
+	}
+	return id, nil
+}
+
+// unverifiedIssuer reads iss from a JWT's payload to pick the issuer whose
+// keys will verify it; nothing else is believed before the signature.
+func unverifiedIssuer(token string) (string, error) {
+	if len(token) > 16<<10 {
+		return "", errors.New("token too large")
+	}
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return "", errors.New("not a signed JWT")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", errors.New("malformed payload")
+	}
+	var c struct {
+		Iss string `json:"iss"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil || c.Iss == "" {
+		return "", errors.New("no iss")
+	}
+	return c.Iss, nil
+}
+
+// verifierFor discovers the issuer's keys on first use, retrying at most
+// every few seconds while it is unreachable.
+func (bi *bearerIssuer) verifierFor(ctx context.Context) (*oidc.IDTokenVerifier, error) {
+	bi.mu.Lock()
+	defer bi.mu.Unlock()
+	if bi.verifier != nil {
+		return bi.verifier, nil
+	}
+	if bi.lastErr != nil && bi.now().Sub(bi.lastTry) < retryDiscovery {
+		return nil, bi.lastErr
+	}
+	bi.lastTry = bi.now()
+	jwks, algs := bi.cfg.JWKSURL, bi.cfg.SigningAlgs
+	if jwks == "" {
+		ctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, bi.client), 10*time.Second)
+		defer cancel()
+		op, err := oidc.NewProvider(ctx, bi.cfg.IssuerURL)
+		if err != nil {
+			bi.lastErr = fmt.Errorf("%w: bearer issuer %s: %v", ErrUnavailable, bi.cfg.IssuerURL, err)
+			return nil, bi.lastErr
+		}
+		var meta struct {
+			JWKS string   `json:"jwks_uri"`
+			Algs []string `json:"id_token_signing_alg_values_supported"`
+		}
+		if err := op.Claims(&meta); err != nil || meta.JWKS == "" {
+			bi.lastErr = fmt.Errorf("%w: bearer issuer %s: no jwks_uri", ErrUnavailable, bi.cfg.IssuerURL)
+			return nil, bi.lastErr
+		}
+		jwks = meta.JWKS
+		if len(algs) == 0 {
+			for _, a := range meta.Algs {
+				if slices.Contains(asymmetricAlgs, a) {
+					algs = append(algs, a)
+				}
+			}
+		}
+	}
+	if len(algs) == 0 {
+		algs = asymmetricAlgs
+	}
+	bi.verifier = oidc.NewVerifier(bi.cfg.IssuerURL, newKeySet(jwks, bi.client, bi.now), &oidc.Config{
+		SkipClientIDCheck:    true, // audiences are checked by Verify against the configured list
+		SupportedSigningAlgs: algs,
+		Now:                  bi.now,
+	})
+	bi.lastErr = nil
+	return bi.verifier, nil
+}
+
+func truncateString(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
