@@ -59,7 +59,7 @@ type Options struct {
 	// Bearer verifies machine clients' tokens on routes with bearer: true;
 	// nil when no bearer section is configured.
 	Bearer BearerVerifier
-	Logger        *slog.Logger
+	Logger *slog.Logger
 	// Transport reaches upstreams; a tuned transport per upstream when nil.
 	Transport http.RoundTripper
 	Now       func() time.Time
