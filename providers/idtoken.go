@@ -2,7 +2,6 @@ package providers
 
 import (
 	"crypto/subtle"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -21,14 +20,29 @@ const (
 	iatMaxAge     = 10 * time.Minute
 )
 
-// idClaims are the claims we read beyond what go-oidc parses.
+// idClaims are the claims we read beyond what go-oidc parses. They are
+// read by exact name from the decoded claim map: encoding/json would match
+// struct tags case-insensitively, letting a later "Email_Verified": true
+// override "email_verified": false.
 type idClaims struct {
-	AZP               string          `json:"azp"`
-	SID               string          `json:"sid"`
-	Email             string          `json:"email"`
-	EmailVerified     json.RawMessage `json:"email_verified"`
-	Name              string          `json:"name"`
-	PreferredUsername string          `json:"preferred_username"`
+	AZP               string
+	SID               string
+	Email             string
+	EmailVerified     bool // the JSON boolean true, nothing else
+	Name              string
+	PreferredUsername string
+}
+
+func readIDClaims(all map[string]any) idClaims {
+	str := func(k string) string { s, _ := all[k].(string); return s }
+	return idClaims{
+		AZP:               str("azp"),
+		SID:               str("sid"),
+		Email:             str("email"),
+		EmailVerified:     all["email_verified"] == true,
+		Name:              str("name"),
+		PreferredUsername: str("preferred_username"),
+	}
 }
 
 // checkIDToken does what go-oidc's Verify leaves to the caller (it has
@@ -37,12 +51,10 @@ type idClaims struct {
 func (p *OIDC) checkIDToken(idt *oidc.IDToken, tok *oauth2.Token, nonce string) (session.Identity, idClaims, error) {
 	var c idClaims
 	var all map[string]any
-	if err := idt.Claims(&c); err != nil {
-		return session.Identity{}, c, fmt.Errorf("%w: claims: %v", ErrInvalidToken, err)
-	}
 	if err := idt.Claims(&all); err != nil {
 		return session.Identity{}, c, fmt.Errorf("%w: claims: %v", ErrInvalidToken, err)
 	}
+	c = readIDClaims(all)
 	fail := func(format string, args ...any) (session.Identity, idClaims, error) {
 		return session.Identity{}, c, fmt.Errorf("%w: "+format, append([]any{ErrInvalidToken}, args...)...)
 	}
@@ -97,7 +109,7 @@ func (p *OIDC) checkIDToken(idt *oidc.IDToken, tok *oauth2.Token, nonce string) 
 	}
 	// Core §5.1: email_verified true means the provider checked the
 	// address. Only the JSON boolean true counts.
-	verified := string(c.EmailVerified) == "true"
+	verified := c.EmailVerified
 	if id.Email != "" && !verified && !p.cfg.InsecureAllowUnverifiedEmail {
 		return session.Identity{}, c, fmt.Errorf("%w: %s", ErrUnverifiedEmail, id.Email)
 	}

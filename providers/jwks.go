@@ -114,27 +114,40 @@ func (k *keySet) current(ctx context.Context, refresh bool) ([]jose.JSONWebKey, 
 				return nil, ctx.Err()
 			}
 		}
+		// Start the fetch detached from the caller: a client that hangs up
+		// must not turn into "the provider is down" for everyone, nor
+		// spend the rate-limited refresh on nothing.
 		done := make(chan struct{})
 		k.inflight = done
 		k.fetched = k.now()
 		k.mu.Unlock()
-
-		keys, err := k.fetch(ctx)
-
-		k.mu.Lock()
-		k.inflight = nil
-		k.lastError = err
-		if err == nil {
-			k.keys = keys
+		go k.fetchInto(context.WithoutCancel(ctx), done)
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		cached := k.keys
+		k.mu.Lock()
+		keys, err := k.keys, k.lastError
 		k.mu.Unlock()
-		close(done)
-		if err != nil && cached == nil {
+		if keys == nil {
 			return nil, err
 		}
-		return cached, nil
+		return keys, nil
 	}
+}
+
+// fetchInto fetches the keys, records the outcome and closes done.
+func (k *keySet) fetchInto(ctx context.Context, done chan struct{}) {
+	keys, err := k.fetch(ctx)
+	k.mu.Lock()
+	k.inflight = nil
+	k.lastError = err
+	if err == nil {
+		k.keys = keys
+	}
+	k.mu.Unlock()
+	close(done)
 }
 
 func (k *keySet) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {

@@ -40,6 +40,8 @@ type discovery struct {
 	endpoint    oauth2.Endpoint
 	verifier    *oidc.IDTokenVerifier
 	algs        []string
+	keys        *keySet
+	op          *oidc.Provider
 	endSession  string
 	userinfo    string
 	issParam    bool // authorization_response_iss_parameter_supported (RFC 9207 §3)
@@ -87,7 +89,9 @@ func (p *OIDC) discovered(ctx context.Context) (*discovery, error) {
 		return nil, p.lastError
 	}
 	p.lastTry = p.opts.Now()
-	d, err := p.discover(ctx)
+	// Detached from the caller: a client hanging up must not be recorded
+	// as the provider being down. The client's timeout still bounds it.
+	d, err := p.discover(context.WithoutCancel(ctx))
 	if err != nil {
 		p.lastError = fmt.Errorf("%w: %s: discovery at %s: %v", ErrUnavailable, p.cfg.ID, p.cfg.IssuerURL, err)
 		return nil, p.lastError
@@ -146,6 +150,8 @@ func (p *OIDC) discover(ctx context.Context) (*discovery, error) {
 			Now:                  p.opts.Now,
 		}),
 		algs:        algs,
+		keys:        keys,
+		op:          op,
 		endSession:  meta.EndSession,
 		userinfo:    op.UserInfoEndpoint(),
 		issParam:    meta.IssParam,
@@ -231,6 +237,11 @@ func (p *OIDC) Redeem(ctx context.Context, code string, a Attempt) (*session.Ses
 	if raw == "" {
 		return nil, fmt.Errorf("%w: token response has no id_token", ErrInvalidToken)
 	}
+	// Keys that cannot be fetched are the provider's outage, not a forged
+	// token: go-oidc would flatten the cause into a verification error.
+	if _, err := d.keys.current(ctx, false); err != nil {
+		return nil, err
+	}
 	idt, err := d.verifier.Verify(ctx, raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
@@ -259,7 +270,7 @@ func (p *OIDC) Redeem(ctx context.Context, code string, a Attempt) (*session.Ses
 func exchangeError(err error) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
-		if re.Response != nil && re.Response.StatusCode >= 500 {
+		if re.Response != nil && (re.Response.StatusCode >= 500 || re.Response.StatusCode == http.StatusTooManyRequests) {
 			return fmt.Errorf("%w: token endpoint: %s", ErrUnavailable, re.Response.Status)
 		}
 		code := re.ErrorCode

@@ -145,7 +145,7 @@ func (c *Config) validate() error {
 	switch {
 	case c.IssuerURL == "":
 		bad("issuer_url is required")
-	case err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "":
+	case err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.ForceQuery || strings.Contains(c.IssuerURL, "#"):
 		bad("issuer_url %q is not a plain http(s) URL", c.IssuerURL)
 	case u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())):
 		bad("issuer_url %q must use https (http only for loopback)", c.IssuerURL)

@@ -128,7 +128,7 @@ func (j cookieJar) write(w http.ResponseWriter, r *http.Request, value string, m
 	}
 	chunks := (len(value) + size - 1) / size
 	if chunks > maxChunks {
-		return fmt.Errorf("session: %d-byte cookie needs more than %d chunks; use the redis session store", len(value), maxChunks)
+		return fmt.Errorf("%w: %d-byte cookie needs more than %d chunks; use the redis session store", ErrTooLarge, len(value), maxChunks)
 	}
 	written := make(map[string]bool, chunks)
 	for i := 0; i < chunks; i++ {
@@ -158,6 +158,9 @@ func (j cookieJar) expire(w http.ResponseWriter, r *http.Request) {
 }
 
 var errTooManyChunks = errors.New("too many cookie chunks")
+
+// ErrTooLarge means a session does not fit in the cookie store's chunks.
+var ErrTooLarge = errors.New("session: too large for cookies")
 
 // read returns the value of j from the request, joining chunks. It reports
 // false when the request carries no part of it. Only the first cookie of each

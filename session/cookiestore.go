@@ -130,7 +130,9 @@ func (c *CookieStore) Save(w http.ResponseWriter, r *http.Request, s *Session) e
 	}
 	value, err := c.codecs[0].Encode(c.jar.name, s)
 	if err != nil {
-		return fmt.Errorf("sealing session cookie: %w", err)
+		// securecookie refuses values over its MaxLength, which is the
+		// room the chunks have.
+		return fmt.Errorf("%w: sealing session cookie: %v", ErrTooLarge, err)
 	}
 	// The browser keeps the cookie until the session's absolute end.
 	maxAge := s.ExpiresAt.Sub(now)
