@@ -93,6 +93,18 @@ func verifyWith(jws *jose.JSONWebSignature, hdr jose.Header, keys []jose.JSONWeb
 func (k *keySet) current(ctx context.Context, refresh bool) ([]jose.JSONWebKey, error) {
 	for {
 		k.mu.Lock()
+		// A fetch under way is what a caller needing fresh keys waits for,
+		// whoever started it.
+		if wait := k.inflight; wait != nil && (refresh || k.keys == nil) {
+			k.mu.Unlock()
+			select {
+			case <-wait:
+				refresh = false // someone just fetched for us
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
 		stale := k.keys == nil || (refresh && k.now().Sub(k.fetched) >= jwksMinRefresh)
 		if k.keys == nil && k.lastError != nil && k.now().Sub(k.fetched) < 5*time.Second {
 			err := k.lastError
@@ -103,16 +115,6 @@ func (k *keySet) current(ctx context.Context, refresh bool) ([]jose.JSONWebKey, 
 			keys := k.keys
 			k.mu.Unlock()
 			return keys, nil
-		}
-		if wait := k.inflight; wait != nil {
-			k.mu.Unlock()
-			select {
-			case <-wait:
-				refresh = false // someone just fetched for us
-				continue
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
 		}
 		// Start the fetch detached from the caller: a client that hangs up
 		// must not turn into "the provider is down" for everyone, nor
