@@ -250,6 +250,9 @@ func (p *OIDC) Redeem(ctx context.Context, code string, a Attempt) (*session.Ses
 	if err != nil {
 		return nil, err
 	}
+	if err := p.fillFromUserinfo(ctx, d, tok, &id); err != nil {
+		return nil, err
+	}
 	expiry := tok.Expiry
 	if expiry.IsZero() {
 		expiry = idt.Expiry
@@ -280,4 +283,58 @@ func exchangeError(err error) error {
 		return fmt.Errorf("%w: token endpoint: %s", ErrRejected, code)
 	}
 	return fmt.Errorf("%w: token endpoint: %v", ErrUnavailable, err)
+}
+
+// fillFromUserinfo asks the userinfo endpoint for the groups and policy
+// claims the ID token lacks. Userinfo whose sub differs from the ID
+// token's is not used (OpenID Connect Core §5.3.2); without groups the
+// user simply matches no group rule.
+func (p *OIDC) fillFromUserinfo(ctx context.Context, d *discovery, tok *oauth2.Token, id *session.Identity) error {
+	missing := id.Groups == nil
+	for _, c := range p.opts.Claims {
+		if _, ok := id.Claims[c]; !ok {
+			missing = true
+		}
+	}
+	if p.cfg.Userinfo == "never" || !missing || d.userinfo == "" || tok.AccessToken == "" {
+		return nil
+	}
+	ui, err := d.op.UserInfo(p.clientCtx(ctx), oauth2.StaticTokenSource(tok))
+	if err != nil {
+		return fmt.Errorf("%w: userinfo: %v", ErrUnavailable, err)
+	}
+	if ui.Subject != id.Subject {
+		return fmt.Errorf("%w: userinfo sub %q is not the ID token's", ErrInvalidToken, ui.Subject)
+	}
+	var all map[string]any
+	if err := ui.Claims(&all); err != nil {
+		return fmt.Errorf("%w: userinfo claims: %v", ErrInvalidToken, err)
+	}
+	if id.Groups == nil {
+		id.Groups = stringList(lookupClaim(all, p.cfg.GroupsClaim))
+	}
+	for _, name := range p.opts.Claims {
+		if _, ok := id.Claims[name]; ok {
+			continue
+		}
+		if vs := claimValues(lookupClaim(all, name)); len(vs) > 0 {
+			if id.Claims == nil {
+				id.Claims = map[string][]string{}
+			}
+			id.Claims[name] = vs
+		}
+	}
+	for _, v := range id.Groups {
+		if hasControl(v) {
+			return fmt.Errorf("%w: userinfo groups contain control characters", ErrInvalidToken)
+		}
+	}
+	for _, vs := range id.Claims {
+		for _, v := range vs {
+			if hasControl(v) {
+				return fmt.Errorf("%w: userinfo claims contain control characters", ErrInvalidToken)
+			}
+		}
+	}
+	return nil
 }

@@ -73,6 +73,10 @@ type Config struct {
 	// GroupsClaim names the claim holding groups, dotted for nested claims
 	// (realm_access.roles). Default "groups".
 	GroupsClaim string `yaml:"groups_claim"`
+	// Userinfo says when to ask the userinfo endpoint for groups and the
+	// claims the policy names: "auto" (default) when the ID token lacks
+	// them, "never" to rely on the ID token alone.
+	Userinfo string `yaml:"userinfo"`
 	// Timeout bounds every call to the provider. Default 10s.
 	Timeout time.Duration `yaml:"timeout"`
 	// InsecureAllowUnverifiedEmail accepts identities whose email_verified
@@ -169,6 +173,13 @@ func (c *Config) validate() error {
 	}
 	if c.GroupsClaim == "" {
 		c.GroupsClaim = "groups"
+	}
+	switch c.Userinfo {
+	case "":
+		c.Userinfo = "auto"
+	case "auto", "never":
+	default:
+		bad("userinfo %q: want auto or never", c.Userinfo)
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 10 * time.Second

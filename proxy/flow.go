@@ -122,14 +122,42 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request, rq *request) 
 	// A fresh session at every sign-in: nothing from a previous cookie
 	// carries over (no session fixation).
 	s.CreatedAt, s.ExpiresAt = time.Time{}, time.Time{}
-	if err := h.store.Save(w, r, s); err != nil {
-		return errorf(http.StatusInternalServerError, "Your session could not be saved.", err)
+	if err := h.saveNew(w, r, rq, s); err != nil {
+		return err
 	}
 	rq.user = h.userValue(s)
 	h.log.LogAttrs(r.Context(), slog.LevelInfo, "signed in", slog.String("id", rq.id),
 		slog.String("provider", s.Provider), slog.String("sub", s.Subject), slog.String("email", s.Email))
 	setPageHeaders(w.Header())
 	http.Redirect(w, r, h.redirects.safe(st.RedirectTo), http.StatusFound)
+	return nil
+}
+
+// saveNew stores a new session. When its groups are too many for cookies,
+// it keeps only the groups the policy names (the rest cannot change a
+// decision), logs that, and tries again.
+func (h *Handler) saveNew(w http.ResponseWriter, r *http.Request, rq *request, s *session.Session) error {
+	err := h.store.Save(w, r, s)
+	if errors.Is(err, session.ErrTooLarge) {
+		named := h.policy.groupNames()
+		kept := make([]string, 0, len(named))
+		for _, g := range s.Groups {
+			if named[g] {
+				kept = append(kept, g)
+			}
+		}
+		h.log.LogAttrs(r.Context(), slog.LevelWarn, "session too large for cookies: keeping only the groups the policy names",
+			slog.String("id", rq.id), slog.String("sub", s.Subject), slog.Int("groups", len(s.Groups)), slog.Int("kept", len(kept)),
+			slog.String("hint", "use session.store: redis to keep every group"))
+		s.Groups = kept
+		err = h.store.Save(w, r, s)
+	}
+	switch {
+	case errors.Is(err, session.ErrUnavailable):
+		return errorf(http.StatusServiceUnavailable, "Sign-in is unavailable right now: sessions cannot be stored. Please try again shortly.", err)
+	case err != nil:
+		return errorf(http.StatusInternalServerError, "Your session could not be saved.", err)
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -311,5 +312,26 @@ func TestUserinfo(t *testing.T) {
 	}
 	if resp := e.do(get("https://gw.example.com/oauth2/userinfo")); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("userinfo without session = %d, want 401", resp.StatusCode)
+	}
+}
+
+func TestOversizedGroupsAreTrimmed(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Policy = PolicyConfig{Groups: []string{"team-0042", "admins"}} })
+	var groups []string
+	for i := 0; i < 2000; i++ {
+		groups = append(groups, fmt.Sprintf("team-%04d", i))
+	}
+	cb, jar := e.signIn("/", "big", "alice", "alice@example.com", groups...)
+	if cb.StatusCode != http.StatusFound {
+		t.Fatalf("callback = %d (%s)", cb.StatusCode, body(cb))
+	}
+	if resp := e.do(get("https://gw.example.com/", "Cookie", jar)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET with the trimmed session = %d", resp.StatusCode)
+	}
+	if got := e.last().Header.Get("X-Forwarded-Groups"); got != "team-0042" {
+		t.Errorf("groups after trimming = %q, want only the one the policy names", got)
+	}
+	if !strings.Contains(e.logs.String(), "keeping only the groups the policy names") {
+		t.Error("trimming was not logged")
 	}
 }
