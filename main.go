@@ -6,6 +6,8 @@
 //	portcullis -config FILE          run the gateway
 //	portcullis -config FILE -check   validate the configuration and exit
 //	portcullis demo                  run a demo provider, app and gateway on loopback
+//	portcullis policy test -config FILE CASES.yaml
+//	                                 decide a list of test requests with the policy
 //	portcullis version               print the version
 //
 // main is the composition root: it alone reads flags, files and the
@@ -47,6 +49,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "version":
 			fmt.Fprintln(stdout, "portcullis", version())
 			return 0
+		case "policy":
+			if len(args) > 1 && args[1] == "test" {
+				return runPolicyTest(args[2:], stdout, stderr)
+			}
+			fmt.Fprintln(stderr, "usage: portcullis policy test -config FILE CASES.yaml")
+			return 2
 		}
 	}
 	fs := flag.NewFlagSet("portcullis", flag.ContinueOnError)
@@ -54,7 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	configPath := fs.String("config", "", "configuration file (YAML)")
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: portcullis -config FILE [-check] | portcullis demo | portcullis version")
+		fmt.Fprintln(stderr, "usage: portcullis -config FILE [-check] | portcullis demo | portcullis policy test -config FILE CASES | portcullis version")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

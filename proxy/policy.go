@@ -384,3 +384,31 @@ func (r *rule) allows(id *session.Identity) (bool, string) {
 	}
 	return false, ""
 }
+
+// Policy is a compiled policy section, for tools that test policies
+// (portcullis policy test).
+type Policy struct{ p *policy }
+
+// NewPolicy compiles cfg as the gateway does.
+func NewPolicy(cfg PolicyConfig) (*Policy, error) {
+	p, err := compilePolicy(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Policy{p: p}, nil
+}
+
+// Decide says whether id (nil: not signed in) may make the request and
+// which rule decided. The path goes through the gateway's canonicaliser
+// first; a path the gateway would refuse with 400 is an error.
+func (p *Policy) Decide(method, host, path string, id *session.Identity) (allow bool, rule string, err error) {
+	canonical, _, err := canonicalPath(path)
+	if err != nil {
+		return false, "", err
+	}
+	if method == "" {
+		method = http.MethodGet
+	}
+	d := p.p.decide(normHost(host), strings.ToUpper(method), canonical, id)
+	return d.allow, d.rule, nil
+}
