@@ -14,6 +14,7 @@ import (
 // login form to the code exchange. Stored values are only changed under
 // storage.mu; callers outside the lock get copies.
 type authRequest struct {
+	jwtAudience
 	id      string
 	created time.Time
 
@@ -40,7 +41,7 @@ var _ op.AuthRequest = (*authRequest)(nil)
 func (a *authRequest) GetID() string                         { return a.id }
 func (a *authRequest) GetACR() string                        { return "" }
 func (a *authRequest) GetAMR() []string                      { return amrPassword(a.userID) }
-func (a *authRequest) GetAudience() []string                 { return []string{a.clientID} }
+func (a *authRequest) GetAudience() []string                 { return audience(a.clientID, a.extra) }
 func (a *authRequest) GetAuthTime() time.Time                { return a.authTime }
 func (a *authRequest) GetClientID() string                   { return a.clientID }
 func (a *authRequest) GetCodeChallenge() *oidc.CodeChallenge { return a.challenge }

@@ -14,7 +14,8 @@ import (
 )
 
 // client adapts a Client to op.Client: a confidential web application using
-// the authorization-code flow, refresh tokens and opaque access tokens.
+// the authorization-code flow and refresh tokens, the client_credentials
+// grant, or both; its access tokens are opaque or JWTs.
 type client struct {
 	cfg      Client
 	loginURL string // the login page, absolute, without the query
@@ -36,15 +37,34 @@ func (c *client) AuthMethod() oidc.AuthMethod { return oidc.AuthMethodBasic }
 func (c *client) ResponseTypes() []oidc.ResponseType {
 	return []oidc.ResponseType{oidc.ResponseTypeCode}
 }
+
+// GrantTypes is what zitadel checks a token request's grant against: the
+// code flow and refresh for a client with redirect URIs, client_credentials
+// for a machine client. zitadel answers unauthorized_client otherwise.
 func (c *client) GrantTypes() []oidc.GrantType {
-	return []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
+	var grants []oidc.GrantType
+	if len(c.cfg.RedirectURIs) > 0 {
+		grants = append(grants, oidc.GrantTypeCode, oidc.GrantTypeRefreshToken)
+	}
+	if c.cfg.ClientCredentials {
+		grants = append(grants, oidc.GrantTypeClientCredentials)
+	}
+	return grants
 }
 func (c *client) LoginURL(authRequestID string) string {
 	return c.loginURL + "?" + url.Values{"authRequestID": {authRequestID}}.Encode()
 }
-func (c *client) AccessTokenType() op.AccessTokenType { return op.AccessTokenTypeBearer }
-func (c *client) IDTokenLifetime() time.Duration      { return c.idTTL }
-func (c *client) DevMode() bool                       { return false }
+
+// AccessTokenType is a signed JWT with Client.JWTAccessTokens; otherwise
+// zitadel encrypts the token ID into an opaque string.
+func (c *client) AccessTokenType() op.AccessTokenType {
+	if c.cfg.JWTAccessTokens {
+		return op.AccessTokenTypeJWT
+	}
+	return op.AccessTokenTypeBearer
+}
+func (c *client) IDTokenLifetime() time.Duration { return c.idTTL }
+func (c *client) DevMode() bool                  { return false }
 func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string {
 	return func(scopes []string) []string { return scopes }
 }
@@ -57,8 +77,10 @@ func (c *client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 func (c *client) IsScopeAllowed(scope string) bool { return scope == "groups" }
 
 // IDTokenUserinfoClaimsAssertion puts the userinfo claims into the ID token
-// itself, so the gateway needs no userinfo call.
-func (c *client) IDTokenUserinfoClaimsAssertion() bool { return true }
+// itself, so the gateway needs no userinfo call, unless the client asked for
+// a MinimalIDToken. Turning it off only makes zitadel drop the email and
+// profile scopes; SetUserinfoFromRequest leaves out groups and ExtraClaims.
+func (c *client) IDTokenUserinfoClaimsAssertion() bool { return !c.cfg.MinimalIDToken }
 func (c *client) ClockSkew() time.Duration             { return 0 }
 
 // errUnknownClient covers both an unknown client and a wrong secret, so the
@@ -73,19 +95,39 @@ func (s *storage) GetClientByClientID(_ context.Context, id string) (op.Client, 
 	if !ok {
 		return nil, errUnknownClient
 	}
-	return &client{cfg: c, loginURL: s.issuer + loginPath, idTTL: s.idTTL}, nil
+	return s.opClient(c), nil
 }
 
-// AuthorizeClientIDSecret implements op.Storage, comparing secrets in
-// constant time.
+func (s *storage) opClient(c Client) *client {
+	return &client{cfg: c, loginURL: s.issuer + loginPath, idTTL: s.idTTL}
+}
+
+// AuthorizeClientIDSecret implements op.Storage for the code and refresh
+// grants.
 func (s *storage) AuthorizeClientIDSecret(_ context.Context, id, secret string) error {
+	_, err := s.authenticateClient(id, secret)
+	return err
+}
+
+// dummySecret is compared against when the client ID is unknown, so an
+// unknown client costs the same as a wrong secret.
+const dummySecret = "demo: no such client"
+
+// authenticateClient returns the client with that ID and secret. Unknown
+// client and wrong secret look alike, in answer (errUnknownClient) and in
+// timing.
+func (s *storage) authenticateClient(id, secret string) (Client, error) {
 	s.mu.Lock()
 	c, ok := s.clients[id]
 	s.mu.Unlock()
-	if !ok || !equalSecrets(c.Secret, secret) {
-		return errUnknownClient
+	want := dummySecret
+	if ok {
+		want = c.Secret
 	}
-	return nil
+	if !equalSecrets(want, secret) || !ok {
+		return Client{}, errUnknownClient
+	}
+	return c, nil
 }
 
 // equalSecrets compares a and b in constant time, lengths included.

@@ -26,7 +26,8 @@ type Config struct {
 	IDTokenLifetime      time.Duration // default 5m
 	RefreshTokenLifetime time.Duration // default 24h; each rotation starts a new lifetime
 
-	// SigningKey signs ID tokens (RS256). An RSA-2048 key is generated when nil.
+	// SigningKey signs ID tokens and JWT access tokens (RS256). An RSA-2048
+	// key is generated when nil.
 	SigningKey *rsa.PrivateKey
 	// KeyID is the JWKS "kid"; it defaults to the key's RFC 7638 thumbprint.
 	KeyID string
@@ -70,13 +71,48 @@ type User struct {
 	ExtraClaims map[string]any
 }
 
-// Client is a confidential OAuth2 client, such as the gateway.
+// Client is a confidential OAuth2 client, such as the gateway, or a machine
+// client using the client_credentials grant. The zero value of every option
+// keeps the default: opaque access tokens, the authorization-code flow only,
+// aud naming the client alone, userinfo claims in the ID token.
 type Client struct {
 	ID     string
 	Secret string
 
-	RedirectURIs           []string // matched exactly
+	// RedirectURIs are matched exactly. A client needs at least one, unless
+	// it is a machine client (ClientCredentials) that never signs users in.
+	RedirectURIs           []string
 	PostLogoutRedirectURIs []string // matched exactly
+
+	// JWTAccessTokens makes the access tokens issued to this client RS256
+	// JWTs signed with the provider's key (the JWKS at /keys verifies them)
+	// instead of opaque strings. A user's carries the claims userinfo would
+	// answer; a machine client's its ServiceEmail and ServiceGroups. doc.go
+	// lists the claims.
+	JWTAccessTokens bool
+
+	// ClientCredentials lets the client use the client_credentials grant
+	// (RFC 6749, section 4.4) with its ID and secret; the token's subject is
+	// the client ID. Other clients asking for that grant get
+	// unauthorized_client.
+	ClientCredentials bool
+	// ServiceGroups is the "groups" claim of the client's client_credentials
+	// access tokens, when non-empty. Needs ClientCredentials.
+	ServiceGroups []string
+	// ServiceEmail is the "email" claim, with "email_verified": true, of the
+	// client's client_credentials access tokens, when set. Needs
+	// ClientCredentials.
+	ServiceEmail string
+
+	// Audience is added to the "aud" of the access tokens issued to this
+	// client, after the client's own ID, so a resource server can require
+	// its own name there. ID tokens keep naming the client alone.
+	Audience []string
+
+	// MinimalIDToken leaves the userinfo claims (email, profile, groups,
+	// ExtraClaims) out of the ID token: it carries the protocol claims only,
+	// and the relying party must call userinfo, which still answers them all.
+	MinimalIDToken bool
 }
 
 // reservedClaims are set by the provider or by zitadel; a user's ExtraClaims
@@ -164,13 +200,20 @@ func (u User) normalise() (User, error) {
 	return u, nil
 }
 
-// validate checks that c can take part in the authorization-code flow.
+// validate checks that c can take part in the authorization-code flow, or
+// in the client_credentials grant.
 func (c Client) validate() error {
 	if c.ID == "" || c.Secret == "" {
 		return errors.New("demo: a client needs an ID and a secret")
 	}
-	if len(c.RedirectURIs) == 0 {
-		return fmt.Errorf("demo: client %q needs at least one redirect URI", c.ID)
+	if len(c.RedirectURIs) == 0 && !c.ClientCredentials {
+		return fmt.Errorf("demo: client %q needs at least one redirect URI, or ClientCredentials", c.ID)
+	}
+	if (len(c.ServiceGroups) > 0 || c.ServiceEmail != "") && !c.ClientCredentials {
+		return fmt.Errorf("demo: client %q: ServiceGroups and ServiceEmail need ClientCredentials", c.ID)
+	}
+	if slices.Contains(c.Audience, "") {
+		return fmt.Errorf("demo: client %q: empty audience", c.ID)
 	}
 	for _, uri := range slices.Concat(c.RedirectURIs, c.PostLogoutRedirectURIs) {
 		u, err := url.Parse(uri)

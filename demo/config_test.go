@@ -27,6 +27,10 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"client without redirect", Config{Issuer: "http://h", Clients: []Client{{ID: "c", Secret: "s"}}}, "redirect"},
 		{"relative redirect", Config{Issuer: "http://h", Clients: []Client{{ID: "c", Secret: "s", RedirectURIs: []string{"/cb"}}}}, "absolute"},
 		{"duplicate client", Config{Issuer: "http://h", Clients: []Client{client, client}}, "duplicate client"},
+		{"machine client without redirect", Config{Issuer: "http://h", Clients: []Client{{ID: "m", Secret: "s", ClientCredentials: true, ServiceGroups: []string{"g"}}}}, ""},
+		{"service groups without client credentials", Config{Issuer: "http://h", Clients: []Client{{ID: "c", Secret: "s", RedirectURIs: client.RedirectURIs, ServiceGroups: []string{"g"}}}}, "ServiceGroups"},
+		{"service email without client credentials", Config{Issuer: "http://h", Clients: []Client{{ID: "c", Secret: "s", RedirectURIs: client.RedirectURIs, ServiceEmail: "m@example.com"}}}, "ServiceEmail"},
+		{"empty audience", Config{Issuer: "http://h", Clients: []Client{{ID: "c", Secret: "s", RedirectURIs: client.RedirectURIs, Audience: []string{""}}}}, "audience"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.cfg.SigningKey = sharedKey(t)

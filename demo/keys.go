@@ -12,8 +12,9 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
-// signingKey is the provider's one RSA key: it signs ID tokens (RS256) and
-// its public half is published at the keys endpoint.
+// signingKey is the provider's one RSA key: it signs ID tokens and JWT
+// access tokens (RS256), and its public half is published at the keys
+// endpoint.
 type signingKey struct {
 	id  string
 	key *rsa.PrivateKey

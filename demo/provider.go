@@ -36,6 +36,12 @@ const (
 	signedOutPath = "/signed-out"
 )
 
+// supportedScopes are the scopes the provider knows; zitadel drops others
+// from authorization requests, and the client_credentials grant too.
+var supportedScopes = []string{
+	oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess, "groups",
+}
+
 // New builds a provider from cfg; cfg.Issuer is required (Start fills it).
 func New(cfg Config) (*Provider, error) {
 	cfg, err := cfg.withDefaults()
@@ -70,9 +76,7 @@ func New(cfg Config) (*Provider, error) {
 		AuthMethodPost:           true,
 		GrantTypeRefreshToken:    true,
 		SupportedClaims:          append(slices.Clone(op.DefaultSupportedClaims), "groups"),
-		SupportedScopes: []string{
-			oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess, "groups",
-		},
+		SupportedScopes:          slices.Clone(supportedScopes),
 	}
 	// WithAllowInsecure lets the issuer be plain http, as it is on loopback.
 	opProvider, err := op.NewProvider(opConfig, store, op.StaticIssuer(cfg.Issuer), op.WithAllowInsecure())
@@ -164,8 +168,9 @@ func (p *Provider) SetClaim(userID, claim string, value any) error {
 	})
 }
 
-// SigningKey returns the key that signs ID tokens and its kid, so tests can
-// forge logout tokens or tampered ID tokens that only signatures tell apart.
+// SigningKey returns the key that signs ID tokens and JWT access tokens,
+// and its kid, so tests can forge logout tokens or tampered ID tokens that
+// only signatures tell apart.
 func (p *Provider) SigningKey() (key *rsa.PrivateKey, keyID string) {
 	return p.store.key.key, p.store.key.id
 }

@@ -82,6 +82,7 @@ func TestDiscovery(t *testing.T) {
 				{"token_endpoint_auth_methods_supported", doc.AuthMethods, "client_secret_basic"},
 				{"token_endpoint_auth_methods_supported", doc.AuthMethods, "client_secret_post"},
 				{"grant_types_supported", doc.GrantTypes, "refresh_token"},
+				{"grant_types_supported", doc.GrantTypes, "client_credentials"},
 				{"claims_supported", doc.Claims, "groups"},
 				{"scopes_supported", doc.Scopes, "offline_access"},
 				{"id_token_signing_alg_values_supported", doc.SigningAlgs, "RS256"},

@@ -12,7 +12,7 @@ import (
 type Stats struct {
 	AuthorizeRequests int
 	// TokenRequests is keyed by grant_type: "authorization_code",
-	// "refresh_token", and "other" for anything else.
+	// "refresh_token", "client_credentials", and "other" for anything else.
 	TokenRequests      map[string]int
 	UserinfoRequests   int
 	EndSessionRequests int
@@ -61,7 +61,7 @@ func (p *Provider) countRequests(next http.Handler) http.Handler {
 			grant := "other"
 			if err := r.ParseForm(); err == nil {
 				switch g := r.Form.Get("grant_type"); g {
-				case string(oidc.GrantTypeCode), string(oidc.GrantTypeRefreshToken):
+				case string(oidc.GrantTypeCode), string(oidc.GrantTypeRefreshToken), string(oidc.GrantTypeClientCredentials):
 					grant = g
 				}
 			}

@@ -12,7 +12,8 @@ import (
 
 // storage is the provider's in-memory op.Storage. One mutex guards every map;
 // the methods that implement op.Storage live next to the step of the flow
-// they serve (authrequest.go, tokens.go, claims.go, clients.go, keys.go).
+// they serve (authrequest.go, tokens.go, claims.go, clients.go, keys.go,
+// service.go).
 type storage struct {
 	issuer     string
 	accessTTL  time.Duration
@@ -34,8 +35,9 @@ type storage struct {
 }
 
 var (
-	_ op.Storage                   = (*storage)(nil)
-	_ op.CanSetUserinfoFromRequest = (*storage)(nil)
+	_ op.Storage                        = (*storage)(nil)
+	_ op.CanSetUserinfoFromRequest      = (*storage)(nil)
+	_ op.CanGetPrivateClaimsFromRequest = (*storage)(nil)
 )
 
 // Lifetimes of the short-lived protocol state, and how often expired entries

@@ -10,20 +10,30 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
-// accessToken is the record behind an opaque access token. zitadel hands the
-// client an encrypted "id:subject" string; userinfo and revocation come back
-// here with the id.
+// accessToken is the record behind an access token. zitadel hands the
+// client an encrypted "id:subject" string, or a JWT whose jti is the id;
+// userinfo, introspection and revocation come back here with the id.
 type accessToken struct {
 	id       string
-	userID   string
+	userID   string // "" for a client_credentials token
 	clientID string
+	audience []string
 	scopes   []string
 	expires  time.Time
+}
+
+// subject is the token's sub: the user, or the client acting for itself.
+func (at *accessToken) subject() string {
+	if at.userID == "" {
+		return at.clientID
+	}
+	return at.userID
 }
 
 // refreshToken is a refresh token and the grant it carries forward. The
 // token value is random and is the map key; id names it in revocation.
 type refreshToken struct {
+	jwtAudience
 	id       string
 	userID   string
 	clientID string
@@ -37,7 +47,7 @@ type refreshToken struct {
 var _ op.RefreshTokenRequest = (*refreshToken)(nil)
 
 func (r *refreshToken) GetAMR() []string       { return r.amr }
-func (r *refreshToken) GetAudience() []string  { return []string{r.clientID} }
+func (r *refreshToken) GetAudience() []string  { return audience(r.clientID, r.extra) }
 func (r *refreshToken) GetAuthTime() time.Time { return r.authTime }
 func (r *refreshToken) GetClientID() string    { return r.clientID }
 func (r *refreshToken) GetSubject() string     { return r.userID }
@@ -49,12 +59,44 @@ func (r *refreshToken) GetScopes() []string {
 }
 func (r *refreshToken) SetCurrentScopes(scopes []string) { r.current = scopes }
 
-// grant is what both an auth request and a refresh token can tell us about
-// the tokens to issue.
+// grant is what an auth request, a refresh token and a client_credentials
+// request can tell us about the tokens to issue.
 type grant interface {
 	GetSubject() string
 	GetClientID() string
 	GetScopes() []string
+}
+
+// audience is clientID followed by the extra audiences, without repeats.
+func audience(clientID string, extra []string) []string {
+	aud := []string{clientID}
+	for _, a := range extra {
+		if !slices.Contains(aud, a) {
+			aud = append(aud, a)
+		}
+	}
+	return aud
+}
+
+// jwtAudience holds a client's extra audiences (Client.Audience) while
+// zitadel builds a user's access token JWT, and nothing otherwise.
+//
+// zitadel reads the aud of the access token JWT (CreateJWT) and then of the
+// ID token (CreateIDToken) from the GetAudience of one and the same request
+// object. So that only the access token names the extra audiences, the
+// storage widens the request's audience when it records the access token,
+// and narrows it again when CreateJWT asks for the private claims, which
+// zitadel v3.52 does after reading the audience and before it builds the ID
+// token. TestJWTAccessTokenClaims fails if a new zitadel changes that order.
+type jwtAudience struct{ extra []string }
+
+func (a *jwtAudience) widenAudience(extra []string) { a.extra = extra }
+func (a *jwtAudience) narrowAudience()              { a.extra = nil }
+
+// audienceWidener is a request embedding jwtAudience.
+type audienceWidener interface {
+	widenAudience(extra []string)
+	narrowAudience()
 }
 
 // CreateAccessToken implements op.Storage for the code flow without
@@ -108,14 +150,23 @@ func (s *storage) CreateAccessAndRefreshTokens(_ context.Context, req op.TokenRe
 	return at.id, token, at.expires, nil
 }
 
+// newAccessTokenLocked records an access token for g, and widens g's
+// audience when zitadel is about to make it a JWT (see jwtAudience).
 func (s *storage) newAccessTokenLocked(g grant) *accessToken {
-	now := s.now()
+	c := s.clients[g.GetClientID()]
 	at := &accessToken{
 		id:       rand.Text(),
 		userID:   g.GetSubject(),
 		clientID: g.GetClientID(),
+		audience: audience(g.GetClientID(), c.Audience),
 		scopes:   slices.Clone(g.GetScopes()),
-		expires:  now.Add(s.accessTTL),
+		expires:  s.now().Add(s.accessTTL),
+	}
+	if _, ok := g.(*serviceRequest); ok {
+		at.userID = ""
+	}
+	if w, ok := g.(audienceWidener); ok && c.JWTAccessTokens {
+		w.widenAudience(c.Audience)
 	}
 	s.accessTokens[at.id] = at
 	return at

@@ -33,6 +33,8 @@ func (s *storage) addClient(c Client) error {
 	}
 	c.RedirectURIs = slices.Clone(c.RedirectURIs)
 	c.PostLogoutRedirectURIs = slices.Clone(c.PostLogoutRedirectURIs)
+	c.ServiceGroups = slices.Clone(c.ServiceGroups)
+	c.Audience = slices.Clone(c.Audience)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.clients[c.ID]; ok {
