@@ -100,6 +100,10 @@ type worldOptions struct {
 	// policy replaces the default policy section.
 	policy string
 	users  []demo.User
+	// gatewayClient adjusts the gateway's client registration at the
+	// provider; extraClients registers more (machine clients).
+	gatewayClient func(*demo.Client)
+	extraClients  []demo.Client
 	// publicAddr is where browsers reach the sign-in endpoints when that is
 	// not the gateway itself (an nginx in front); the gateway then has no
 	// upstreams and trusts 127.0.0.1 as its proxy.
@@ -137,10 +141,14 @@ func newWorld(t *testing.T, opts worldOptions) *world {
 		opts.policy = "policy:\n  email_domains: [example.com]\n"
 	}
 	secret := randomSecret()
+	gwClient := demo.Client{ID: "portcullis", Secret: secret,
+		RedirectURIs: []string{public + "/oauth2/callback"}, PostLogoutRedirectURIs: []string{public + "/"}}
+	if opts.gatewayClient != nil {
+		opts.gatewayClient(&gwClient)
+	}
 	idp, err := demo.Start("127.0.0.1:0", demo.Config{
-		Users: opts.users,
-		Clients: []demo.Client{{ID: "portcullis", Secret: secret,
-			RedirectURIs: []string{public + "/oauth2/callback"}, PostLogoutRedirectURIs: []string{public + "/"}}},
+		Users:   opts.users,
+		Clients: append([]demo.Client{gwClient}, opts.extraClients...),
 	})
 	if err != nil {
 		t.Fatal(err)
