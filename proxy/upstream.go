@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portcullis/portcullis/session"
@@ -123,12 +124,22 @@ func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) (
 			return nil
 		},
 		Transport:     transport,
+		BufferPool:    copyBuffers,
 		FlushInterval: cfg.FlushInterval,
 		ErrorLog:      slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
 		ErrorHandler:  h.upstreamError,
 	}
 	return up, nil
 }
+
+// copyBuffers lends the 32 KiB buffers ReverseProxy copies bodies with;
+// without a pool every response allocates a new one.
+var copyBuffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+type bufferPool struct{ pool sync.Pool }
+
+func (p *bufferPool) Get() []byte  { return *p.pool.Get().(*[]byte) }
+func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
 
 // newTransport is tuned for many requests to few hosts: keep-alives with a
 // generous idle pool, bounded dial and header waits.
