@@ -14,6 +14,8 @@ type Config struct {
 	// tokens say. Default 12h, at most 168h.
 	Lifetime time.Duration `yaml:"lifetime"`
 	Cookie   CookieConfig  `yaml:"cookie"`
+	// Redis configures the Redis store; used only with store: redis.
+	Redis RedisConfig `yaml:"redis"`
 }
 
 // Validate fills defaults and checks the section.
@@ -22,7 +24,9 @@ func (c *Config) Validate() error {
 	case "", "cookie":
 		c.Store = "cookie"
 	case "redis":
-		return fmt.Errorf("session.store: redis is not available in this version; use cookie")
+		if err := c.Redis.Validate(); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("session.store %q: want cookie or redis", c.Store)
 	}

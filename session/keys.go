@@ -24,6 +24,9 @@ const (
 	PurposeLogin   = "login"
 	PurposeCSRF    = "csrf"
 	PurposeTicket  = "redis-ticket"
+	// PurposeRedisMeta seals the per-session metadata (created, last seen,
+	// user agent) the Redis store keeps for the admin list.
+	PurposeRedisMeta = "redis-meta"
 )
 
 // KeyRing holds the operator's cookie secrets: the first seals, all open, so

@@ -45,6 +45,12 @@ type Session struct {
 	AccessToken  string // kept only when an upstream needs it
 	RefreshToken string // kept only when the provider issued one
 	IDToken      string // kept only when logout needs it as id_token_hint
+
+	// handle is the Redis store's ticket for this session, set by its Load
+	// and Save: saving a session that has one updates it in place, saving
+	// one without mints a fresh ticket. It is never encoded (MarshalBinary
+	// writes named fields only) and copies of the session share it.
+	handle *ticket
 }
 
 // Expired reports whether the session's absolute lifetime has ended at now.
