@@ -32,6 +32,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/portcullis/portcullis/providers"
 	"github.com/portcullis/portcullis/proxy"
 	"github.com/portcullis/portcullis/session"
@@ -78,7 +80,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log, logErr := newLogger(cfg.Log, stderr)
-	gw, buildErr := build(cfg, log, nil)
+	gw, buildErr := build(cfg, log, buildOptions{connect: !*check})
 	if err := errors.Join(err, logErr, buildErr); err != nil {
 		fmt.Fprintf(stderr, "portcullis: %s is not valid:\n", *configPath)
 		for _, line := range strings.Split(err.Error(), "\n") {
@@ -95,6 +97,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	defer gw.close()
 	if err := gw.serve(ctx, nil); err != nil {
 		log.Error("gateway stopped", "err", err)
 		return 1
@@ -108,13 +111,29 @@ type gateway struct {
 	log       *slog.Logger
 	handler   *proxy.Handler
 	providers []providers.Provider
+	closers   []io.Closer
 	warnings  []string
 	callback  string
 }
 
+// buildOptions say how far build goes.
+type buildOptions struct {
+	// connect builds stores that dial their servers (Redis); -check only
+	// validates their configuration.
+	connect bool
+	// transport, when set, carries calls to providers (tests).
+	transport http.RoundTripper
+}
+
+// sessionStore is what the gateway needs of a store beyond session.Store.
+type sessionStore interface {
+	session.Store
+	Name() string
+}
+
 // build turns the configuration into a gateway, collecting every error.
-// transport, when set, carries calls to providers (tests and the demo).
-func build(cfg *config, log *slog.Logger, transport http.RoundTripper) (*gateway, error) {
+func build(cfg *config, log *slog.Logger, opts buildOptions) (*gateway, error) {
+	transport := opts.transport
 	var errs []error
 	gw := &gateway{cfg: cfg, log: log}
 	gw.callback = proxy.CallbackURL(cfg.Server.PublicURL, cfg.Server.Prefix)
@@ -144,11 +163,23 @@ func build(cfg *config, log *slog.Logger, transport http.RoundTripper) (*gateway
 	if err != nil {
 		errs = append(errs, err)
 	}
-	var store *session.CookieStore
+	var store sessionStore
 	var login *session.LoginCookies
 	if keys != nil {
-		if store, err = session.NewCookieStore(cfg.Session.Cookie, keys, session.CookieStoreOptions{Lifetime: cfg.Session.Lifetime}); err != nil {
+		cs, err := session.NewCookieStore(cfg.Session.Cookie, keys, session.CookieStoreOptions{Lifetime: cfg.Session.Lifetime})
+		if err != nil {
 			errs = append(errs, err)
+		} else {
+			store = cs
+		}
+		if cfg.Session.Store == "redis" && opts.connect && store != nil && len(errs) == 0 {
+			rs, err := newRedisStore(cfg, keys, log)
+			if err != nil {
+				errs = append(errs, err)
+			} else {
+				store = rs
+				gw.closers = append(gw.closers, rs)
+			}
 		}
 		if login, err = session.NewLoginCookies(cfg.Session.Cookie, keys, nil); err != nil {
 			errs = append(errs, err)
@@ -241,6 +272,38 @@ func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
 
 // discover contacts every provider at start, retrying until it answers, so
 // the log says early whether sign-in will work and /ready turns green.
+// close releases what build opened (Redis connections).
+func (gw *gateway) close() {
+	for _, c := range gw.closers {
+		if err := c.Close(); err != nil {
+			gw.log.Warn("closing", "err", err)
+		}
+	}
+}
+
+// newRedisStore connects the Redis session store; main reads the CA file.
+func newRedisStore(cfg *config, keys *session.KeyRing, log *slog.Logger) (*session.RedisStore, error) {
+	var ca []byte
+	if f := cfg.Session.Redis.TLS.CAFile; f != "" {
+		var err error
+		if ca, err = os.ReadFile(f); err != nil {
+			return nil, fmt.Errorf("session.redis.tls.ca_file: %w", err)
+		}
+	}
+	// go-redis reports reconnects and failovers through a global logger;
+	// send them to ours.
+	redis.SetLogger(redisLogger{log})
+	return session.NewRedisStore(cfg.Session.Redis, keys, session.RedisStoreOptions{
+		Cookie: cfg.Session.Cookie, Lifetime: cfg.Session.Lifetime, CACert: ca,
+	})
+}
+
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.Log(ctx, slog.LevelWarn, "redis: "+fmt.Sprintf(format, v...))
+}
+
 func (gw *gateway) discover(ctx context.Context) {
 	for _, p := range gw.providers {
 		go func() {

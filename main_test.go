@@ -70,7 +70,7 @@ func TestBuiltServerHasTimeouts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := build(cfg, slog.New(slog.DiscardHandler), nil)
+	gw, err := build(cfg, slog.New(slog.DiscardHandler), buildOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

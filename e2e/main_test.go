@@ -83,15 +83,23 @@ func randomSecret() string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-// world is one provider, one upstream and one gateway process.
+// world is one provider, one upstream and one or more gateway processes.
 type world struct {
 	t        *testing.T
 	idp      *demo.Server
 	upstream *recorder
-	gateway  string // base URL
+	gateway  string // base URL of the first replica
 	logs     *syncBuffer
 	cmd      *exec.Cmd
 	users    map[string]demo.User
+	replicas []*replica
+}
+
+// replica is one gateway process.
+type replica struct {
+	url  string
+	cmd  *exec.Cmd
+	logs *syncBuffer
 }
 
 type worldOptions struct {
@@ -104,6 +112,13 @@ type worldOptions struct {
 	// provider; extraClients registers more (machine clients).
 	gatewayClient func(*demo.Client)
 	extraClients  []demo.Client
+	// redis, when set, is the address of the Redis the gateway keeps
+	// sessions in; redisExtra is added to the session.redis section.
+	redis      string
+	redisExtra string
+	// replicas is the number of gateway processes sharing the
+	// configuration (default 1). Browsers reach the first one.
+	replicas int
 	// publicAddr is where browsers reach the sign-in endpoints when that is
 	// not the gateway itself (an nginx in front); the gateway then has no
 	// upstreams and trusts 127.0.0.1 as its proxy.
@@ -131,9 +146,14 @@ func newWorld(t *testing.T, opts worldOptions) *world {
 	for _, u := range opts.users {
 		w.users[u.Username] = u
 	}
-	addr := freeAddr(t)
-	w.gateway = "http://" + addr
-	public := w.gateway
+	if opts.replicas == 0 {
+		opts.replicas = 1
+	}
+	addrs := make([]string, opts.replicas)
+	for i := range addrs {
+		addrs[i] = freeAddr(t)
+	}
+	public := "http://" + addrs[0]
 	if opts.publicAddr != "" {
 		public = "http://" + opts.publicAddr
 	}
@@ -159,7 +179,13 @@ func newWorld(t *testing.T, opts worldOptions) *world {
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "client-secret")
 	os.WriteFile(secretFile, []byte(secret+"\n"), 0o600)
-	cfg := fmt.Sprintf(`
+	store := ""
+	if opts.redis != "" {
+		store = fmt.Sprintf("  store: redis\n  redis:\n    addrs: [%s]\n%s", opts.redis, opts.redisExtra)
+	}
+	cookieSecret := randomSecret()
+	for i, addr := range addrs {
+		cfg := fmt.Sprintf(`
 server:
   listen: %s
   public_url: %s
@@ -172,6 +198,7 @@ providers:
     client_secret_file: %s
     scopes: [openid, email, profile]
 session:
+%s
   cookie:
     name: _portcullis
     secrets: [${E2E_COOKIE_SECRET}]
@@ -180,18 +207,21 @@ session:
 %s
 log:
   level: debug
-%s`, addr, public, trustedFor(opts), idp.URL, secretFile, upstreamsFor(opts, w.upstream.URL), opts.policy, opts.extraConfig)
-	cfgFile := filepath.Join(dir, "config.yaml")
-	os.WriteFile(cfgFile, []byte(cfg), 0o600)
-
-	w.cmd = exec.Command(binary, "-config", cfgFile)
-	w.cmd.Env = append(os.Environ(), "E2E_COOKIE_SECRET="+randomSecret())
-	w.cmd.Stdout, w.cmd.Stderr = w.logs, w.logs
-	if err := w.cmd.Start(); err != nil {
-		t.Fatal(err)
+%s`, addr, public, trustedFor(opts), idp.URL, secretFile, store, upstreamsFor(opts, w.upstream.URL), opts.policy, opts.extraConfig)
+		cfgFile := filepath.Join(dir, fmt.Sprintf("config-%d.yaml", i))
+		os.WriteFile(cfgFile, []byte(cfg), 0o600)
+		rp := &replica{url: "http://" + addr, logs: &syncBuffer{}}
+		rp.cmd = exec.Command(binary, "-config", cfgFile)
+		rp.cmd.Env = append(os.Environ(), "E2E_COOKIE_SECRET="+cookieSecret)
+		rp.cmd.Stdout, rp.cmd.Stderr = rp.logs, rp.logs
+		if err := rp.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rp.stop(t) })
+		rp.waitReady(t)
+		w.replicas = append(w.replicas, rp)
 	}
-	t.Cleanup(w.stop)
-	w.waitReady()
+	w.gateway, w.cmd, w.logs = w.replicas[0].url, w.replicas[0].cmd, w.replicas[0].logs
 	return w
 }
 
@@ -209,11 +239,11 @@ func upstreamsFor(opts worldOptions, url string) string {
 	return "upstreams:\n  - path: /\n    url: " + url
 }
 
-func (w *world) waitReady() {
-	w.t.Helper()
+func (rp *replica) waitReady(t *testing.T) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(w.gateway + "/ready")
+		resp, err := http.Get(rp.url + "/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -222,25 +252,25 @@ func (w *world) waitReady() {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	w.t.Fatalf("gateway not ready after 20s; output:\n%s", w.logs.String())
+	t.Fatalf("gateway %s not ready after 20s; output:\n%s", rp.url, rp.logs.String())
 }
 
 // stop sends SIGTERM and waits for a clean exit.
-func (w *world) stop() {
-	if w.cmd.Process == nil || w.cmd.ProcessState != nil {
+func (rp *replica) stop(t *testing.T) {
+	if rp.cmd.Process == nil || rp.cmd.ProcessState != nil {
 		return
 	}
-	w.cmd.Process.Signal(syscall.SIGTERM)
+	rp.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
-	go func() { done <- w.cmd.Wait() }()
+	go func() { done <- rp.cmd.Wait() }()
 	select {
 	case err := <-done:
 		if err != nil {
-			w.t.Errorf("gateway exited with %v; output:\n%s", err, w.logs.String())
+			t.Errorf("gateway %s exited with %v; output:\n%s", rp.url, err, rp.logs.String())
 		}
 	case <-time.After(15 * time.Second):
-		w.cmd.Process.Kill()
-		w.t.Errorf("gateway did not stop within 15s of SIGTERM")
+		rp.cmd.Process.Kill()
+		t.Errorf("gateway %s did not stop within 15s of SIGTERM", rp.url)
 	}
 }
 
