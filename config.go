@@ -30,6 +30,7 @@ type config struct {
 	Policy    proxy.PolicyConfig     `yaml:"policy"`
 	Headers   proxy.HeadersConfig    `yaml:"headers"`
 	Bearer    providers.BearerConfig `yaml:"bearer"`
+	Admin     proxy.AdminConfig      `yaml:"admin"`
 	Log       logConfig              `yaml:"log"`
 }
 

@@ -117,7 +117,7 @@ func startDemo(ctx context.Context, opts demoOptions) (*demoRun, error) {
 			ID:                     "portcullis-demo",
 			Secret:                 clientSecret,
 			RedirectURIs:           []string{proxy.CallbackURL(public, "")},
-			PostLogoutRedirectURIs: []string{public + "/"},
+			PostLogoutRedirectURIs: []string{public + "/", proxy.SignedOutURL(public, "")},
 		}},
 		ShowUserHints: true,
 		Logger:        opts.Log,

@@ -8,6 +8,8 @@
 //	portcullis demo                  run a demo provider, app and gateway on loopback
 //	portcullis policy test -config FILE CASES.yaml
 //	                                 decide a list of test requests with the policy
+//	portcullis sessions list|revoke -config FILE -user SUB
+//	                                 list or revoke a user's sessions through the admin API
 //	portcullis version               print the version
 //
 // main is the composition root: it alone reads flags, files and the
@@ -51,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "version":
 			fmt.Fprintln(stdout, "portcullis", version())
 			return 0
+		case "sessions":
+			return runSessions(args[1:], stdout, stderr)
 		case "policy":
 			if len(args) > 1 && args[1] == "test" {
 				return runPolicyTest(args[2:], stdout, stderr)
@@ -92,7 +96,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		for _, w := range gw.warnings {
 			fmt.Fprintln(stdout, "warning:", w)
 		}
-		fmt.Fprintf(stdout, "%s is valid; register this redirect URI at the provider: %s\n", *configPath, gw.callback)
+		fmt.Fprintf(stdout, "%s is valid. Register at the provider:\n  redirect URI:              %s\n  post-logout redirect URI:  %s\n  back-channel logout URI:   %s\n",
+			*configPath, gw.callback, proxy.SignedOutURL(cfg.Server.PublicURL, cfg.Server.Prefix), proxy.BackchannelURL(cfg.Server.PublicURL, cfg.Server.Prefix))
 		return 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -110,6 +115,7 @@ type gateway struct {
 	cfg       *config
 	log       *slog.Logger
 	handler   *proxy.Handler
+	admin     *proxy.Admin
 	providers []providers.Provider
 	closers   []io.Closer
 	warnings  []string
@@ -202,7 +208,8 @@ func build(cfg *config, log *slog.Logger, opts buildOptions) (*gateway, error) {
 		bv = bearer // never a typed nil inside the interface
 	}
 	h, err := proxy.New(proxy.Config{Server: cfg.Server, Upstreams: cfg.Upstreams, Policy: cfg.Policy, Headers: cfg.Headers},
-		proxy.Options{Providers: gw.providers, Store: store, SessionCookie: store.Name(), Login: login, Keys: keys, Logger: log, Bearer: bv})
+		proxy.Options{Providers: gw.providers, Store: store, SessionCookie: store.Name(), Login: login, Keys: keys, Logger: log, Bearer: bv,
+			IdleTimeout: cfg.Session.IdleTimeout, RefreshBefore: cfg.Session.RefreshBefore, KeepIDToken: cfg.Session.Store == "redis"})
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -211,6 +218,18 @@ func build(cfg *config, log *slog.Logger, opts buildOptions) (*gateway, error) {
 	}
 	gw.handler = h
 	gw.warnings = append(gw.warnings, h.Warnings()...)
+	if cfg.Admin.Listen != "" {
+		if cfg.Admin.TokenFile == "" {
+			return nil, errors.New("admin.token_file is required when admin.listen is set")
+		}
+		token, err := os.ReadFile(cfg.Admin.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("admin.token_file: %w", err)
+		}
+		if gw.admin, err = proxy.NewAdmin(string(token), h); err != nil {
+			return nil, err
+		}
+	}
 	return gw, nil
 }
 
@@ -253,8 +272,20 @@ func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
 	}
 	go gw.discover(ctx)
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	var admin *http.Server
+	if gw.admin != nil {
+		admin = &http.Server{Addr: gw.cfg.Admin.Listen, Handler: gw.admin, ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
+		aln, err := net.Listen("tcp", admin.Addr)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("admin listener on %s: %w", admin.Addr, err)
+		}
+		gw.log.Info("admin API listening", "listen", aln.Addr().String())
+		go func() { errc <- admin.Serve(aln) }()
+	}
 	select {
 	case err := <-errc:
 		return err
@@ -263,6 +294,9 @@ func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
 	gw.log.Info("shutting down", "grace", sc.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), sc.ShutdownTimeout)
 	defer cancel()
+	if admin != nil {
+		admin.Shutdown(sctx)
+	}
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

@@ -162,7 +162,7 @@ func newWorld(t *testing.T, opts worldOptions) *world {
 	}
 	secret := randomSecret()
 	gwClient := demo.Client{ID: "portcullis", Secret: secret,
-		RedirectURIs: []string{public + "/oauth2/callback"}, PostLogoutRedirectURIs: []string{public + "/"}}
+		RedirectURIs: []string{public + "/oauth2/callback"}, PostLogoutRedirectURIs: []string{public + "/", public + "/oauth2/signed_out"}}
 	if opts.gatewayClient != nil {
 		opts.gatewayClient(&gwClient)
 	}

@@ -77,6 +77,10 @@ type Config struct {
 	// claims the policy names: "auto" (default) when the ID token lacks
 	// them, "never" to rely on the ID token alone.
 	Userinfo string `yaml:"userinfo"`
+	// EndSession says whether sign-out continues to the provider's
+	// end_session_endpoint (RP-Initiated Logout): "auto" (default: when
+	// discovery names one) or "never".
+	EndSession string `yaml:"end_session"`
 	// Timeout bounds every call to the provider. Default 10s.
 	Timeout time.Duration `yaml:"timeout"`
 	// InsecureAllowUnverifiedEmail accepts identities whose email_verified
@@ -173,6 +177,13 @@ func (c *Config) validate() error {
 	}
 	if c.GroupsClaim == "" {
 		c.GroupsClaim = "groups"
+	}
+	switch c.EndSession {
+	case "":
+		c.EndSession = "auto"
+	case "auto", "never":
+	default:
+		bad("end_session %q: want auto or never", c.EndSession)
 	}
 	switch c.Userinfo {
 	case "":

@@ -66,7 +66,7 @@ func (h *Handler) authEnvoy(w http.ResponseWriter, r *http.Request, rq *request,
 // answerAuth runs the decision core for t and renders the answer.
 func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request, t target, narrow []*rule, redirectBrowsers bool, okStatus int) error {
 	rq.rd = t.url()
-	a, err := h.authorize(r, rq, t, narrow)
+	a, err := h.authorize(w, r, rq, t, narrow)
 	if err != nil {
 		return err
 	}

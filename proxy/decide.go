@@ -25,7 +25,7 @@ type access struct {
 // authorize finds who is asking (the session, if any) and what the policy
 // says about t for them. narrow, when set, must also admit the identity
 // (forward-auth's per-request allowed_* parameters can only narrow).
-func (h *Handler) authorize(r *http.Request, rq *request, t target, narrow []*rule) (access, error) {
+func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rq *request, t target, narrow []*rule) (access, error) {
 	d := h.policy.decide(t.host, t.method, t.path, nil)
 	if d.public {
 		// A public route needs no session; a signed-in user's identity is
@@ -49,6 +49,11 @@ func (h *Handler) authorize(r *http.Request, rq *request, t target, narrow []*ru
 	s, err := h.loadSession(r)
 	if err != nil {
 		return access{}, err
+	}
+	if s != nil {
+		if s, err = h.maintain(w, r, rq, s); err != nil {
+			return access{}, err
+		}
 	}
 	if s == nil {
 		rq.rule = d.rule

@@ -121,7 +121,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request, rq *request) 
 	h.keepNeededTokens(s)
 	// A fresh session at every sign-in: nothing from a previous cookie
 	// carries over (no session fixation).
-	s.CreatedAt, s.ExpiresAt = time.Time{}, time.Time{}
+	s.CreatedAt, s.ExpiresAt, s.LastSeen = time.Time{}, time.Time{}, h.now()
 	if err := h.saveNew(w, r, rq, s); err != nil {
 		return err
 	}
@@ -167,7 +167,9 @@ func (h *Handler) keepNeededTokens(s *session.Session) {
 	if !h.keepAccess {
 		s.AccessToken = ""
 	}
-	s.IDToken = ""
+	if !h.keepIDToken {
+		s.IDToken = ""
+	}
 }
 
 func (h *Handler) provider(id string) providers.Provider {
@@ -184,87 +186,6 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
-}
-
-// signOut ends the session. A GET shows a confirmation page whose form
-// POSTs back with a token bound to the session; a POST is accepted with that
-// token or from the gateway's own origin, so a third-party page cannot sign
-// users out (RFC 9700 §2.1 in spirit; SECURITY.md RPL-4).
-func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, rq *request) error {
-	s, err := h.loadSession(r)
-	if err != nil {
-		return err
-	}
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-		rd := h.redirects.safe(r.URL.Query().Get("rd"))
-		data := pageData{Title: "Sign out", RequestID: rq.id, Action: h.prefix + "/sign_out", RedirectTo: rd, CSRF: h.csrfToken(s)}
-		if s != nil {
-			data.User = s.Email
-			if data.User == "" {
-				data.User = h.userValue(s)
-			}
-		}
-		h.pages.write(w, http.StatusOK, "sign_out", data)
-		return nil
-	case http.MethodPost:
-	default:
-		return errorf(http.StatusMethodNotAllowed, "Use the sign-out button.", fmt.Errorf("method %s", r.Method))
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil {
-		return errorf(http.StatusBadRequest, "The sign-out request could not be read.", err)
-	}
-	if !h.sameOrigin(r) && !h.keys.VerifyMAC(r.PostForm.Get("csrf"), session.PurposeCSRF, csrfSubject(s)...) {
-		return &httpError{Code: http.StatusForbidden, Msg: "Sign-out must be confirmed on this gateway's own page.",
-			Err: errors.New("cross-site sign-out without a valid token")}
-	}
-	if err := h.store.Clear(w, r); err != nil {
-		return errorf(http.StatusServiceUnavailable, "The session could not be ended right now. Please try again.", err)
-	}
-	h.login.ClearAll(w, r)
-	if s != nil {
-		rq.user = h.userValue(s)
-		h.log.LogAttrs(r.Context(), slog.LevelInfo, "signed out", slog.String("id", rq.id),
-			slog.String("provider", s.Provider), slog.String("sub", s.Subject))
-	}
-	if rd := r.PostForm.Get("rd"); rd != "" {
-		setPageHeaders(w.Header())
-		http.Redirect(w, r, h.redirects.safe(rd), http.StatusFound)
-		return nil
-	}
-	h.pages.write(w, http.StatusOK, "signed_out", pageData{Title: "Signed out", RequestID: rq.id, SignInURL: h.loginURL("")})
-	return nil
-}
-
-// csrfToken binds the sign-out form to the session it ends.
-func (h *Handler) csrfToken(s *session.Session) string {
-	return h.keys.MAC(session.PurposeCSRF, csrfSubject(s)...)
-}
-
-func csrfSubject(s *session.Session) []string {
-	if s == nil {
-		return []string{"sign_out", "anonymous"}
-	}
-	return []string{"sign_out", s.Issuer, s.Subject, strconv.FormatInt(s.CreatedAt.Unix(), 10)}
-}
-
-// sameOrigin reports whether a browser says the request comes from the
-// gateway's own pages (Fetch Metadata, then Origin), or no browser is
-// involved at all (neither header: curl and friends, which can only affect
-// their own cookies).
-func (h *Handler) sameOrigin(r *http.Request) bool {
-	site := r.Header.Get("Sec-Fetch-Site")
-	origin := r.Header.Get("Origin")
-	switch {
-	case site == "same-origin":
-		return origin == "" || origin == h.public.String()
-	case site != "":
-		return false
-	case origin != "":
-		return origin == h.public.String()
-	}
-	return true
 }
 
 // userinfo returns the signed-in identity as JSON. Never tokens: a script on

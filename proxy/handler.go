@@ -63,6 +63,14 @@ type Options struct {
 	// Transport reaches upstreams; a tuned transport per upstream when nil.
 	Transport http.RoundTripper
 	Now       func() time.Time
+	// IdleTimeout ends sessions unused this long (0: off); RefreshBefore is
+	// how long before the access token's expiry a session is refreshed.
+	IdleTimeout   time.Duration
+	RefreshBefore time.Duration
+	// KeepIDToken keeps the raw ID token in the session for the
+	// id_token_hint of RP-initiated logout. Sensible with the Redis store;
+	// in cookies it costs about a kilobyte.
+	KeepIDToken bool
 }
 
 // Handler is the gateway: one http.Handler for endpoints and proxying.
@@ -75,18 +83,23 @@ type Handler struct {
 	keys      *session.KeyRing
 	now       func() time.Time
 
-	public      *url.URL // server.public_url
-	prefix      string   // endpoint prefix, /oauth2
-	redirects   *redirectPolicy
-	routes      routes
-	policy      *policy
-	trusted     trustedProxies
-	bearer      BearerVerifier
-	managed     headerSet
-	cookieBases []string
-	keepAccess  bool // some upstream needs the access token
-	states      *usedStates
-	pages       pages
+	public        *url.URL // server.public_url
+	prefix        string   // endpoint prefix, /oauth2
+	redirects     *redirectPolicy
+	routes        routes
+	policy        *policy
+	trusted       trustedProxies
+	bearer        BearerVerifier
+	managed       headerSet
+	cookieBases   []string
+	keepAccess    bool // some upstream needs the access token
+	keepIDToken   bool
+	idle          time.Duration
+	touchEvery    time.Duration
+	refreshBefore time.Duration
+	backoff       refreshBackoff
+	states        *usedStates
+	pages         pages
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -124,19 +137,23 @@ func New(cfg Config, opts Options) (*Handler, error) {
 		errs = append(errs, fmt.Errorf("headers.user %q: want subject, preferred_username or email", cfg.Headers.User))
 	}
 	h := &Handler{
-		cfg:       cfg,
-		log:       opts.Logger,
-		providers: opts.Providers,
-		store:     opts.Store,
-		login:     opts.Login,
-		keys:      opts.Keys,
-		now:       opts.Now,
-		public:    public,
-		prefix:    cfg.Server.Prefix,
-		managed:   newHeaderSet(managedHeaders...),
-		states:    newUsedStates(session.LoginTTL, 100_000),
-		bearer:    opts.Bearer,
-		pages:     parsedPages,
+		cfg:           cfg,
+		log:           opts.Logger,
+		providers:     opts.Providers,
+		store:         opts.Store,
+		login:         opts.Login,
+		keys:          opts.Keys,
+		now:           opts.Now,
+		public:        public,
+		prefix:        cfg.Server.Prefix,
+		managed:       newHeaderSet(managedHeaders...),
+		states:        newUsedStates(session.LoginTTL, 100_000),
+		bearer:        opts.Bearer,
+		keepIDToken:   opts.KeepIDToken,
+		idle:          opts.IdleTimeout,
+		touchEvery:    min(time.Minute, opts.IdleTimeout/4),
+		refreshBefore: opts.RefreshBefore,
+		pages:         parsedPages,
 	}
 	if public != nil {
 		if h.redirects, err = newRedirectPolicy(public, cfg.Server.AllowedRedirectHosts); err != nil {
@@ -317,6 +334,10 @@ func (h *Handler) endpoint(w http.ResponseWriter, r *http.Request, rq *request, 
 		return h.userinfo(w, r, rq)
 	case "/auth":
 		return h.auth(w, r, rq)
+	case "/signed_out":
+		return h.signedOut(w, r, rq)
+	case "/backchannel_logout":
+		return h.backchannelLogout(w, r, rq)
 	}
 	if rest, ok := strings.CutPrefix(name, "/auth/"); ok {
 		rq.route = "oauth2/auth/envoy"
@@ -335,7 +356,7 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, rq *request, pat
 		return errorf(http.StatusNotFound, "There is nothing here.", fmt.Errorf("no upstream for %s%s", t.host, path))
 	}
 	rq.route = up.prefix
-	a, err := h.authorize(r, rq, t, nil)
+	a, err := h.authorize(w, r, rq, t, nil)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,9 @@ import (
 	"time"
 )
 
+// DefaultIdleTimeout ends sessions unused for an hour (SECURITY.md §4.1).
+const DefaultIdleTimeout = time.Hour
+
 // Config is the `session` section.
 type Config struct {
 	// Store is "cookie" (the default: the whole session in an encrypted
@@ -13,7 +16,15 @@ type Config struct {
 	// Lifetime is the absolute session lifetime from sign-in, whatever the
 	// tokens say. Default 12h, at most 168h.
 	Lifetime time.Duration `yaml:"lifetime"`
-	Cookie   CookieConfig  `yaml:"cookie"`
+	// IdleTimeout ends a session unused for this long, whatever its
+	// lifetime says. Default 1h; 0 keeps the default, a negative value
+	// turns it off.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// RefreshBefore refreshes the tokens (with the refresh token, when the
+	// provider issued one) this long before the access token expires, and
+	// re-reads groups and claims then. Default 1m.
+	RefreshBefore time.Duration `yaml:"refresh_before"`
+	Cookie        CookieConfig  `yaml:"cookie"`
 	// Redis configures the Redis store; used only with store: redis.
 	Redis RedisConfig `yaml:"redis"`
 }
@@ -35,6 +46,20 @@ func (c *Config) Validate() error {
 	}
 	if c.Lifetime < time.Minute || c.Lifetime > MaxLifetime {
 		return fmt.Errorf("session.lifetime %v: want between 1m and %v", c.Lifetime, MaxLifetime)
+	}
+	switch {
+	case c.IdleTimeout == 0:
+		c.IdleTimeout = DefaultIdleTimeout
+	case c.IdleTimeout < 0:
+		c.IdleTimeout = 0 // off
+	case c.IdleTimeout < time.Second:
+		return fmt.Errorf("session.idle_timeout %v: want at least 1s (or negative to turn it off)", c.IdleTimeout)
+	}
+	if c.RefreshBefore == 0 {
+		c.RefreshBefore = time.Minute
+	}
+	if c.RefreshBefore < 0 || c.RefreshBefore > time.Hour {
+		return fmt.Errorf("session.refresh_before %v: want between 0 and 1h", c.RefreshBefore)
 	}
 	return nil
 }

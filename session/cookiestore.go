@@ -24,6 +24,8 @@ const (
 // (gorilla/securecookie: AES-256-CTR then HMAC-SHA256 over name, time and
 // ciphertext), chunked when it outgrows one cookie.
 type CookieStore struct {
+	revoked  revocations // back-channel and admin revocations, this replica only
+	used     usedKeys    // back-channel logout jti replay cache
 	jar      cookieJar
 	codecs   []*securecookie.SecureCookie
 	lifetime time.Duration
@@ -79,24 +81,30 @@ func (c *CookieStore) Load(r *http.Request) (*Session, error) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
 	}
 	s := new(Session)
-	if err := c.open(value, s); err != nil {
+	used, err := c.open(value, s)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
 	}
 	if err := c.check(s); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
 	}
+	if err := c.revoked.check(s); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
+	}
+	s.oldKey = used > 0
 	return s, nil
 }
 
-// open tries every codec; the first one is the current key.
-func (c *CookieStore) open(value string, s *Session) error {
+// open tries every codec; the first one is the current key. It returns
+// the index of the one that opened value.
+func (c *CookieStore) open(value string, s *Session) (int, error) {
 	var err error
-	for _, codec := range c.codecs {
+	for i, codec := range c.codecs {
 		if err = codec.Decode(c.jar.name, value, s); err == nil {
-			return nil
+			return i, nil
 		}
 	}
-	return err
+	return -1, err
 }
 
 // check enforces what securecookie's timestamp cannot: the absolute lifetime
@@ -128,6 +136,7 @@ func (c *CookieStore) Save(w http.ResponseWriter, r *http.Request, s *Session) e
 	if s.ExpiresAt.IsZero() || s.ExpiresAt.Sub(s.CreatedAt) > c.lifetime {
 		s.ExpiresAt = s.CreatedAt.Add(c.lifetime)
 	}
+	s.oldKey = false
 	value, err := c.codecs[0].Encode(c.jar.name, s)
 	if err != nil {
 		// securecookie refuses values over its MaxLength, which is the

@@ -34,6 +34,8 @@ const (
 	tagAccessToken
 	tagRefreshToken
 	tagIDToken
+	tagLastSeen
+	tagLast = tagLastSeen
 )
 
 // Decoding limits: a sealed cookie passed its MAC before it gets here, but the
@@ -76,6 +78,7 @@ func (s *Session) MarshalBinary() ([]byte, error) {
 	b = appendString(b, tagAccessToken, s.AccessToken)
 	b = appendString(b, tagRefreshToken, s.RefreshToken)
 	b = appendString(b, tagIDToken, s.IDToken)
+	b = appendTime(b, tagLastSeen, s.LastSeen)
 	return b, nil
 }
 
@@ -93,7 +96,7 @@ func (s *Session) UnmarshalBinary(data []byte) error {
 		tag := d.b[0]
 		d.b = d.b[1:]
 		if tag != tagClaim {
-			if tag == 0 || tag > tagIDToken {
+			if tag == 0 || tag > tagLast {
 				return fmt.Errorf("%w: unknown field %d", errMalformed, tag)
 			}
 			if seen&(1<<tag) != 0 {
@@ -143,6 +146,8 @@ func (s *Session) UnmarshalBinary(data []byte) error {
 			s.RefreshToken = d.str()
 		case tagIDToken:
 			s.IDToken = d.str()
+		case tagLastSeen:
+			s.LastSeen = d.time()
 		}
 	}
 	return d.err

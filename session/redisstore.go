@@ -164,27 +164,33 @@ func (s *RedisStore) Close() error {
 
 // ticketFrom opens the ticket the request's cookie carries.
 func (s *RedisStore) ticketFrom(r *http.Request) (*ticket, error) {
+	t, _, err := s.ticketAndKey(r)
+	return t, err
+}
+
+// ticketAndKey also reports whether the cookie was sealed with an old key.
+func (s *RedisStore) ticketAndKey(r *http.Request) (*ticket, bool, error) {
 	value, ok, err := s.jar.read(r)
 	if !ok {
-		return nil, ErrNoSession
+		return nil, false, ErrNoSession
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
+		return nil, false, fmt.Errorf("%w: %v", ErrInvalidSession, err)
 	}
 	t := new(ticket)
-	for _, codec := range s.codecs {
+	for i, codec := range s.codecs {
 		if err = codec.Decode(s.jar.name, value, t); err == nil {
-			return t, nil
+			return t, i > 0, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
+	return nil, false, fmt.Errorf("%w: %v", ErrInvalidSession, err)
 }
 
 // Load implements Store. A session in the local cache costs no Redis round
 // trip. When Redis cannot be reached, the error wraps ErrUnavailable, never
 // ErrNoSession: a blink of Redis must not send users to sign in again.
 func (s *RedisStore) Load(r *http.Request) (*Session, error) {
-	t, err := s.ticketFrom(r)
+	t, oldKey, err := s.ticketAndKey(r)
 	if err != nil {
 		return nil, err
 	}
@@ -197,6 +203,7 @@ func (s *RedisStore) Load(r *http.Request) (*Session, error) {
 		if c.Expired(now) {
 			return nil, fmt.Errorf("%w: expired", ErrInvalidSession)
 		}
+		c.oldKey = oldKey
 		return c, nil
 	}
 	epoch := s.cache.currentEpoch()
@@ -206,6 +213,7 @@ func (s *RedisStore) Load(r *http.Request) (*Session, error) {
 	}
 	s.cache.add(hash, t.tag, sess, now, epoch)
 	s.touch(r.Context(), t, meta, now)
+	sess.oldKey = oldKey
 	return sess, nil
 }
 
@@ -359,7 +367,9 @@ func (s *RedisStore) save(ctx context.Context, w http.ResponseWriter, r *http.Re
 			return err
 		}
 	}
-	if fresh {
+	if fresh || sess.oldKey {
+		// A new ticket, or one sealed with a retiring secret: (re)issue
+		// the cookie under the current secret.
 		value, err := s.codecs[0].Encode(s.jar.name, t)
 		if err != nil {
 			return fmt.Errorf("session: sealing ticket cookie: %w", err)
@@ -367,8 +377,9 @@ func (s *RedisStore) save(ctx context.Context, w http.ResponseWriter, r *http.Re
 		if err := s.jar.write(w, r, value, ttl); err != nil {
 			return err
 		}
-		sess.handle = t
-	} else {
+		sess.handle, sess.oldKey = t, false
+	}
+	if !fresh {
 		s.publish(ctx, [][16]byte{hash}, nil) // the new version replaces ours below
 	}
 	s.cache.add(hash, tag, sess, now, epoch)

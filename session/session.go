@@ -39,6 +39,7 @@ type Session struct {
 
 	CreatedAt   time.Time // sign-in time
 	RefreshedAt time.Time // last token refresh, zero if never
+	LastSeen    time.Time // last use, updated at most every few minutes (idle timeout)
 	ExpiresAt   time.Time // absolute end of the session, whatever the tokens say
 	TokenExpiry time.Time // expiry of the access token (zero when unknown)
 
@@ -51,7 +52,16 @@ type Session struct {
 	// one without mints a fresh ticket. It is never encoded (MarshalBinary
 	// writes named fields only) and copies of the session share it.
 	handle *ticket
+	// oldKey says the cookie was sealed with a secret other than the first:
+	// saving the session re-seals it with the current one.
+	oldKey bool
 }
+
+// SealedWithOldKey reports whether the request's cookie was sealed with a
+// cookie secret other than the first. Saving the session re-seals it, so a
+// rolled-out new secret reaches every active user before the old one is
+// retired.
+func (s *Session) SealedWithOldKey() bool { return s.oldKey }
 
 // Expired reports whether the session's absolute lifetime has ended at now.
 func (s *Session) Expired(now time.Time) bool {

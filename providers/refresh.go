@@ -1,0 +1,170 @@
+package providers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/portcullis/portcullis/session"
+)
+
+// ErrNoRefreshToken means the session cannot be refreshed: the provider
+// issued no refresh token.
+var ErrNoRefreshToken = errors.New("session has no refresh token")
+
+// Refresh exchanges the session's refresh token for new tokens (RFC 6749
+// §6) and re-reads the identity's groups and claims, so policy sees changes
+// without a new sign-in. It returns a new session; s is not modified. A
+// rotated refresh token replaces the old one; when the provider sends none,
+// the old one stays (RFC 6749 §6 allows either).
+//
+// invalid_grant (revoked, expired, already used) is ErrRejected: the
+// session must end. A network error or a 5xx is ErrUnavailable: the
+// session may live on until its own end.
+func (p *OIDC) Refresh(ctx context.Context, s *session.Session) (*session.Session, error) {
+	if s.RefreshToken == "" {
+		return nil, ErrNoRefreshToken
+	}
+	d, err := p.discovered(ctx)
+	if err != nil {
+		return nil, err
+	}
+	old := &oauth2.Token{RefreshToken: s.RefreshToken, Expiry: time.Unix(1, 0)} // expired: force the refresh
+	tok, err := p.oauth2Config(d).TokenSource(p.clientCtx(ctx), old).Token()
+	if err != nil {
+		return nil, exchangeError(err)
+	}
+	next := *s
+	next.Claims = cloneClaims(s.Claims)
+	next.Groups = append([]string(nil), s.Groups...)
+	next.AccessToken = tok.AccessToken
+	if tok.RefreshToken != "" {
+		next.RefreshToken = tok.RefreshToken
+	}
+	next.TokenExpiry = tok.Expiry
+	next.RefreshedAt = p.opts.Now()
+	if raw, _ := tok.Extra("id_token").(string); raw != "" {
+		if err := p.checkRefreshedIDToken(ctx, d, raw, tok, &next); err != nil {
+			return nil, err
+		}
+		next.IDToken = raw
+	} else if err := p.refreshFromUserinfo(ctx, d, tok, &next); err != nil {
+		return nil, err
+	}
+	if next.TokenExpiry.IsZero() {
+		next.TokenExpiry = next.RefreshedAt.Add(5 * time.Minute)
+	}
+	return &next, nil
+}
+
+// checkRefreshedIDToken applies OpenID Connect Core §12.2: the new ID
+// token has the same iss and sub as the one it replaces (aud, signature
+// and exp are checked by the verifier); its nonce, if any, is not ours to
+// check. The identity's attributes are then taken from it.
+func (p *OIDC) checkRefreshedIDToken(ctx context.Context, d *discovery, raw string, tok *oauth2.Token, s *session.Session) error {
+	if _, err := d.keys.current(ctx, false); err != nil {
+		return err
+	}
+	idt, err := d.verifier.Verify(ctx, raw)
+	if err != nil {
+		return fmt.Errorf("%w: refreshed ID token: %v", ErrInvalidToken, err)
+	}
+	if idt.Issuer != s.Issuer || idt.Subject != s.Subject {
+		return fmt.Errorf("%w: refreshed ID token is for %s/%s, not %s/%s", ErrInvalidToken, idt.Issuer, idt.Subject, s.Issuer, s.Subject)
+	}
+	var all map[string]any
+	if err := idt.Claims(&all); err != nil {
+		return fmt.Errorf("%w: claims: %v", ErrInvalidToken, err)
+	}
+	if idt.AccessTokenHash != "" {
+		if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
+			return fmt.Errorf("%w: refreshed at_hash does not match", ErrInvalidToken)
+		}
+	}
+	c := readIDClaims(all)
+	if c.AZP != "" && c.AZP != p.cfg.ClientID {
+		return fmt.Errorf("%w: azp %q is not this client", ErrInvalidToken, c.AZP)
+	}
+	id := s.Identity
+	if _, ok := all["email"]; ok {
+		if c.Email != "" && !c.EmailVerified && !p.cfg.InsecureAllowUnverifiedEmail {
+			return fmt.Errorf("%w: %s", ErrUnverifiedEmail, c.Email)
+		}
+		id.Email, id.EmailVerified = c.Email, c.Email != ""
+	}
+	if _, ok := all["name"]; ok {
+		id.Name = c.Name
+	}
+	if _, ok := all["preferred_username"]; ok {
+		id.PreferredUsername = c.PreferredUsername
+	}
+	if g := lookupClaim(all, p.cfg.GroupsClaim); g != nil {
+		id.Groups = stringList(g)
+	} else {
+		id.Groups = nil // from userinfo below, or none
+	}
+	for _, name := range p.opts.Claims {
+		if vs := claimValues(lookupClaim(all, name)); len(vs) > 0 {
+			if id.Claims == nil {
+				id.Claims = map[string][]string{}
+			}
+			id.Claims[name] = vs
+		} else {
+			delete(id.Claims, name)
+		}
+	}
+	if err := p.fillFromUserinfo(ctx, d, tok, &id); err != nil {
+		return err
+	}
+	if err := checkHeaderSafe(&id, c.SID); err != nil {
+		return err
+	}
+	s.Identity = id
+	return nil
+}
+
+// refreshFromUserinfo re-reads groups and claims when the provider sends
+// no new ID token on refresh (many do not).
+func (p *OIDC) refreshFromUserinfo(ctx context.Context, d *discovery, tok *oauth2.Token, s *session.Session) error {
+	if p.cfg.Userinfo == "never" || d.userinfo == "" || tok.AccessToken == "" {
+		return nil
+	}
+	id := s.Identity
+	id.Groups = nil
+	id.Claims = nil
+	if err := p.fillFromUserinfo(ctx, d, tok, &id); err != nil {
+		return err
+	}
+	s.Identity = id
+	return nil
+}
+
+func cloneClaims(c map[string][]string) map[string][]string {
+	if c == nil {
+		return nil
+	}
+	out := make(map[string][]string, len(c))
+	for k, v := range c {
+		out[k] = append([]string(nil), v...)
+	}
+	return out
+}
+
+// checkHeaderSafe refuses identities with control characters: they would
+// go into headers.
+func checkHeaderSafe(id *session.Identity, extra ...string) error {
+	checked := append([]string{id.Subject, id.Email, id.Name, id.PreferredUsername}, extra...)
+	checked = append(checked, id.Groups...)
+	for _, vs := range id.Claims {
+		checked = append(checked, vs...)
+	}
+	for _, v := range checked {
+		if hasControl(v) {
+			return fmt.Errorf("%w: claims contain control characters", ErrInvalidToken)
+		}
+	}
+	return nil
+}

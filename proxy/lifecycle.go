@@ -1,0 +1,155 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/portcullis/portcullis/providers"
+	"github.com/portcullis/portcullis/session"
+)
+
+// lifecycle.go keeps a loaded session valid exactly as long as it should
+// be: idle timeout, token refresh before expiry (once across replicas),
+// re-sealing cookies under a new secret, and the last-seen mark.
+
+// refresher is implemented by providers that can refresh tokens.
+type refresher interface {
+	Refresh(ctx context.Context, s *session.Session) (*session.Session, error)
+}
+
+// maintain returns the session to use for this request, or nil when it
+// has ended (idle, or the provider revoked it).
+func (h *Handler) maintain(w http.ResponseWriter, r *http.Request, rq *request, s *session.Session) (*session.Session, error) {
+	now := h.now()
+	if h.idle > 0 {
+		last := s.LastSeen
+		if last.IsZero() {
+			last = s.CreatedAt
+		}
+		if now.Sub(last) > h.idle {
+			h.endSession(w, r, rq, s, "idle timeout")
+			return nil, nil
+		}
+	}
+	if h.refreshDue(s, now) {
+		next, err := h.refresh(w, r, s)
+		switch {
+		case err == nil:
+			h.log.LogAttrs(r.Context(), slog.LevelInfo, "session refreshed", slog.String("id", rq.id),
+				slog.String("provider", s.Provider), slog.String("sub", s.Subject))
+			return next, nil // saved by the store, cookies re-issued
+		case errors.Is(err, providers.ErrRejected), errors.Is(err, providers.ErrInvalidToken), errors.Is(err, providers.ErrUnverifiedEmail):
+			// invalid_grant and friends: the provider no longer vouches
+			// for this session.
+			h.endSession(w, r, rq, s, "refresh refused: "+err.Error())
+			return nil, nil
+		case errors.Is(err, session.ErrRefreshBusy):
+			// Another replica is refreshing; this request goes on with
+			// the session it has.
+		default:
+			// The provider is unreachable: keep the session until it ends
+			// on its own, and try again later.
+			delay := h.backoff.fail(backoffKey(s), now)
+			h.log.LogAttrs(r.Context(), slog.LevelWarn, "session refresh failed; keeping the session", slog.String("id", rq.id),
+				slog.String("sub", s.Subject), slog.Any("err", err), slog.Duration("retry_in", delay))
+		}
+	}
+	if s.SealedWithOldKey() || (h.idle > 0 && now.Sub(s.LastSeen) > h.touchEvery) {
+		s.LastSeen = now
+		if err := h.store.Save(w, r, s); err != nil {
+			h.log.LogAttrs(r.Context(), slog.LevelWarn, "could not update the session", slog.String("id", rq.id), slog.Any("err", err))
+		}
+	}
+	return s, nil
+}
+
+// endSession clears a session the gateway no longer honours.
+func (h *Handler) endSession(w http.ResponseWriter, r *http.Request, rq *request, s *session.Session, why string) {
+	if err := h.store.Clear(w, r); err != nil {
+		h.log.LogAttrs(r.Context(), slog.LevelWarn, "could not clear the session", slog.String("id", rq.id), slog.Any("err", err))
+	}
+	h.log.LogAttrs(r.Context(), slog.LevelInfo, "session ended", slog.String("id", rq.id),
+		slog.String("sub", s.Subject), slog.String("reason", why))
+}
+
+// refreshDue says whether s should be refreshed now.
+func (h *Handler) refreshDue(s *session.Session, now time.Time) bool {
+	if s.RefreshToken == "" || s.TokenExpiry.IsZero() || now.Before(s.TokenExpiry.Add(-h.refreshBefore)) {
+		return false
+	}
+	return h.backoff.ready(backoffKey(s), now)
+}
+
+// refresh runs the provider's refresh at most once at a time for s, across
+// replicas when the store can lock.
+func (h *Handler) refresh(w http.ResponseWriter, r *http.Request, s *session.Session) (*session.Session, error) {
+	p, _ := h.provider(s.Provider).(refresher)
+	if p == nil {
+		return nil, errors.New("the session's provider cannot refresh")
+	}
+	fn := func(ctx context.Context, cur *session.Session) (*session.Session, error) {
+		next, err := p.Refresh(ctx, cur)
+		if err != nil {
+			return nil, err
+		}
+		next.LastSeen = h.now()
+		h.keepNeededTokens(next)
+		return next, nil
+	}
+	if rs, ok := h.store.(session.Refresher); ok {
+		return rs.RefreshOnce(r.Context(), w, r, s, fn)
+	}
+	next, err := fn(r.Context(), s)
+	if err != nil {
+		return nil, err
+	}
+	return next, h.store.Save(w, r, next)
+}
+
+func backoffKey(s *session.Session) string {
+	return s.Issuer + "\x00" + s.Subject + "\x00" + strconv.FormatInt(s.CreatedAt.Unix(), 10)
+}
+
+// refreshBackoff spaces out refresh attempts for a session whose provider
+// failed: 5s, doubling up to 5m. Bounded; forgets entries once they are due.
+type refreshBackoff struct {
+	mu    sync.Mutex
+	tries map[string]backoffState
+}
+
+type backoffState struct {
+	next  time.Time
+	delay time.Duration
+}
+
+func (b *refreshBackoff) ready(key string, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st, ok := b.tries[key]
+	return !ok || !now.Before(st.next)
+}
+
+func (b *refreshBackoff) fail(key string, now time.Time) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.tries == nil {
+		b.tries = map[string]backoffState{}
+	}
+	if len(b.tries) > 100_000 {
+		for k, st := range b.tries {
+			if now.After(st.next.Add(10 * time.Minute)) {
+				delete(b.tries, k)
+			}
+		}
+	}
+	st := b.tries[key]
+	st.delay = min(max(st.delay*2, 5*time.Second), 5*time.Minute)
+	st.next = now.Add(st.delay)
+	b.tries[key] = st
+	return st.delay
+}

@@ -1,0 +1,300 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portcullis/portcullis/providers"
+	"github.com/portcullis/portcullis/session"
+)
+
+// logout.go ends sessions: the user's own sign-out (continuing to the
+// provider's end-session endpoint, RP-Initiated Logout 1.0), the return
+// from there, and the provider's back-channel logout (Back-Channel Logout
+// 1.0).
+
+// endSessioner is implemented by providers with RP-initiated logout.
+type endSessioner interface {
+	EndSessionURL(ctx context.Context, idTokenHint, postLogoutRedirect, state string) (string, error)
+}
+
+// logoutVerifier is implemented by providers that accept back-channel
+// logout tokens.
+type logoutVerifier interface {
+	VerifyLogoutToken(ctx context.Context, raw string) (*providers.LogoutToken, error)
+}
+
+// revoker is implemented by both session stores.
+type revoker interface {
+	RevokeUser(ctx context.Context, issuer, subject string) (int, error)
+	RevokeSID(ctx context.Context, issuer, sid string) (int, error)
+	FirstUse(ctx context.Context, key string, ttl time.Duration) (bool, error)
+}
+
+// signOut ends the session. A GET shows a confirmation page whose form
+// POSTs back with a token bound to the session; a POST is accepted with that
+// token or from the gateway's own origin, so a third-party page cannot sign
+// users out (RFC 9700 §2.1 in spirit; SECURITY.md RPL-4). The gateway's own
+// session is cleared first (every cookie chunk, the Redis record); then,
+// when the provider offers it, the browser continues to the provider's
+// end_session_endpoint (RP-Initiated Logout 1.0 §2).
+func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, rq *request) error {
+	s, err := h.loadSession(r)
+	if err != nil {
+		return err
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		rd := h.redirects.safe(r.URL.Query().Get("rd"))
+		data := pageData{Title: "Sign out", RequestID: rq.id, Action: h.prefix + "/sign_out", RedirectTo: rd, CSRF: h.csrfToken(s)}
+		if s != nil {
+			data.User = s.Email
+			if data.User == "" {
+				data.User = h.userValue(s)
+			}
+		}
+		h.pages.write(w, http.StatusOK, "sign_out", data)
+		return nil
+	case http.MethodPost:
+	default:
+		return errorf(http.StatusMethodNotAllowed, "Use the sign-out button.", fmt.Errorf("method %s", r.Method))
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		return errorf(http.StatusBadRequest, "The sign-out request could not be read.", err)
+	}
+	if !h.sameOrigin(r) && !h.keys.VerifyMAC(r.PostForm.Get("csrf"), session.PurposeCSRF, csrfSubject(s)...) {
+		return &httpError{Code: http.StatusForbidden, Msg: "Sign-out must be confirmed on this gateway's own page.",
+			Err: errors.New("cross-site sign-out without a valid token")}
+	}
+	if err := h.store.Clear(w, r); err != nil {
+		return errorf(http.StatusServiceUnavailable, "The session could not be ended right now. Please try again.", err)
+	}
+	h.login.ClearAll(w, r)
+	rd := h.redirects.safe(r.PostForm.Get("rd"))
+	if r.PostForm.Get("rd") == "" {
+		rd = ""
+	}
+	if s != nil {
+		rq.user = h.userValue(s)
+		h.log.LogAttrs(r.Context(), slog.LevelInfo, "signed out", slog.String("id", rq.id),
+			slog.String("provider", s.Provider), slog.String("sub", s.Subject))
+		if p, ok := h.provider(s.Provider).(endSessioner); ok {
+			u, err := p.EndSessionURL(r.Context(), s.IDToken, h.signedOutURL(), h.logoutState(rd))
+			switch {
+			case err != nil:
+				// The local session is gone either way; say so rather than
+				// fail the sign-out.
+				h.log.LogAttrs(r.Context(), slog.LevelWarn, "could not continue sign-out at the provider",
+					slog.String("id", rq.id), slog.String("provider", s.Provider), slog.Any("err", err))
+			case u != "":
+				setPageHeaders(w.Header())
+				http.Redirect(w, r, u, http.StatusFound)
+				return nil
+			}
+		}
+	}
+	return h.finishSignOut(w, r, rq, rd)
+}
+
+// csrfToken binds the sign-out form to the session it ends.
+func (h *Handler) csrfToken(s *session.Session) string {
+	return h.keys.MAC(session.PurposeCSRF, csrfSubject(s)...)
+}
+
+func csrfSubject(s *session.Session) []string {
+	if s == nil {
+		return []string{"sign_out", "anonymous"}
+	}
+	return []string{"sign_out", s.Issuer, s.Subject, strconv.FormatInt(s.CreatedAt.Unix(), 10)}
+}
+
+// sameOrigin reports whether a browser says the request comes from the
+// gateway's own pages (Fetch Metadata, then Origin), or no browser is
+// involved at all (neither header: curl and friends, which can only affect
+// their own cookies).
+func (h *Handler) sameOrigin(r *http.Request) bool {
+	site := r.Header.Get("Sec-Fetch-Site")
+	origin := r.Header.Get("Origin")
+	switch {
+	case site == "same-origin":
+		return origin == "" || origin == h.public.String()
+	case site != "":
+		return false
+	case origin != "":
+		return origin == h.public.String()
+	}
+	return true
+}
+
+// signedOutURL is the post_logout_redirect_uri to register at providers.
+func (h *Handler) signedOutURL() string { return h.public.String() + h.prefix + "/signed_out" }
+
+// SignedOutURL is the post_logout_redirect_uri to register at providers.
+func SignedOutURL(publicURL, prefix string) string {
+	if prefix == "" {
+		prefix = "/oauth2"
+	}
+	return strings.TrimSuffix(publicURL, "/") + prefix + "/signed_out"
+}
+
+// BackchannelURL is the back-channel logout URI to register at providers.
+func BackchannelURL(publicURL, prefix string) string {
+	if prefix == "" {
+		prefix = "/oauth2"
+	}
+	return strings.TrimSuffix(publicURL, "/") + prefix + "/backchannel_logout"
+}
+
+// finishSignOut sends the browser on to rd, or shows the signed-out page.
+func (h *Handler) finishSignOut(w http.ResponseWriter, r *http.Request, rq *request, rd string) error {
+	if rd != "" {
+		setPageHeaders(w.Header())
+		http.Redirect(w, r, h.redirects.safe(rd), http.StatusFound)
+		return nil
+	}
+	h.pages.write(w, http.StatusOK, "signed_out", pageData{Title: "Signed out", RequestID: rq.id, SignInURL: h.loginURL("")})
+	return nil
+}
+
+// logoutState carries where to go after the provider's sign-out, signed
+// and short-lived, so the return cannot be steered (RP-Initiated Logout
+// §3 state; SECURITY.md RPL-3).
+func (h *Handler) logoutState(rd string) string {
+	exp := strconv.FormatInt(h.now().Add(10*time.Minute).Unix(), 10)
+	return base64.RawURLEncoding.EncodeToString([]byte(rd)) + "." + exp + "." + h.keys.MAC(session.PurposeCSRF, "logout", rd, exp)
+}
+
+func (h *Handler) readLogoutState(state string) (string, bool) {
+	parts := strings.Split(state, ".")
+	if len(parts) != 3 || len(state) > 4096 {
+		return "", false
+	}
+	rd, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil || !h.keys.VerifyMAC(parts[2], session.PurposeCSRF, "logout", string(rd), parts[1]) {
+		return "", false
+	}
+	exp, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil || h.now().Unix() > exp {
+		return "", false
+	}
+	return string(rd), true
+}
+
+// signedOut is where the provider sends the browser back after its own
+// sign-out. Only a state we signed can name where to go next.
+func (h *Handler) signedOut(w http.ResponseWriter, r *http.Request, rq *request) error {
+	rd, ok := h.readLogoutState(r.URL.Query().Get("state"))
+	if !ok {
+		rd = ""
+	}
+	return h.finishSignOut(w, r, rq, rd)
+}
+
+// backchannelLogout is POST /oauth2/backchannel_logout (Back-Channel Logout
+// 1.0 §2.5–2.8): validate the logout token, refuse replays, and end the
+// sessions it names on every replica. Any failure is a 400 and ends
+// nothing.
+func (h *Handler) backchannelLogout(w http.ResponseWriter, r *http.Request, rq *request) error {
+	fail := func(err error) error {
+		rq.err = err
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "the logout token was not accepted"})
+		return nil
+	}
+	if r.Method != http.MethodPost {
+		return errorf(http.StatusMethodNotAllowed, "Providers POST logout tokens here.", fmt.Errorf("method %s", r.Method))
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		return fail(fmt.Errorf("reading the form: %w", err))
+	}
+	raw := r.PostForm.Get("logout_token")
+	if raw == "" || len(r.PostForm["logout_token"]) != 1 {
+		return fail(errors.New("no logout_token"))
+	}
+	iss, err := unverifiedClaim(raw, "iss")
+	if err != nil {
+		return fail(err)
+	}
+	var lv logoutVerifier
+	for _, p := range h.providers {
+		if p.Issuer() == iss {
+			lv, _ = p.(logoutVerifier)
+		}
+	}
+	if lv == nil {
+		return fail(fmt.Errorf("no provider with issuer %q accepts logout tokens", truncate(iss, 128)))
+	}
+	lt, err := lv.VerifyLogoutToken(r.Context(), raw)
+	switch {
+	case errors.Is(err, providers.ErrUnavailable):
+		// The provider's keys cannot be fetched: not the token's fault,
+		// and the provider retries on a 5xx.
+		return errorf(http.StatusServiceUnavailable, "The identity provider's keys are unavailable.", err)
+	case err != nil:
+		return fail(err)
+	}
+	rv, ok := h.store.(revoker)
+	if !ok {
+		return errors.New("the session store cannot revoke sessions")
+	}
+	// The jti replay cache (SECURITY.md BCL-8): kept at least as long as the
+	// token is valid, shared by every replica in Redis mode.
+	sum := sha256.Sum256([]byte(lt.Issuer + "\x00" + lt.ID))
+	ttl := max(time.Until(lt.Expiry)+2*time.Minute, 5*time.Minute)
+	first, err := rv.FirstUse(r.Context(), "jti:"+hex.EncodeToString(sum[:16]), ttl)
+	if err != nil {
+		return errorf(http.StatusServiceUnavailable, "Sessions cannot be ended right now.", err)
+	}
+	if !first {
+		return fail(errors.New("logout token replayed (jti seen before)"))
+	}
+	// With a sid, the provider session it names ends; without one, every
+	// session of the user (Back-Channel Logout §2.7).
+	var n int
+	if lt.SessionID != "" {
+		n, err = rv.RevokeSID(r.Context(), lt.Issuer, lt.SessionID)
+	} else {
+		n, err = rv.RevokeUser(r.Context(), lt.Issuer, lt.Subject)
+	}
+	if err != nil {
+		return errorf(http.StatusServiceUnavailable, "Sessions cannot be ended right now.", err)
+	}
+	h.log.LogAttrs(r.Context(), slog.LevelInfo, "back-channel logout", slog.String("id", rq.id),
+		slog.String("iss", lt.Issuer), slog.String("sub", lt.Subject), slog.Bool("sid", lt.SessionID != ""), slog.Int("sessions", n))
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// unverifiedClaim reads one string claim from a JWT's payload without
+// verifying it, only to pick the provider whose keys will.
+func unverifiedClaim(raw, name string) (string, error) {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 || len(raw) > 16<<10 {
+		return "", errors.New("not a signed JWT")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", errors.New("malformed payload")
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(b, &claims); err != nil {
+		return "", errors.New("malformed payload")
+	}
+	v, _ := claims[name].(string)
+	if v == "" {
+		return "", fmt.Errorf("no %s", name)
+	}
+	return v, nil
+}

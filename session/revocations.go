@@ -1,0 +1,116 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Revocation for the cookie store. A cookie session lives in the browser,
+// so ending it early needs a list on the server: "this user (issuer +
+// subject) signed out at T" rejects every cookie created before T, and
+// "this provider session (issuer + sid) ended at T" every cookie carrying
+// that sid. The list is this replica's memory: with several replicas, use
+// the Redis store, whose revocations every replica sees. Entries are kept
+// for the longest a session can live, then forgotten.
+
+type revocations struct {
+	mu    sync.RWMutex
+	users map[string]time.Time // issuer\x00subject -> revoked at
+	sids  map[string]time.Time // issuer\x00sid -> revoked at
+}
+
+const maxRevocations = 1_000_000
+
+func (r *revocations) check(s *Session) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if at, ok := r.users[s.Issuer+"\x00"+s.Subject]; ok && s.CreatedAt.Before(at) {
+		return fmt.Errorf("user's sessions were revoked at %s", at.UTC().Format(time.RFC3339))
+	}
+	if s.SID != "" {
+		if _, ok := r.sids[s.Issuer+"\x00"+s.SID]; ok {
+			return fmt.Errorf("provider session ended")
+		}
+	}
+	return nil
+}
+
+func (r *revocations) add(m *map[string]time.Time, key string, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if *m == nil {
+		*m = map[string]time.Time{}
+	}
+	if len(*m) >= maxRevocations {
+		// Forget entries older than any live session first.
+		for k, t := range *m {
+			if at.Sub(t) > MaxLifetime {
+				delete(*m, k)
+			}
+		}
+	}
+	// Whole seconds, as CreatedAt is stored: a session created in the
+	// same second as the revocation survives it.
+	(*m)[key] = at.Truncate(time.Second)
+}
+
+// RevokeUser ends every cookie session of (issuer, subject) created until
+// now, on this replica. It returns -1: cookies cannot be counted.
+func (c *CookieStore) RevokeUser(_ context.Context, issuer, subject string) (int, error) {
+	c.revoked.add(&c.revoked.users, issuer+"\x00"+subject, c.now())
+	return -1, nil
+}
+
+// RevokeSID ends every cookie session of the provider session (issuer,
+// sid), on this replica. It returns -1: cookies cannot be counted.
+func (c *CookieStore) RevokeSID(_ context.Context, issuer, sid string) (int, error) {
+	c.revoked.add(&c.revoked.sids, issuer+"\x00"+sid, c.now())
+	return -1, nil
+}
+
+// usedKeys remembers keys (back-channel logout jti) until they expire.
+type usedKeys struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+// FirstUse records key for ttl and reports whether it was new. The cookie
+// store keeps the record in this replica's memory.
+func (c *CookieStore) FirstUse(_ context.Context, key string, ttl time.Duration) (bool, error) {
+	return c.used.first(key, c.now(), ttl), nil
+}
+
+func (u *usedKeys) first(key string, now time.Time, ttl time.Duration) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.seen == nil {
+		u.seen = map[string]time.Time{}
+	}
+	if exp, ok := u.seen[key]; ok && now.Before(exp) {
+		return false
+	}
+	if len(u.seen) >= 100_000 {
+		for k, exp := range u.seen {
+			if !now.Before(exp) {
+				delete(u.seen, k)
+			}
+		}
+		if len(u.seen) >= 100_000 {
+			return false // fail closed rather than forget a live jti
+		}
+	}
+	u.seen[key] = now.Add(ttl)
+	return true
+}
+
+// FirstUse records key in Redis for ttl (SET NX PX) and reports whether it
+// was new, for every replica at once.
+func (s *RedisStore) FirstUse(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	ok, err := s.client.SetNX(ctx, s.prefix+"used:"+key, "1", ttl).Result()
+	if err != nil {
+		return false, storeErr("recording a used key", err)
+	}
+	return ok, nil
+}
