@@ -29,6 +29,39 @@ type fakeProvider struct {
 	redeemed []providers.Attempt
 	respErr  error
 	down     bool
+
+	// refresh, when set, answers Refresh; refreshes counts the calls.
+	refresh   func(s *session.Session) (*session.Session, error)
+	refreshes int
+	// logout, when set, answers VerifyLogoutToken.
+	logout func(raw string) (*providers.LogoutToken, error)
+	// endSession is the provider's end_session_endpoint, "" for none.
+	endSession string
+}
+
+func (f *fakeProvider) Refresh(_ context.Context, s *session.Session) (*session.Session, error) {
+	f.mu.Lock()
+	f.refreshes++
+	fn := f.refresh
+	f.mu.Unlock()
+	if fn == nil {
+		return nil, providers.ErrNoRefreshToken
+	}
+	return fn(s)
+}
+
+func (f *fakeProvider) VerifyLogoutToken(_ context.Context, raw string) (*providers.LogoutToken, error) {
+	if f.logout == nil {
+		return nil, providers.ErrInvalidLogoutToken
+	}
+	return f.logout(raw)
+}
+
+func (f *fakeProvider) EndSessionURL(_ context.Context, hint, post, state string) (string, error) {
+	if f.endSession == "" {
+		return "", nil
+	}
+	return f.endSession + "?post_logout_redirect_uri=" + url.QueryEscape(post) + "&state=" + url.QueryEscape(state), nil
 }
 
 func newFakeProvider() *fakeProvider {
@@ -97,9 +130,29 @@ type env struct {
 	got      []seen
 	logs     *strings.Builder
 	now      time.Time
+	clockMu  sync.Mutex
+	offset   time.Duration // added to the wall clock for the handler and store
+}
+
+// clock is the test's time: the wall clock plus what advance added.
+func (e *env) clock() time.Time {
+	e.clockMu.Lock()
+	defer e.clockMu.Unlock()
+	return time.Now().Add(e.offset)
+}
+
+func (e *env) advance(d time.Duration) {
+	e.clockMu.Lock()
+	e.offset += d
+	e.clockMu.Unlock()
 }
 
 func newEnv(t *testing.T, mutate func(*Config)) *env {
+	return newEnvOpts(t, mutate, nil)
+}
+
+// newEnvOpts also lets a test adjust the handler's options.
+func newEnvOpts(t *testing.T, mutate func(*Config), opt func(*Options)) *env {
 	t.Helper()
 	e := &env{t: t, idp: newFakeProvider(), logs: &strings.Builder{}, now: time.Now(), bearer: &fakeBearer{tokens: map[string]session.Identity{}}}
 	e.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -118,7 +171,7 @@ func newEnv(t *testing.T, mutate func(*Config)) *env {
 	}
 	e.keys = keys
 	cookieCfg := session.CookieConfig{Name: "_portcullis"}
-	e.store, err = session.NewCookieStore(cookieCfg, keys, session.CookieStoreOptions{Lifetime: time.Hour})
+	e.store, err = session.NewCookieStore(cookieCfg, keys, session.CookieStoreOptions{Lifetime: time.Hour, Now: func() time.Time { return e.clock() }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,10 +187,15 @@ func newEnv(t *testing.T, mutate func(*Config)) *env {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	e.h, err = New(cfg, Options{
+	o := Options{
 		Providers: []providers.Provider{e.idp}, Store: e.store, SessionCookie: e.store.Name(),
 		Login: login, Keys: keys, Logger: newTestLogger(e.logs), Bearer: e.bearer,
-	})
+		Now: func() time.Time { return e.clock() },
+	}
+	if opt != nil {
+		opt(&o)
+	}
+	e.h, err = New(cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +231,7 @@ func (e *env) sessionCookie(sub, email string, groups ...string) string {
 	v, err := e.store.Seal(&session.Session{
 		Identity:  session.Identity{Issuer: e.idp.issuer, Subject: sub, Email: email, EmailVerified: true, PreferredUsername: sub, Groups: groups},
 		Provider:  "corp",
-		CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour),
+		CreatedAt: e.clock(), ExpiresAt: e.clock().Add(time.Hour),
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -249,3 +307,5 @@ func (f *fakeBearer) Verify(_ context.Context, token string) (*session.Identity,
 	}
 	return &id, nil
 }
+
+func stdB64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }

@@ -26,6 +26,8 @@ const (
 type CookieStore struct {
 	revoked  revocations // back-channel and admin revocations, this replica only
 	used     usedKeys    // back-channel logout jti replay cache
+	flight   flight      // refreshes in progress
+	recent   recentRefreshes
 	jar      cookieJar
 	codecs   []*securecookie.SecureCookie
 	lifetime time.Duration

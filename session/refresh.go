@@ -84,19 +84,24 @@ func refreshKey(s *Session) string {
 	return s.Issuer + "\x00" + s.Subject + "\x00" + strconv.FormatInt(s.CreatedAt.UnixNano(), 10)
 }
 
-// cookieFlights holds the single-flight groups of all cookie stores, keyed
-// by store, since a CookieStore carries no state of its own.
-var cookieFlights sync.Map // *CookieStore → *flight
-
 // RefreshOnce implements Refresher. Within this replica one caller runs fn
 // and saves the result, setting the new cookie on its w; the others wait,
 // get a copy of that result, and have the same cookie set on their own w.
-// (Across replicas cookie sessions cannot coordinate: each replica refreshes
-// the cookie its browser sent.)
+//
+// The result is also remembered for a minute: requests that were already
+// on their way with the old cookie when the refresh finished (a page's
+// parallel asset loads) get the refreshed session too, instead of
+// refreshing again with a refresh token the provider has just rotated away
+// and being signed out by the invalid_grant. (Across replicas cookie
+// sessions cannot coordinate: use the Redis store, or sticky sessions,
+// with providers that rotate refresh tokens.)
 func (c *CookieStore) RefreshOnce(ctx context.Context, w http.ResponseWriter, r *http.Request, s *Session,
 	fn func(ctx context.Context, s *Session) (*Session, error)) (*Session, error) {
-	f, _ := cookieFlights.LoadOrStore(c, new(flight))
-	res, shared, err := f.(*flight).do(refreshKey(s), func() (*Session, error) {
+	key := refreshKey(s) + "\x00" + strconv.FormatInt(s.RefreshedAt.Unix(), 10)
+	if done := c.recent.get(key, c.now()); done != nil {
+		return done, c.Save(w, r, done)
+	}
+	res, shared, err := c.flight.do(key, func() (*Session, error) {
 		ns, err := fn(ctx, s.clone())
 		if err != nil {
 			return nil, err
@@ -107,6 +112,7 @@ func (c *CookieStore) RefreshOnce(ctx context.Context, w http.ResponseWriter, r 
 		if err := c.Save(w, r, ns); err != nil {
 			return nil, err
 		}
+		c.recent.put(key, ns, c.now())
 		return ns, nil
 	})
 	if err != nil {
@@ -118,6 +124,49 @@ func (c *CookieStore) RefreshOnce(ctx context.Context, w http.ResponseWriter, r 
 		}
 	}
 	return res, nil
+}
+
+// recentRefreshes remembers refresh results for a minute, keyed by the
+// session as it was before the refresh. Bounded; old entries go first.
+type recentRefreshes struct {
+	mu      sync.Mutex
+	entries map[string]recentRefresh
+}
+
+type recentRefresh struct {
+	s  *Session
+	at time.Time
+}
+
+const recentRefreshTTL = time.Minute
+
+func (rr *recentRefreshes) get(key string, now time.Time) *Session {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	e, ok := rr.entries[key]
+	if !ok || now.Sub(e.at) > recentRefreshTTL {
+		return nil
+	}
+	return e.s.clone()
+}
+
+func (rr *recentRefreshes) put(key string, s *Session, now time.Time) {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	if rr.entries == nil {
+		rr.entries = map[string]recentRefresh{}
+	}
+	if len(rr.entries) >= 10_000 {
+		for k, e := range rr.entries {
+			if now.Sub(e.at) > recentRefreshTTL {
+				delete(rr.entries, k)
+			}
+		}
+		if len(rr.entries) >= 10_000 {
+			rr.entries = map[string]recentRefresh{} // a burst of refreshes: start over
+		}
+	}
+	rr.entries[key] = recentRefresh{s: s.clone(), at: now}
 }
 
 // RefreshOnce implements Refresher for a session that came from Load or
