@@ -18,6 +18,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -97,9 +99,12 @@ type world struct {
 
 // replica is one gateway process.
 type replica struct {
-	url  string
-	cmd  *exec.Cmd
-	logs *syncBuffer
+	url    string
+	cmd    *exec.Cmd
+	logs   *syncBuffer
+	config string // the configuration file
+	env    []string
+	admin  string // admin.listen, when {{ADMIN}} appears in extraConfig
 }
 
 type worldOptions struct {
@@ -116,6 +121,12 @@ type worldOptions struct {
 	// sessions in; redisExtra is added to the session.redis section.
 	redis      string
 	redisExtra string
+	// sessionExtra is added to the session section.
+	sessionExtra string
+	// scopes replaces the requested scopes; accessTokenTTL the provider's
+	// access token lifetime.
+	scopes         string
+	accessTokenTTL time.Duration
 	// replicas is the number of gateway processes sharing the
 	// configuration (default 1). Browsers reach the first one.
 	replicas int
@@ -167,8 +178,9 @@ func newWorld(t *testing.T, opts worldOptions) *world {
 		opts.gatewayClient(&gwClient)
 	}
 	idp, err := demo.Start("127.0.0.1:0", demo.Config{
-		Users:   opts.users,
-		Clients: append([]demo.Client{gwClient}, opts.extraClients...),
+		Users:               opts.users,
+		Clients:             append([]demo.Client{gwClient}, opts.extraClients...),
+		AccessTokenLifetime: opts.accessTokenTTL,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +196,16 @@ func newWorld(t *testing.T, opts worldOptions) *world {
 		store = fmt.Sprintf("  store: redis\n  redis:\n    addrs: [%s]\n%s", opts.redis, opts.redisExtra)
 	}
 	cookieSecret := randomSecret()
+	if opts.scopes == "" {
+		opts.scopes = "[openid, email, profile]"
+	}
 	for i, addr := range addrs {
+		admin := ""
+		extra := opts.extraConfig
+		if strings.Contains(extra, "{{ADMIN}}") {
+			admin = freeAddr(t)
+			extra = strings.ReplaceAll(extra, "{{ADMIN}}", admin)
+		}
 		cfg := fmt.Sprintf(`
 server:
   listen: %s
@@ -196,9 +217,9 @@ providers:
     issuer_url: %s
     client_id: portcullis
     client_secret_file: %s
-    scopes: [openid, email, profile]
+    scopes: %s
 session:
-%s
+%s%s
   cookie:
     name: _portcullis
     secrets: [${E2E_COOKIE_SECRET}]
@@ -207,18 +228,13 @@ session:
 %s
 log:
   level: debug
-%s`, addr, public, trustedFor(opts), idp.URL, secretFile, store, upstreamsFor(opts, w.upstream.URL), opts.policy, opts.extraConfig)
+%s`, addr, public, trustedFor(opts), idp.URL, secretFile, opts.scopes, opts.sessionExtra, store, upstreamsFor(opts, w.upstream.URL), opts.policy, extra)
 		cfgFile := filepath.Join(dir, fmt.Sprintf("config-%d.yaml", i))
 		os.WriteFile(cfgFile, []byte(cfg), 0o600)
-		rp := &replica{url: "http://" + addr, logs: &syncBuffer{}}
-		rp.cmd = exec.Command(binary, "-config", cfgFile)
-		rp.cmd.Env = append(os.Environ(), "E2E_COOKIE_SECRET="+cookieSecret)
-		rp.cmd.Stdout, rp.cmd.Stderr = rp.logs, rp.logs
-		if err := rp.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		rp := &replica{url: "http://" + addr, config: cfgFile, admin: admin,
+			env: append(os.Environ(), "E2E_COOKIE_SECRET="+cookieSecret)}
+		rp.start(t)
 		t.Cleanup(func() { rp.stop(t) })
-		rp.waitReady(t)
 		w.replicas = append(w.replicas, rp)
 	}
 	w.gateway, w.cmd, w.logs = w.replicas[0].url, w.replicas[0].cmd, w.replicas[0].logs
@@ -237,6 +253,36 @@ func upstreamsFor(opts worldOptions, url string) string {
 		return "" // forward-auth only
 	}
 	return "upstreams:\n  - path: /\n    url: " + url
+}
+
+// start runs the gateway process and waits until it is ready.
+func (rp *replica) start(t *testing.T) {
+	t.Helper()
+	rp.logs = &syncBuffer{}
+	rp.cmd = exec.Command(binary, "-config", rp.config)
+	rp.cmd.Env = rp.env
+	rp.cmd.Stdout, rp.cmd.Stderr = rp.logs, rp.logs
+	if err := rp.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	rp.waitReady(t)
+}
+
+// restart stops the process and starts it again with the cookie secrets
+// given (first seals, all open), as an operator rolling out a new secret.
+func (rp *replica) restart(t *testing.T, secrets ...string) {
+	t.Helper()
+	rp.stop(t)
+	cfg, err := os.ReadFile(rp.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?m)^    secrets: .*$`)
+	cfg = re.ReplaceAll(cfg, []byte("    secrets: ["+strings.Join(secrets, ", ")+"]"))
+	if err := os.WriteFile(rp.config, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rp.start(t)
 }
 
 func (rp *replica) waitReady(t *testing.T) {
@@ -370,3 +416,9 @@ func decodeSeen(t *testing.T, resp *http.Response) seenRequest {
 	}
 	return s
 }
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
