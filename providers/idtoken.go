@@ -48,15 +48,20 @@ func readIDClaims(all map[string]any) idClaims {
 // checkIDToken does what go-oidc's Verify leaves to the caller (it has
 // checked signature, alg allowlist, iss, aud contains client_id, exp) and
 // extracts the identity.
-func (p *OIDC) checkIDToken(idt *oidc.IDToken, tok *oauth2.Token, nonce string) (session.Identity, idClaims, error) {
+func (p *OIDC) checkIDToken(idt *oidc.IDToken, tok *oauth2.Token, nonce string) (session.Identity, idClaims, map[string]any, error) {
 	var c idClaims
 	var all map[string]any
 	if err := idt.Claims(&all); err != nil {
-		return session.Identity{}, c, fmt.Errorf("%w: claims: %v", ErrInvalidToken, err)
+		return session.Identity{}, c, nil, fmt.Errorf("%w: claims: %v", ErrInvalidToken, err)
 	}
 	c = readIDClaims(all)
-	fail := func(format string, args ...any) (session.Identity, idClaims, error) {
-		return session.Identity{}, c, fmt.Errorf("%w: "+format, append([]any{ErrInvalidToken}, args...)...)
+	fail := func(format string, args ...any) (session.Identity, idClaims, map[string]any, error) {
+		return session.Identity{}, c, nil, fmt.Errorf("%w: "+format, append([]any{ErrInvalidToken}, args...)...)
+	}
+	if ifl, ok := p.flavor.(issuerFlavor); ok {
+		if err := ifl.checkIssuer(idt.Issuer, all); err != nil {
+			return fail("%v", err)
+		}
 	}
 	// Core §3.1.3.7 step 11: the nonce we sent must come back (RFC 9700
 	// §4.5.3.2 makes this our code-injection defence alongside PKCE).
@@ -111,7 +116,7 @@ func (p *OIDC) checkIDToken(idt *oidc.IDToken, tok *oauth2.Token, nonce string) 
 	// address. Only the JSON boolean true counts.
 	verified := c.EmailVerified
 	if id.Email != "" && !verified && !p.cfg.InsecureAllowUnverifiedEmail {
-		return session.Identity{}, c, fmt.Errorf("%w: %s", ErrUnverifiedEmail, id.Email)
+		return session.Identity{}, c, nil, fmt.Errorf("%w: %s", ErrUnverifiedEmail, id.Email)
 	}
 	id.EmailVerified = id.Email != "" && (verified || p.cfg.InsecureAllowUnverifiedEmail)
 	// Values we will put in headers must be header-safe; a provider that
@@ -125,7 +130,7 @@ func (p *OIDC) checkIDToken(idt *oidc.IDToken, tok *oauth2.Token, nonce string) 
 			return fail("claims contain control characters")
 		}
 	}
-	return id, c, nil
+	return id, c, all, nil
 }
 
 // lookupClaim follows a dotted path (realm_access.roles) through nested

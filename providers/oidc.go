@@ -25,6 +25,7 @@ type OIDC struct {
 	cfg    Config
 	opts   Options
 	client *http.Client
+	flavor flavor
 
 	state atomic.Pointer[discovery]
 
@@ -51,8 +52,8 @@ type discovery struct {
 // retryDiscovery spaces out discovery attempts while the provider is down.
 const retryDiscovery = 5 * time.Second
 
-func newOIDC(cfg Config, opts Options) *OIDC {
-	return &OIDC{cfg: cfg, opts: opts, client: newHTTPClient(opts.Transport, cfg.Timeout)}
+func newOIDC(cfg Config, opts Options, fl flavor) *OIDC {
+	return &OIDC{cfg: cfg, opts: opts, client: newHTTPClient(opts.Transport, cfg.Timeout), flavor: fl}
 }
 
 // ID implements Provider.
@@ -105,8 +106,14 @@ func (p *OIDC) discover(ctx context.Context) (*discovery, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
 	// NewProvider refuses metadata whose issuer differs from IssuerURL
-	// (OpenID Connect Discovery §4.3).
-	op, err := oidc.NewProvider(p.clientCtx(ctx), p.cfg.IssuerURL)
+	// (OpenID Connect Discovery §4.3), except for a flavor that names the
+	// issuer its discovery document carries (and checks iss itself).
+	dctx := p.clientCtx(ctx)
+	ifl, templated := p.flavor.(issuerFlavor)
+	if templated {
+		dctx = oidc.InsecureIssuerURLContext(dctx, ifl.discoveryIssuer())
+	}
+	op, err := oidc.NewProvider(dctx, p.cfg.IssuerURL)
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +155,7 @@ func (p *OIDC) discover(ctx context.Context) (*discovery, error) {
 			ClientID:             p.cfg.ClientID,
 			SupportedSigningAlgs: algs,
 			Now:                  p.opts.Now,
+			SkipIssuerCheck:      templated, // checked by the flavor in checkIDToken
 		}),
 		algs:        algs,
 		keys:        keys,
@@ -200,7 +208,8 @@ func (p *OIDC) AuthCodeURL(ctx context.Context, a Attempt) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return p.oauth2Config(d).AuthCodeURL(a.State, oidc.Nonce(a.Nonce), oauth2.S256ChallengeOption(a.Verifier)), nil
+	opts := append([]oauth2.AuthCodeOption{oidc.Nonce(a.Nonce), oauth2.S256ChallengeOption(a.Verifier)}, p.flavor.authOptions()...)
+	return p.oauth2Config(d).AuthCodeURL(a.State, opts...), nil
 }
 
 // CheckResponse implements Provider with RFC 9207 §2.4: an iss parameter,
@@ -246,11 +255,17 @@ func (p *OIDC) Redeem(ctx context.Context, code string, a Attempt) (*session.Ses
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
-	id, claims, err := p.checkIDToken(idt, tok, a.Nonce)
+	id, claims, all, err := p.checkIDToken(idt, tok, a.Nonce)
 	if err != nil {
 		return nil, err
 	}
 	if err := p.fillFromUserinfo(ctx, d, tok, &id); err != nil {
+		return nil, err
+	}
+	if err := p.flavor.identity(ctx, p, all, tok, &id); err != nil {
+		return nil, err
+	}
+	if err := checkHeaderSafe(&id); err != nil {
 		return nil, err
 	}
 	expiry := tok.Expiry

@@ -51,7 +51,9 @@ type Attempt struct {
 type Config struct {
 	// ID names the provider in routes, sessions and logs. Required, unique.
 	ID string `yaml:"id"`
-	// Type is the provider kind: "oidc".
+	// Type is the provider kind: oidc (generic: Okta, Auth0, Dex,
+	// Authentik, Zitadel, …), keycloak, google, gitlab, entra or github.
+	// See docs/providers.md for what each adds.
 	Type string `yaml:"type"`
 	// Name is shown to users on sign-in pages; defaults to ID.
 	Name string `yaml:"name"`
@@ -83,6 +85,23 @@ type Config struct {
 	EndSession string `yaml:"end_session"`
 	// Timeout bounds every call to the provider. Default 10s.
 	Timeout time.Duration `yaml:"timeout"`
+	// HostedDomains (google) admits only Google Workspace accounts whose ID
+	// token's hd claim is one of these domains; checked on the token, not
+	// only requested.
+	HostedDomains []string `yaml:"hosted_domains"`
+	// Tenant (entra) is the Entra ID tenant (directory) ID, or
+	// "organizations" / "common" for multi-tenant apps; Tenants then lists
+	// the tenant IDs admitted (empty: any).
+	Tenant  string   `yaml:"tenant"`
+	Tenants []string `yaml:"tenants"`
+	// GraphURL (entra) is Microsoft Graph's base URL, for groups overage.
+	GraphURL string `yaml:"graph_url"`
+	// BaseURL (github) is GitHub Enterprise Server's URL; empty for github.com.
+	BaseURL string `yaml:"base_url"`
+	// Orgs and Teams (github) admit only members of these organisations or
+	// teams ("org/team-slug"). Both empty: any GitHub user.
+	Orgs  []string `yaml:"orgs"`
+	Teams []string `yaml:"teams"`
 	// InsecureAllowUnverifiedEmail accepts identities whose email_verified
 	// claim is not true. It MUST stay off unless the provider never lets
 	// users set an address they do not own: otherwise anyone can claim any
@@ -122,9 +141,19 @@ func New(cfg Config, opts Options) (Provider, error) {
 	}
 	switch cfg.Type {
 	case "oidc":
-		return newOIDC(cfg, opts), nil
+		return newOIDC(cfg, opts, plainOIDC{}), nil
+	case "keycloak":
+		return newOIDC(cfg, opts, keycloak{clientID: cfg.ClientID}), nil
+	case "google":
+		return newOIDC(cfg, opts, google{domains: cfg.HostedDomains}), nil
+	case "gitlab":
+		return newOIDC(cfg, opts, plainOIDC{}), nil
+	case "entra":
+		return newEntra(cfg, opts)
+	case "github":
+		return newGitHub(cfg, opts)
 	}
-	return nil, fmt.Errorf("providers: %s: unknown type %q (want oidc)", cfg.ID, cfg.Type)
+	return nil, fmt.Errorf("providers: %s: unknown type %q (want oidc, keycloak, google, gitlab, entra or github)", cfg.ID, cfg.Type)
 }
 
 // asymmetricAlgs are the JWS algorithms we accept at all (RFC 8725 §3.1:
@@ -146,6 +175,7 @@ func (c *Config) validate() error {
 	if c.Type == "" {
 		c.Type = "oidc"
 	}
+	c.typeDefaults()
 	if c.Name == "" {
 		c.Name = c.ID
 	}

@@ -72,12 +72,17 @@ func (p *OIDC) checkRefreshedIDToken(ctx context.Context, d *discovery, raw stri
 	if err != nil {
 		return fmt.Errorf("%w: refreshed ID token: %v", ErrInvalidToken, err)
 	}
-	if idt.Issuer != s.Issuer || idt.Subject != s.Subject {
-		return fmt.Errorf("%w: refreshed ID token is for %s/%s, not %s/%s", ErrInvalidToken, idt.Issuer, idt.Subject, s.Issuer, s.Subject)
-	}
 	var all map[string]any
 	if err := idt.Claims(&all); err != nil {
 		return fmt.Errorf("%w: claims: %v", ErrInvalidToken, err)
+	}
+	if ifl, ok := p.flavor.(issuerFlavor); ok {
+		if err := ifl.checkIssuer(idt.Issuer, all); err != nil {
+			return fmt.Errorf("%w: refreshed ID token: %v", ErrInvalidToken, err)
+		}
+	}
+	if idt.Issuer != s.Issuer || idt.Subject != s.Subject {
+		return fmt.Errorf("%w: refreshed ID token is for %s/%s, not %s/%s", ErrInvalidToken, idt.Issuer, idt.Subject, s.Issuer, s.Subject)
 	}
 	if idt.AccessTokenHash != "" {
 		if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
@@ -117,6 +122,9 @@ func (p *OIDC) checkRefreshedIDToken(ctx context.Context, d *discovery, raw stri
 		}
 	}
 	if err := p.fillFromUserinfo(ctx, d, tok, &id); err != nil {
+		return err
+	}
+	if err := p.flavor.identity(ctx, p, all, tok, &id); err != nil {
 		return err
 	}
 	if err := checkHeaderSafe(&id, c.SID); err != nil {

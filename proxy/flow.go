@@ -113,6 +113,8 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request, rq *request) 
 		return errorf(http.StatusBadGateway, "The identity provider could not complete the sign-in. Please try again.", err)
 	case errors.Is(err, providers.ErrUnverifiedEmail):
 		return errorf(http.StatusForbidden, "Your email address is not verified with the identity provider.", err)
+	case errors.Is(err, providers.ErrNotAdmitted):
+		return errorf(http.StatusForbidden, "Your account is not admitted by this gateway's identity provider settings.", err)
 	case errors.Is(err, providers.ErrRejected):
 		return restart(http.StatusBadRequest, "The identity provider rejected the sign-in code; it may have expired or been used already.", err)
 	case err != nil:

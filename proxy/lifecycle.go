@@ -43,7 +43,8 @@ func (h *Handler) maintain(w http.ResponseWriter, r *http.Request, rq *request, 
 			h.log.LogAttrs(r.Context(), slog.LevelInfo, "session refreshed", slog.String("id", rq.id),
 				slog.String("provider", s.Provider), slog.String("sub", s.Subject))
 			return next, nil // saved by the store, cookies re-issued
-		case errors.Is(err, providers.ErrRejected), errors.Is(err, providers.ErrInvalidToken), errors.Is(err, providers.ErrUnverifiedEmail):
+		case errors.Is(err, providers.ErrRejected), errors.Is(err, providers.ErrInvalidToken),
+			errors.Is(err, providers.ErrUnverifiedEmail), errors.Is(err, providers.ErrNotAdmitted):
 			// invalid_grant and friends: the provider no longer vouches
 			// for this session.
 			h.endSession(w, r, rq, s, "refresh refused: "+err.Error())
