@@ -31,6 +31,7 @@ type config struct {
 	Headers   proxy.HeadersConfig    `yaml:"headers"`
 	Bearer    providers.BearerConfig `yaml:"bearer"`
 	Admin     proxy.AdminConfig      `yaml:"admin"`
+	UI        proxy.UIConfig         `yaml:"ui"`
 	Log       logConfig              `yaml:"log"`
 }
 

@@ -80,9 +80,10 @@ func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request
 		w.WriteHeader(okStatus)
 		return nil
 	case a.session == nil && a.d.signIn:
+		rq.provider = a.d.pinned()
 		if redirectBrowsers && !wantsJSON(r) {
 			setPageHeaders(hdr)
-			http.Redirect(w, r, h.loginURL(t.url()), http.StatusFound)
+			http.Redirect(w, r, h.loginURL(t.url(), rq.provider), http.StatusFound)
 			return nil
 		}
 		return &httpError{Code: http.StatusUnauthorized, Msg: "Sign in first.", SignIn: true, Err: errNoSession}

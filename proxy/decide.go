@@ -55,6 +55,12 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rq *request,
 			return access{}, err
 		}
 	}
+	if s != nil && d.pinned() != "" && s.Provider != d.pinned() {
+		// Signed in, but with another provider than the route requires:
+		// for this route that is not signed in.
+		rq.rule = d.route.name + ": requires provider " + d.pinned()
+		return access{d: d}, nil
+	}
 	if s == nil {
 		rq.rule = d.rule
 		return access{d: d}, nil

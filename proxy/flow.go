@@ -30,7 +30,37 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request, rq *request) err
 	if rd == "" {
 		rd = "/"
 	}
-	return h.beginLogin(w, r, rq, h.providers[0], rd)
+	if id := r.URL.Query().Get("provider"); id != "" {
+		p := h.provider(id)
+		if p == nil {
+			return errorf(http.StatusBadRequest, "There is no such identity provider.", fmt.Errorf("unknown provider %q", truncate(id, 64)))
+		}
+		return h.beginLogin(w, r, rq, p, rd)
+	}
+	if len(h.providers) == 1 {
+		return h.beginLogin(w, r, rq, h.providers[0], rd)
+	}
+	return h.signInPage(w, rq, h.redirects.safe(rd))
+}
+
+// named is implemented by providers with a display name.
+type named interface{ Name() string }
+
+// signInPage lists the providers, each a plain link: no JavaScript needed.
+func (h *Handler) signInPage(w http.ResponseWriter, rq *request, rd string) error {
+	data := pageData{Title: h.cfg.UI.Title, RequestID: rq.id, LogoURL: h.cfg.UI.LogoURL}
+	if data.Title == "" {
+		data.Title = "Sign in"
+	}
+	for _, p := range h.providers {
+		name := p.ID()
+		if n, ok := p.(named); ok && n.Name() != "" {
+			name = n.Name()
+		}
+		data.Providers = append(data.Providers, providerLink{Name: name, URL: h.loginURL(rd, p.ID())})
+	}
+	h.pages.writeWith(w, http.StatusOK, "sign_in", data, h.logoCSP)
+	return nil
 }
 
 // ownEndpoint reports whether a request-target points into the gateway's

@@ -30,6 +30,16 @@ type Config struct {
 	Upstreams []UpstreamConfig
 	Policy    PolicyConfig
 	Headers   HeadersConfig
+	UI        UIConfig
+}
+
+// UIConfig is the `ui` section: how the gateway's own pages look.
+type UIConfig struct {
+	// Title heads the sign-in page (default "Sign in").
+	Title string `yaml:"title"`
+	// LogoURL is an https URL (or a data:image URL) of a logo shown above
+	// it. The page's Content-Security-Policy admits that one origin.
+	LogoURL string `yaml:"logo_url"`
 }
 
 // HeadersConfig is the `headers` section: what upstreams are told.
@@ -105,6 +115,7 @@ type Handler struct {
 	idSeq    atomic.Uint64
 
 	narrowCacheSet
+	logoCSP string // img-src for the sign-in page's logo, "" without one
 }
 
 // New validates cfg and builds the handler. It does no I/O.
@@ -119,9 +130,6 @@ func New(cfg Config, opts Options) (*Handler, error) {
 	}
 	if len(opts.Providers) == 0 {
 		errs = append(errs, errors.New("providers: at least one provider is required"))
-	}
-	if len(opts.Providers) > 1 {
-		errs = append(errs, errors.New("providers: only one provider is supported for now"))
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -195,7 +203,13 @@ func New(cfg Config, opts Options) (*Handler, error) {
 			if pr.bearer && opts.Bearer == nil {
 				errs = append(errs, fmt.Errorf("%s accepts bearer tokens, but the bearer section names no issuer or audience", pr.name))
 			}
+			if pr.provider != "" && h.provider(pr.provider) == nil {
+				errs = append(errs, fmt.Errorf("%s pins provider %q, which is not configured", pr.name, pr.provider))
+			}
 		}
+	}
+	if h.logoCSP, err = logoSource(cfg.UI.LogoURL); err != nil {
+		errs = append(errs, err)
 	}
 	if h.trusted, err = parseTrustedProxies(cfg.Server.TrustedProxies); err != nil {
 		errs = append(errs, err)
@@ -254,14 +268,15 @@ func (h *Handler) checkHostRoutes() error {
 
 // request is the per-request record the access log line is made of.
 type request struct {
-	id    string
-	start time.Time
-	route string
-	rule  string // the policy rule that decided
-	user  string
-	rd    string // where to return after sign-in, for login links
-	err   error
-	fwd   *forwarded // what a trusted proxy said, nil for other peers
+	id       string
+	start    time.Time
+	route    string
+	rule     string // the policy rule that decided
+	user     string
+	rd       string // where to return after sign-in, for login links
+	provider string // the provider a login link should use, if pinned
+	err      error
+	fwd      *forwarded // what a trusted proxy said, nil for other peers
 }
 
 type requestKey struct{}
@@ -362,7 +377,7 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, rq *request, pat
 	}
 	if !a.d.allow {
 		if a.session == nil && a.d.signIn {
-			return h.unauthenticated(w, r, rq)
+			return h.unauthenticated(w, r, rq, a.d.pinned())
 		}
 		return h.denied(a)
 	}
@@ -398,19 +413,38 @@ func (h *Handler) loadSession(r *http.Request) (*session.Session, error) {
 }
 
 // unauthenticated answers a request without a session: API clients get a
-// 401 with a login_url, browsers go straight to the provider.
-func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request, rq *request) error {
+// 401 with a login_url; browsers go straight to the provider when the
+// route pins one or only one is configured, else to the sign-in page.
+func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request, rq *request, pinned string) error {
+	rq.provider = pinned
 	if wantsJSON(r) {
 		return &httpError{Code: http.StatusUnauthorized, Msg: "Sign in first.", SignIn: true, Err: errNoSession}
 	}
-	return h.beginLogin(w, r, rq, h.providers[0], rq.rd)
+	p := h.provider(pinned)
+	if p == nil && len(h.providers) == 1 {
+		p = h.providers[0]
+	}
+	if p == nil {
+		setPageHeaders(w.Header())
+		http.Redirect(w, r, h.loginURL(rq.rd, ""), http.StatusFound)
+		return nil
+	}
+	return h.beginLogin(w, r, rq, p, rq.rd)
 }
 
-// loginURL is the sign-in URL that returns to rd.
-func (h *Handler) loginURL(rd string) string {
-	u := h.public.String() + h.prefix + "/start"
+// loginURL is the sign-in URL that returns to rd, through provider when
+// one is named.
+func (h *Handler) loginURL(rd, provider string) string {
+	q := url.Values{}
 	if rd != "" && rd != "/" {
-		u += "?rd=" + url.QueryEscape(rd)
+		q.Set("rd", rd)
+	}
+	if provider != "" {
+		q.Set("provider", provider)
+	}
+	u := h.public.String() + h.prefix + "/start"
+	if len(q) > 0 {
+		u += "?" + q.Encode()
 	}
 	return u
 }

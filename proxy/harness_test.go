@@ -23,6 +23,7 @@ import (
 // provider is exercised end to end in package e2e.
 type fakeProvider struct {
 	mu       sync.Mutex
+	id       string // default "corp"
 	issuer   string
 	codes    map[string]*session.Session // code -> session it redeems to
 	attempts map[string]providers.Attempt
@@ -68,7 +69,14 @@ func newFakeProvider() *fakeProvider {
 	return &fakeProvider{issuer: "https://idp.test", codes: map[string]*session.Session{}, attempts: map[string]providers.Attempt{}}
 }
 
-func (f *fakeProvider) ID() string     { return "corp" }
+func (f *fakeProvider) ID() string {
+	if f.id == "" {
+		return "corp"
+	}
+	return f.id
+}
+
+func (f *fakeProvider) Name() string { return "Provider " + f.ID() }
 func (f *fakeProvider) Issuer() string { return f.issuer }
 func (f *fakeProvider) Ready(context.Context) error {
 	if f.down {
@@ -84,7 +92,7 @@ func (f *fakeProvider) AuthCodeURL(_ context.Context, a providers.Attempt) (stri
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.attempts[a.State] = a
-	return "https://idp.test/authorize?state=" + url.QueryEscape(a.State), nil
+	return f.issuer + "/authorize?state=" + url.QueryEscape(a.State), nil
 }
 
 func (f *fakeProvider) CheckResponse(context.Context, url.Values) error { return f.respErr }
@@ -108,7 +116,7 @@ func (f *fakeProvider) issue(code, sub, email string, groups ...string) {
 	defer f.mu.Unlock()
 	f.codes[code] = &session.Session{
 		Identity: session.Identity{Issuer: f.issuer, Subject: sub, Email: email, EmailVerified: true, PreferredUsername: sub, Groups: groups},
-		Provider: "corp", AccessToken: "access-token-secret", RefreshToken: "refresh-token-secret", IDToken: "id-token-secret",
+		Provider: f.ID(), AccessToken: "access-token-secret", RefreshToken: "refresh-token-secret", IDToken: "id-token-secret",
 	}
 }
 
@@ -121,6 +129,7 @@ type seen struct {
 type env struct {
 	t        *testing.T
 	bearer   *fakeBearer
+	extra    []providers.Provider // further providers besides idp
 	h        *Handler
 	idp      *fakeProvider
 	store    *session.CookieStore
@@ -151,10 +160,14 @@ func newEnv(t *testing.T, mutate func(*Config)) *env {
 	return newEnvOpts(t, mutate, nil)
 }
 
-// newEnvOpts also lets a test adjust the handler's options.
-func newEnvOpts(t *testing.T, mutate func(*Config), opt func(*Options)) *env {
+// sessionT shortens *session.Session in provider fixtures.
+type sessionT = session.Session
+
+// newEnvOpts also lets a test adjust the handler's options and add
+// providers besides the default "corp".
+func newEnvOpts(t *testing.T, mutate func(*Config), opt func(*Options), extra ...providers.Provider) *env {
 	t.Helper()
-	e := &env{t: t, idp: newFakeProvider(), logs: &strings.Builder{}, now: time.Now(), bearer: &fakeBearer{tokens: map[string]session.Identity{}}}
+	e := &env{t: t, idp: newFakeProvider(), logs: &strings.Builder{}, now: time.Now(), bearer: &fakeBearer{tokens: map[string]session.Identity{}}, extra: extra}
 	e.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		e.got = append(e.got, seen{r.Method, r.URL.Path, r.URL.RawPath, r.Host, r.Header.Clone()})
@@ -188,7 +201,7 @@ func newEnvOpts(t *testing.T, mutate func(*Config), opt func(*Options)) *env {
 		mutate(&cfg)
 	}
 	o := Options{
-		Providers: []providers.Provider{e.idp}, Store: e.store, SessionCookie: e.store.Name(),
+		Providers: append([]providers.Provider{e.idp}, e.extra...), Store: e.store, SessionCookie: e.store.Name(),
 		Login: login, Keys: keys, Logger: newTestLogger(e.logs), Bearer: e.bearer,
 		Now: func() time.Time { return e.clock() },
 	}

@@ -163,7 +163,7 @@ func (h *Handler) finishSignOut(w http.ResponseWriter, r *http.Request, rq *requ
 		http.Redirect(w, r, h.redirects.safe(rd), http.StatusFound)
 		return nil
 	}
-	h.pages.write(w, http.StatusOK, "signed_out", pageData{Title: "Signed out", RequestID: rq.id, SignInURL: h.loginURL("")})
+	h.pages.write(w, http.StatusOK, "signed_out", pageData{Title: "Signed out", RequestID: rq.id, SignInURL: h.loginURL("", "")})
 	return nil
 }
 

@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -20,7 +22,9 @@ main{max-width:32rem;margin:12vh auto;background:#fff;border-radius:.5rem;paddin
 h1{font-size:1.4rem;margin:0 0 1rem}p{line-height:1.5}
 .id{color:#667;font-size:.85rem}
 a.button,button{display:inline-block;background:#2456c8;color:#fff;border:0;border-radius:.3rem;padding:.6rem 1.2rem;font-size:1rem;text-decoration:none;cursor:pointer}
-button:focus,a.button:focus{outline:3px solid #f2b705}`
+button:focus,a.button:focus{outline:3px solid #f2b705}
+ul.providers{list-style:none;padding:0}ul.providers li{margin:.6rem 0}ul.providers a.button{display:block;text-align:center}
+img.logo{max-height:3rem}`
 
 const pageTemplates = `{{define "top"}}<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
@@ -39,6 +43,11 @@ const pageTemplates = `{{define "top"}}<!doctype html>
 <button type="submit" autofocus>Sign out</button></form>
 {{template "bottom" .}}{{end}}
 
+{{define "sign_in"}}{{template "top" .}}{{if .LogoURL}}<p><img src="{{.LogoURL}}" alt="" class="logo"></p>{{end}}<h1>{{.Title}}</h1>
+<p>Choose how to sign in:</p>
+<ul class="providers">{{range .Providers}}<li><a class="button" href="{{.URL}}">Sign in with {{.Name}}</a></li>{{end}}</ul>
+{{template "bottom" .}}{{end}}
+
 {{define "signed_out"}}{{template "top" .}}<h1>Signed out</h1><p>You have been signed out of this gateway.</p>
 <p><a class="button" href="{{.SignInURL}}">Sign in again</a></p>
 {{template "bottom" .}}{{end}}`
@@ -52,7 +61,11 @@ type pageData struct {
 	Action     string
 	CSRF       string
 	RedirectTo string
+	LogoURL    string
+	Providers  []providerLink
 }
+
+type providerLink struct{ Name, URL string }
 
 type pages struct {
 	t *template.Template
@@ -80,6 +93,11 @@ func setPageHeaders(h http.Header) {
 }
 
 func (p pages) write(w http.ResponseWriter, code int, name string, data pageData) {
+	p.writeWith(w, code, name, data, "")
+}
+
+// writeWith renders a page whose CSP also admits images from imgSrc.
+func (p pages) writeWith(w http.ResponseWriter, code int, name string, data pageData, imgSrc string) {
 	var buf bytes.Buffer
 	if err := p.t.ExecuteTemplate(&buf, name, data); err != nil {
 		// Templates are fixed at build time; this is a programming error.
@@ -87,6 +105,9 @@ func (p pages) write(w http.ResponseWriter, code int, name string, data pageData
 		return
 	}
 	setPageHeaders(w.Header())
+	if imgSrc != "" {
+		w.Header().Set("Content-Security-Policy", pageCSP+"; img-src "+imgSrc)
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(code)
@@ -119,4 +140,19 @@ func wantsJSON(r *http.Request) bool {
 	}
 	accept := r.Header.Get("Accept")
 	return strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/html")
+}
+
+// logoSource validates ui.logo_url and returns the CSP img-src admitting it.
+func logoSource(logo string) (string, error) {
+	switch {
+	case logo == "":
+		return "", nil
+	case strings.HasPrefix(logo, "data:image/"):
+		return "data:", nil
+	}
+	u, err := url.Parse(logo)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || strings.ContainsAny(logo, "'; \"\\") {
+		return "", fmt.Errorf("ui.logo_url %q: want an https URL or a data:image URL", logo)
+	}
+	return "https://" + u.Host, nil
 }

@@ -55,6 +55,9 @@ type RouteConfig struct {
 	Claims       map[string][]string `yaml:"claims"`
 	// DenyMessage is shown to users this route turns away.
 	DenyMessage string `yaml:"deny_message"`
+	// Provider pins the route to one configured provider: users signed in
+	// with another provider are asked to sign in with this one.
+	Provider string `yaml:"provider"`
 	// Bearer accepts Authorization: Bearer <JWT> from the issuers in the
 	// `bearer` section instead of a session, for machine clients. The
 	// token's identity goes through the same rule.
@@ -96,6 +99,7 @@ type policyRoute struct {
 	rule        *rule // nil: the default rule
 	denyMessage string
 	bearer      bool
+	provider    string // pinned provider id, "" for any
 }
 
 // decision is what the policy says about one request.
@@ -118,7 +122,7 @@ func compilePolicy(cfg PolicyConfig) (*policy, error) {
 	seen := map[string]bool{}
 	for i, rc := range cfg.Routes {
 		name := "policy.routes[" + strconv.Itoa(i) + "]"
-		pr := &policyRoute{host: normHost(rc.Host), path: rc.Path, public: rc.Public, denyMessage: rc.DenyMessage, bearer: rc.Bearer}
+		pr := &policyRoute{host: normHost(rc.Host), path: rc.Path, public: rc.Public, denyMessage: rc.DenyMessage, bearer: rc.Bearer, provider: rc.Provider}
 		if rc.Public && rc.Bearer {
 			return nil, fmt.Errorf("%s: a public route needs no bearer token", name)
 		}
@@ -207,6 +211,14 @@ func (p *policy) route(host, method, path string) (r *policyRoute, ok bool) {
 		return best, false
 	}
 	return nil, true
+}
+
+// pinned is the provider the decided route requires, "" for any.
+func (d decision) pinned() string {
+	if d.route == nil {
+		return ""
+	}
+	return d.route.provider
 }
 
 // policyPathMatch is pathHasPrefix, except that a route for "/admin/" also
