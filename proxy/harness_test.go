@@ -76,7 +76,7 @@ func (f *fakeProvider) ID() string {
 	return f.id
 }
 
-func (f *fakeProvider) Name() string { return "Provider " + f.ID() }
+func (f *fakeProvider) Name() string   { return "Provider " + f.ID() }
 func (f *fakeProvider) Issuer() string { return f.issuer }
 func (f *fakeProvider) Ready(context.Context) error {
 	if f.down {
