@@ -147,17 +147,12 @@ func build(cfg *config, log *slog.Logger, opts buildOptions) (*gateway, error) {
 	if len(cfg.Providers) == 0 {
 		errs = append(errs, errors.New("providers: configure at least one identity provider"))
 	}
-	// RFC 9207 §4: issuers must identify providers uniquely, or a response
-	// from one could pass for another's; ids name them in routes and sessions.
-	seenIssuer, seenID := map[string]string{}, map[string]bool{}
+	seenID := map[string]bool{}
 	for _, pc := range cfg.Providers {
-		if other, dup := seenIssuer[pc.IssuerURL]; dup && pc.IssuerURL != "" {
-			errs = append(errs, fmt.Errorf("providers: %s and %s have the same issuer_url %s; each provider needs its own issuer", other, pc.ID, pc.IssuerURL))
-		}
 		if seenID[pc.ID] {
 			errs = append(errs, fmt.Errorf("providers: id %q is used twice", pc.ID))
 		}
-		seenIssuer[pc.IssuerURL], seenID[pc.ID] = pc.ID, true
+		seenID[pc.ID] = true
 	}
 	for _, pc := range cfg.Providers {
 		p, err := providers.New(pc, providers.Options{RedirectURL: gw.callback, Transport: transport, Claims: cfg.Policy.ClaimNames()})
@@ -169,6 +164,16 @@ func build(cfg *config, log *slog.Logger, opts buildOptions) (*gateway, error) {
 			gw.warnings = append(gw.warnings, fmt.Sprintf("providers: %s: insecure_allow_unverified_email is on: every email the provider sends is trusted as verified", pc.ID))
 		}
 		gw.providers = append(gw.providers, p)
+	}
+	// RFC 9207 §4: issuers must identify providers uniquely, or a response
+	// from one could pass for another's (compared after each type's
+	// defaults: two github entries share https://github.com).
+	seenIssuer := map[string]string{}
+	for _, p := range gw.providers {
+		if other, dup := seenIssuer[p.Issuer()]; dup {
+			errs = append(errs, fmt.Errorf("providers: %s and %s have the same issuer %s; each provider needs its own issuer", other, p.ID(), p.Issuer()))
+		}
+		seenIssuer[p.Issuer()] = p.ID()
 	}
 	bearer, err := providers.NewBearerVerifier(cfg.Bearer, cfg.Providers, providers.Options{Transport: transport, Claims: cfg.Policy.ClaimNames()})
 	if err != nil {

@@ -106,6 +106,13 @@ func NewBearerVerifier(cfg BearerConfig, provs []Config, opts Options) (*BearerV
 	}
 	if len(cfg.Audiences) > 0 {
 		for _, p := range provs {
+			p.typeDefaults() // a copy: the issuer a type implies
+			// GitHub issues opaque tokens, and a multi-tenant Entra app's
+			// tokens come from each tenant's own issuer: list those under
+			// bearer.issuers instead.
+			if p.Type == "github" || (p.Type == "entra" && (p.Tenant == "organizations" || p.Tenant == "common")) {
+				continue
+			}
 			add(BearerIssuer{IssuerURL: p.IssuerURL, Audiences: cfg.Audiences, SigningAlgs: p.SigningAlgs, GroupsClaim: p.GroupsClaim}, "bearer.audiences")
 		}
 	}

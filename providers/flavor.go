@@ -60,18 +60,38 @@ func (c *Config) typeDefaults() {
 		}
 	case "github":
 		// No OpenID issuer: the identity's issuer is the GitHub instance.
+		c.BaseURL = strings.TrimSuffix(c.BaseURL, "/")
+		if c.BaseURL == githubDotCom {
+			c.BaseURL = ""
+		}
 		if c.IssuerURL == "" {
-			c.IssuerURL = "https://github.com"
+			c.IssuerURL = githubDotCom
 			if c.BaseURL != "" {
-				c.IssuerURL = strings.TrimSuffix(c.BaseURL, "/")
+				c.IssuerURL = c.BaseURL
+			}
+		}
+		if len(c.Scopes) == 0 {
+			// No openid: GitHub's OAuth apps are plain OAuth2. read:org
+			// lets /user/orgs and /user/teams show private memberships.
+			c.Scopes = []string{"read:user", "user:email"}
+			if len(c.Orgs) > 0 || len(c.Teams) > 0 {
+				c.Scopes = append(c.Scopes, "read:org")
 			}
 		}
 	case "entra":
+		// Tenant IDs are GUIDs; Entra writes them in lower case in
+		// issuers and tid.
+		c.Tenant = strings.ToLower(c.Tenant)
 		if c.IssuerURL == "" && c.Tenant != "" {
 			c.IssuerURL = "https://login.microsoftonline.com/" + c.Tenant + "/v2.0"
 		}
 		if c.GraphURL == "" {
 			c.GraphURL = "https://graph.microsoft.com"
+		}
+		if c.Userinfo == "" {
+			// Entra's userinfo endpoint (on Graph) has nothing the ID
+			// token lacks, never groups, and needs a Graph access token.
+			c.Userinfo = "never"
 		}
 	}
 }

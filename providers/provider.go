@@ -175,18 +175,25 @@ func (c *Config) validate() error {
 	if c.Type == "" {
 		c.Type = "oidc"
 	}
+	// A key of another type would be ignored without a word: orgs on an
+	// oidc provider would read like a restriction and admit everyone.
+	if c.Type != "github" && (c.BaseURL != "" || len(c.Orgs) > 0 || len(c.Teams) > 0) {
+		bad("base_url, orgs and teams apply only to type github")
+	}
+	if c.Type != "entra" && (c.Tenant != "" || len(c.Tenants) > 0 || c.GraphURL != "") {
+		bad("tenant, tenants and graph_url apply only to type entra")
+	}
+	if c.Type == "github" && c.IssuerURL != "" {
+		bad("issuer_url is not used by type github (GitHub has no OpenID discovery); set base_url for GitHub Enterprise Server")
+	}
 	c.typeDefaults()
 	if c.Name == "" {
 		c.Name = c.ID
 	}
-	u, err := url.Parse(c.IssuerURL)
-	switch {
-	case c.IssuerURL == "":
-		bad("issuer_url is required")
-	case err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.ForceQuery || strings.Contains(c.IssuerURL, "#"):
-		bad("issuer_url %q is not a plain http(s) URL", c.IssuerURL)
-	case u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())):
-		bad("issuer_url %q must use https (http only for loopback)", c.IssuerURL)
+	if c.Type != "github" { // github's issuer is base_url, checked in validateGitHub
+		if problem := plainURLProblem(c.IssuerURL); problem != "" {
+			bad("issuer_url %s", problem)
+		}
 	}
 	if c.ClientID == "" {
 		bad("client_id is required")
@@ -197,7 +204,7 @@ func (c *Config) validate() error {
 	if len(c.Scopes) == 0 {
 		c.Scopes = slices.Clone(DefaultScopes)
 	}
-	if !slices.Contains(c.Scopes, "openid") {
+	if !slices.Contains(c.Scopes, "openid") && c.Type != "github" { // GitHub is plain OAuth2
 		c.Scopes = append([]string{"openid"}, c.Scopes...)
 	}
 	for _, a := range c.SigningAlgs {
@@ -228,7 +235,28 @@ func (c *Config) validate() error {
 	if c.Timeout < 0 || c.Timeout > time.Minute {
 		bad("timeout %v must be between 0 and 1m", c.Timeout)
 	}
+	switch c.Type {
+	case "entra":
+		c.validateEntra(bad)
+	case "github":
+		c.validateGitHub(bad)
+	}
 	return errors.Join(errs...)
+}
+
+// plainURLProblem says what is wrong with raw as the base of a provider's
+// URLs, or "" when it is a plain https URL (http only for loopback).
+func plainURLProblem(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case raw == "":
+		return "is required"
+	case err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.ForceQuery || strings.Contains(raw, "#"):
+		return fmt.Sprintf("%q is not a plain http(s) URL", raw)
+	case u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())):
+		return fmt.Sprintf("%q must use https (http only for loopback)", raw)
+	}
+	return ""
 }
 
 func isLoopback(host string) bool {

@@ -17,7 +17,7 @@ import (
 // admin.go is the session admin API, served on its own listener
 // (admin.listen) and never on the public one:
 //
-//	GET    /admin/sessions?user=SUB[&provider=ID]        list a user's sessions (no tokens)
+//	GET    /admin/sessions?user=SUB[&provider=ID|&issuer=ISS]  list a user's sessions (no tokens)
 //	DELETE /admin/sessions?user=SUB[&provider=ID]        revoke all of them
 //	DELETE /admin/sessions/{id}?user=SUB[&provider=ID]   revoke one
 //
@@ -101,6 +101,11 @@ func (a *Admin) serve(w http.ResponseWriter, r *http.Request) (int, error) {
 	issuer, err := a.issuer(q.Get("provider"))
 	if err != nil {
 		return problem(http.StatusBadRequest, err.Error(), nil)
+	}
+	if iss := q.Get("issuer"); iss != "" {
+		// Sessions are keyed by the token's issuer, which can differ from
+		// the provider's (a multi-tenant Entra app: each tenant's own).
+		issuer = iss
 	}
 	rv := a.store.(revoker)
 	ls, canList := a.store.(lister)
