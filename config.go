@@ -32,6 +32,7 @@ type config struct {
 	Bearer    providers.BearerConfig `yaml:"bearer"`
 	Admin     proxy.AdminConfig      `yaml:"admin"`
 	UI        proxy.UIConfig         `yaml:"ui"`
+	Metrics   metricsConfig          `yaml:"metrics"`
 	Log       logConfig              `yaml:"log"`
 }
 
@@ -39,6 +40,9 @@ type config struct {
 type logConfig struct {
 	Level  string `yaml:"level"`  // debug, info (default), warn, error
 	Format string `yaml:"format"` // text (default) or json
+	// Audit is where the audit log goes (always JSON, one event per
+	// line): stdout (default), stderr, or a file path (appended to).
+	Audit string `yaml:"audit"`
 }
 
 // source is where configuration comes from; tests replace it.

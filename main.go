@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -51,7 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "demo":
 			return runDemo(args[1:], stdout, stderr)
 		case "version":
-			fmt.Fprintln(stdout, "portcullis", version())
+			fmt.Fprintf(stdout, "portcullis %s (revision %s, %s)\n", version(), revision(), runtime.Version())
 			return 0
 		case "sessions":
 			return runSessions(args[1:], stdout, stderr)
@@ -113,6 +114,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // gateway is everything built from one configuration.
 type gateway struct {
 	cfg       *config
+	telemetry *telemetry // nil without metrics.listen
 	log       *slog.Logger
 	handler   *proxy.Handler
 	admin     *proxy.Admin
@@ -129,6 +131,8 @@ type buildOptions struct {
 	connect bool
 	// transport, when set, carries calls to providers (tests).
 	transport http.RoundTripper
+	// auditOut replaces stdout for the audit log (the demo, tests).
+	auditOut io.Writer
 }
 
 // sessionStore is what the gateway needs of a store beyond session.Store.
@@ -142,6 +146,9 @@ func build(cfg *config, log *slog.Logger, opts buildOptions) (*gateway, error) {
 	transport := opts.transport
 	var errs []error
 	gw := &gateway{cfg: cfg, log: log}
+	if cfg.Metrics.Listen != "" {
+		gw.telemetry = newTelemetry()
+	}
 	gw.callback = proxy.CallbackURL(cfg.Server.PublicURL, cfg.Server.Prefix)
 
 	if len(cfg.Providers) == 0 {
@@ -155,7 +162,11 @@ func build(cfg *config, log *slog.Logger, opts buildOptions) (*gateway, error) {
 		seenID[pc.ID] = true
 	}
 	for _, pc := range cfg.Providers {
-		p, err := providers.New(pc, providers.Options{RedirectURL: gw.callback, Transport: transport, Claims: cfg.Policy.ClaimNames()})
+		t := transport
+		if gw.telemetry != nil && t == nil {
+			t = gw.telemetry.provider(pc.ID)
+		}
+		p, err := providers.New(pc, providers.Options{RedirectURL: gw.callback, Transport: t, Claims: cfg.Policy.ClaimNames()})
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -196,12 +207,15 @@ func build(cfg *config, log *slog.Logger, opts buildOptions) (*gateway, error) {
 			store = cs
 		}
 		if cfg.Session.Store == "redis" && opts.connect && store != nil && len(errs) == 0 {
-			rs, err := newRedisStore(cfg, keys, log)
+			rs, err := newRedisStore(cfg, keys, log, gw.telemetry)
 			if err != nil {
 				errs = append(errs, err)
 			} else {
 				store = rs
 				gw.closers = append(gw.closers, rs)
+				if gw.telemetry != nil {
+					gw.telemetry.watchCache(rs)
+				}
 			}
 		}
 		if login, err = session.NewLoginCookies(cfg.Session.Cookie, keys, nil); err != nil {
@@ -220,13 +234,24 @@ func build(cfg *config, log *slog.Logger, opts buildOptions) (*gateway, error) {
 		errs = append(errs, validateProxyOnly(cfg))
 		return nil, errors.Join(errs...)
 	}
+	audit, err := openAudit(cfg.Log.Audit, opts.connect, opts.auditOut)
+	if err != nil {
+		errs = append(errs, err)
+	} else if c, ok := audit.closer.(io.Closer); ok && c != nil {
+		gw.closers = append(gw.closers, c)
+	}
+	var pm *proxy.Metrics
+	if gw.telemetry != nil {
+		pm = gw.telemetry.proxy
+	}
 	var bv proxy.BearerVerifier
 	if bearer != nil {
 		bv = bearer // never a typed nil inside the interface
 	}
 	h, err := proxy.New(proxy.Config{Server: cfg.Server, Upstreams: cfg.Upstreams, Policy: cfg.Policy, Headers: cfg.Headers, UI: cfg.UI},
 		proxy.Options{Providers: gw.providers, Store: store, SessionCookie: store.Name(), Login: login, Keys: keys, Logger: log, Bearer: bv,
-			IdleTimeout: cfg.Session.IdleTimeout, RefreshBefore: cfg.Session.RefreshBefore, KeepIDToken: cfg.Session.Store == "redis"})
+			IdleTimeout: cfg.Session.IdleTimeout, RefreshBefore: cfg.Session.RefreshBefore, KeepIDToken: cfg.Session.Store == "redis",
+			Metrics: pm, Audit: audit.log})
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -282,7 +307,7 @@ func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("listening on %s: %w", srv.Addr, err)
 		}
 	}
-	gw.log.Info("portcullis starting", "version", version(), "listen", ln.Addr().String(),
+	gw.log.Info("portcullis starting", "version", version(), "revision", revision(), "go", runtime.Version(), "listen", ln.Addr().String(),
 		"public_url", gw.cfg.Server.PublicURL, "callback", gw.callback, "session_store", gw.cfg.Session.Store)
 	for _, w := range gw.warnings {
 		gw.log.Warn(w)
@@ -291,6 +316,18 @@ func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
 
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if gw.telemetry != nil {
+		msrv := &http.Server{Addr: gw.cfg.Metrics.Listen, Handler: metricsMux(gw.telemetry), ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
+		mln, err := net.Listen("tcp", msrv.Addr)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("metrics listener on %s: %w", msrv.Addr, err)
+		}
+		gw.log.Info("metrics listening", "listen", mln.Addr().String())
+		go func() { errc <- msrv.Serve(mln) }()
+		defer msrv.Close()
+	}
 	var admin *http.Server
 	if gw.admin != nil {
 		admin = &http.Server{Addr: gw.cfg.Admin.Listen, Handler: gw.admin, ReadHeaderTimeout: 10 * time.Second,
@@ -333,7 +370,7 @@ func (gw *gateway) close() {
 }
 
 // newRedisStore connects the Redis session store; main reads the CA file.
-func newRedisStore(cfg *config, keys *session.KeyRing, log *slog.Logger) (*session.RedisStore, error) {
+func newRedisStore(cfg *config, keys *session.KeyRing, log *slog.Logger, t *telemetry) (*session.RedisStore, error) {
 	var ca []byte
 	if f := cfg.Session.Redis.TLS.CAFile; f != "" {
 		var err error
@@ -344,8 +381,12 @@ func newRedisStore(cfg *config, keys *session.KeyRing, log *slog.Logger) (*sessi
 	// go-redis reports reconnects and failovers through a global logger;
 	// send them to ours.
 	redis.SetLogger(redisLogger{log})
+	var hooks []redis.Hook
+	if t != nil {
+		hooks = append(hooks, t.redis)
+	}
 	return session.NewRedisStore(cfg.Session.Redis, keys, session.RedisStoreOptions{
-		Cookie: cfg.Session.Cookie, Lifetime: cfg.Session.Lifetime, CACert: ca,
+		Cookie: cfg.Session.Cookie, Lifetime: cfg.Session.Lifetime, CACert: ca, Hooks: hooks,
 	})
 }
 
@@ -415,12 +456,58 @@ func version() string {
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		return bi.Main.Version
 	}
+	if rev := buildSetting("vcs.revision"); len(rev) >= 12 {
+		return "devel-" + rev[:12]
+	}
+	return "devel"
+}
+
+func buildSetting(key string) string {
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				return "devel-" + s.Value[:12]
+			if s.Key == key {
+				return s.Value
 			}
 		}
 	}
-	return "devel"
+	return ""
+}
+
+// metricsMux serves /metrics (and nothing else) on the metrics listener.
+func metricsMux(t *telemetry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", t.handler())
+	return mux
+}
+
+// auditSink is the audit logger and what to close at shutdown.
+type auditSink struct {
+	log    *slog.Logger
+	closer any
+}
+
+// openAudit opens the audit log: JSON lines to stdout (default), stderr or
+// an appended file. With open false (-check) nothing is opened.
+func openAudit(dest string, open bool, out io.Writer) (auditSink, error) {
+	var w io.Writer
+	var closer any
+	switch dest {
+	case "", "stdout":
+		w = os.Stdout
+	case "stderr":
+		w = os.Stderr
+	default:
+		if !open {
+			return auditSink{}, nil
+		}
+		f, err := os.OpenFile(dest, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
+		if err != nil {
+			return auditSink{}, fmt.Errorf("log.audit: %w", err)
+		}
+		w, closer = f, f
+	}
+	if out != nil {
+		w = out
+	}
+	return auditSink{log: slog.New(slog.NewJSONHandler(w, nil)), closer: closer}, nil
 }

@@ -104,7 +104,8 @@ type replica struct {
 	logs   *syncBuffer
 	config string // the configuration file
 	env    []string
-	admin  string // admin.listen, when {{ADMIN}} appears in extraConfig
+	admin   string // admin.listen, when {{ADMIN}} appears in extraConfig
+	metrics string // metrics.listen, when {{METRICS}} appears in extraConfig
 }
 
 type worldOptions struct {
@@ -200,11 +201,15 @@ func newWorld(t *testing.T, opts worldOptions) *world {
 		opts.scopes = "[openid, email, profile]"
 	}
 	for i, addr := range addrs {
-		admin := ""
+		admin, metrics := "", ""
 		extra := opts.extraConfig
 		if strings.Contains(extra, "{{ADMIN}}") {
 			admin = freeAddr(t)
 			extra = strings.ReplaceAll(extra, "{{ADMIN}}", admin)
+		}
+		if strings.Contains(extra, "{{METRICS}}") {
+			metrics = freeAddr(t)
+			extra = strings.ReplaceAll(extra, "{{METRICS}}", metrics)
 		}
 		cfg := fmt.Sprintf(`
 server:
@@ -231,7 +236,7 @@ log:
 %s`, addr, public, trustedFor(opts), idp.URL, secretFile, opts.scopes, opts.sessionExtra, store, upstreamsFor(opts, w.upstream.URL), opts.policy, extra)
 		cfgFile := filepath.Join(dir, fmt.Sprintf("config-%d.yaml", i))
 		os.WriteFile(cfgFile, []byte(cfg), 0o600)
-		rp := &replica{url: "http://" + addr, config: cfgFile, admin: admin,
+		rp := &replica{url: "http://" + addr, config: cfgFile, admin: admin, metrics: metrics,
 			env: append(os.Environ(), "E2E_COOKIE_SECRET="+cookieSecret)}
 		rp.start(t)
 		t.Cleanup(func() { rp.stop(t) })

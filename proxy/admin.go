@@ -43,6 +43,7 @@ type lister interface {
 
 // Admin serves the admin API.
 type Admin struct {
+	h         *Handler
 	token     []byte
 	store     session.Store
 	providers []providers.Provider
@@ -58,7 +59,7 @@ func NewAdmin(token string, h *Handler) (*Admin, error) {
 	if _, ok := h.store.(revoker); !ok {
 		return nil, errors.New("admin: the session store cannot revoke sessions")
 	}
-	return &Admin{token: []byte(token), store: h.store, providers: h.providers, log: h.log}, nil
+	return &Admin{h: h, token: []byte(token), store: h.store, providers: h.providers, log: h.log}, nil
 }
 
 func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -129,6 +130,8 @@ func (a *Admin) serve(w http.ResponseWriter, r *http.Request) (int, error) {
 		if err != nil {
 			return problem(http.StatusServiceUnavailable, "Sessions cannot be revoked right now.", err)
 		}
+		a.h.metrics.ended("admin")
+		a.h.audit(r, nil, "revoked", nil, slog.String("issuer", issuer), slog.String("sub", sub), slog.Int("sessions", n))
 		return reply(http.StatusOK, map[string]any{"user": sub, "issuer": issuer, "revoked": n})
 	case r.Method == http.MethodDelete:
 		if !canList {
@@ -141,6 +144,8 @@ func (a *Admin) serve(w http.ResponseWriter, r *http.Request) (int, error) {
 		case err != nil:
 			return problem(http.StatusServiceUnavailable, "The session cannot be revoked right now.", err)
 		}
+		a.h.metrics.ended("admin")
+		a.h.audit(r, nil, "revoked", nil, slog.String("issuer", issuer), slog.String("sub", sub), slog.String("session", id))
 		return reply(http.StatusOK, map[string]any{"user": sub, "issuer": issuer, "revoked": 1})
 	}
 	w.Header().Set("Allow", "GET, DELETE")

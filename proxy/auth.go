@@ -70,6 +70,7 @@ func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request
 	if err != nil {
 		return err
 	}
+	h.recordDecision(r, rq, a)
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
 	switch {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -135,3 +136,13 @@ func (h *Handler) denied(a access) error {
 
 // errNoSession marks 401s for requests without a session.
 var errNoSession = errors.New("no session")
+
+// recordDecision counts the decision, and audits denials of signed-in
+// users with the rule that denied them.
+func (h *Handler) recordDecision(r *http.Request, rq *request, a access) {
+	outcome := a.outcomeLabel()
+	h.metrics.decision(outcome, a.d.ruleLabel())
+	if outcome == "denied" {
+		h.audit(r, rq, "denied", a.session, slog.String("route", rq.route), slog.String("rule", a.d.rule))
+	}
+}

@@ -101,6 +101,51 @@ func (h *Handler) beginLogin(w http.ResponseWriter, r *http.Request, rq *request
 // checked before the code is redeemed (RFC 9207 §2.4); the ID token is
 // verified before any identity is taken from it (RFC 9700 §4.5.3.2).
 func (h *Handler) callback(w http.ResponseWriter, r *http.Request, rq *request) error {
+	err := h.completeSignIn(w, r, rq)
+	if err != nil {
+		reason := signInFailure(err)
+		provider := rq.provider
+		if provider == "" {
+			provider = "unknown"
+		}
+		h.metrics.signIn(provider, reason)
+		h.audit(r, rq, "sign_in_failed", nil, slog.String("provider", provider), slog.String("reason", reason))
+	}
+	return err
+}
+
+// signInFailure names why a sign-in failed, from a fixed vocabulary (it is
+// a metric label).
+func signInFailure(err error) string {
+	switch {
+	case errors.Is(err, session.ErrNoLogin), errors.Is(err, session.ErrLoginMismatch), errors.Is(err, errStateReplayed):
+		return "state_invalid"
+	case errors.Is(err, providers.ErrMixUp):
+		return "issuer_mismatch"
+	case errors.Is(err, errProviderError):
+		return "provider_error"
+	case errors.Is(err, providers.ErrUnverifiedEmail):
+		return "email_unverified"
+	case errors.Is(err, providers.ErrNotAdmitted):
+		return "not_admitted"
+	case errors.Is(err, providers.ErrRejected):
+		return "code_rejected"
+	case errors.Is(err, providers.ErrInvalidToken):
+		return "token_invalid"
+	case errors.Is(err, providers.ErrUnavailable):
+		return "provider_unavailable"
+	case errors.Is(err, session.ErrUnavailable):
+		return "store_unavailable"
+	}
+	return "error"
+}
+
+var (
+	errStateReplayed = errors.New("state replayed")
+	errProviderError = errors.New("the provider answered with an error")
+)
+
+func (h *Handler) completeSignIn(w http.ResponseWriter, r *http.Request, rq *request) error {
 	if r.Method != http.MethodGet {
 		return errorf(http.StatusMethodNotAllowed, "This address only accepts the identity provider's redirect.", fmt.Errorf("method %s", r.Method))
 	}
@@ -113,9 +158,9 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request, rq *request) 
 	if err != nil {
 		return restart(http.StatusBadRequest, "This sign-in link is no longer valid: it expired, was already used, or was started in another browser.", err)
 	}
-	rq.rd = st.RedirectTo
+	rq.rd, rq.provider = st.RedirectTo, st.Provider
 	if !h.states.use(state, h.now()) {
-		return restart(http.StatusBadRequest, "This sign-in link was already used.", errors.New("state replayed"))
+		return restart(http.StatusBadRequest, "This sign-in link was already used.", errStateReplayed)
 	}
 	p := h.provider(st.Provider)
 	if p == nil || p.Issuer() != st.Issuer {
@@ -131,7 +176,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request, rq *request) 
 		// RFC 9207 §2.4 and ISS-3: an error response may not come from
 		// where it claims; say something generic and act on nothing. The
 		// error code is logged (quoted), never rendered as given.
-		return restart(http.StatusForbidden, "The identity provider did not complete the sign-in.", fmt.Errorf("provider error %s", strconv.Quote(truncate(e, 64))))
+		return restart(http.StatusForbidden, "The identity provider did not complete the sign-in.", fmt.Errorf("%w: %s", errProviderError, strconv.Quote(truncate(e, 64))))
 	}
 	code := q.Get("code")
 	if code == "" {
@@ -158,8 +203,8 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request, rq *request) 
 		return err
 	}
 	rq.user = h.userValue(s)
-	h.log.LogAttrs(r.Context(), slog.LevelInfo, "signed in", slog.String("id", rq.id),
-		slog.String("provider", s.Provider), slog.String("sub", s.Subject), slog.String("email", s.Email))
+	h.metrics.signIn(s.Provider, "success")
+	h.audit(r, rq, "sign_in", s)
 	setPageHeaders(w.Header())
 	http.Redirect(w, r, h.redirects.safe(st.RedirectTo), http.StatusFound)
 	return nil

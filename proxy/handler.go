@@ -77,6 +77,11 @@ type Options struct {
 	// how long before the access token's expiry a session is refreshed.
 	IdleTimeout   time.Duration
 	RefreshBefore time.Duration
+	// Metrics records what the gateway does; nil records nothing.
+	Metrics *Metrics
+	// Audit receives the audit log (one JSON event per sign-in, sign-out,
+	// refresh, denial, revocation); nil writes none.
+	Audit *slog.Logger
 	// KeepIDToken keeps the raw ID token in the session for the
 	// id_token_hint of RP-initiated logout. Sensible with the Redis store;
 	// in cookies it costs about a kilobyte.
@@ -115,7 +120,9 @@ type Handler struct {
 	idSeq    atomic.Uint64
 
 	narrowCacheSet
-	logoCSP string // img-src for the sign-in page's logo, "" without one
+	logoCSP  string // img-src for the sign-in page's logo, "" without one
+	metrics  *Metrics
+	auditLog *slog.Logger
 }
 
 // New validates cfg and builds the handler. It does no I/O.
@@ -157,6 +164,8 @@ func New(cfg Config, opts Options) (*Handler, error) {
 		managed:       newHeaderSet(managedHeaders...),
 		states:        newUsedStates(session.LoginTTL, 100_000),
 		bearer:        opts.Bearer,
+		metrics:       opts.Metrics,
+		auditLog:      opts.Audit,
 		keepIDToken:   opts.KeepIDToken,
 		idle:          opts.IdleTimeout,
 		touchEvery:    min(time.Minute, opts.IdleTimeout/4),
@@ -272,6 +281,7 @@ type request struct {
 	start    time.Time
 	route    string
 	rule     string // the policy rule that decided
+	mode     string // proxy, auth or endpoint
 	user     string
 	rd       string // where to return after sign-in, for login links
 	provider string // the provider a login link should use, if pinned
@@ -309,6 +319,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.logRequest(r, rec, rq)
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	h.metrics.request(rq.route, rq.mode, status, h.now().Sub(rq.start))
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) error {
@@ -323,15 +338,16 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) err
 	}
 	switch {
 	case path == "/ping":
-		rq.route = "ping"
+		rq.route, rq.mode = "ping", "endpoint"
 		return h.ping(w, r)
 	case path == "/ready":
-		rq.route = "ready"
+		rq.route, rq.mode = "ready", "endpoint"
 		return h.ready(w, r)
 	case path == h.prefix || strings.HasPrefix(path, h.prefix+"/"):
-		rq.rd = "/"
+		rq.rd, rq.mode = "/", "endpoint"
 		return h.endpoint(w, r, rq, path[len(h.prefix):])
 	}
+	rq.mode = "proxy"
 	return h.proxy(w, r, rq, path, rawPath)
 }
 
@@ -348,6 +364,7 @@ func (h *Handler) endpoint(w http.ResponseWriter, r *http.Request, rq *request, 
 	case "/userinfo":
 		return h.userinfo(w, r, rq)
 	case "/auth":
+		rq.mode = "auth"
 		return h.auth(w, r, rq)
 	case "/signed_out":
 		return h.signedOut(w, r, rq)
@@ -355,7 +372,7 @@ func (h *Handler) endpoint(w http.ResponseWriter, r *http.Request, rq *request, 
 		return h.backchannelLogout(w, r, rq)
 	}
 	if rest, ok := strings.CutPrefix(name, "/auth/"); ok {
-		rq.route = "oauth2/auth/envoy"
+		rq.route, rq.mode = "oauth2/auth/envoy", "auth"
 		return h.authEnvoy(w, r, rq, "/"+rest)
 	}
 	rq.route = "oauth2"
@@ -375,6 +392,7 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, rq *request, pat
 	if err != nil {
 		return err
 	}
+	h.recordDecision(r, rq, a)
 	if !a.d.allow {
 		if a.session == nil && a.d.signIn {
 			return h.unauthenticated(w, r, rq, a.d.pinned())

@@ -32,7 +32,7 @@ func (h *Handler) maintain(w http.ResponseWriter, r *http.Request, rq *request, 
 			last = s.CreatedAt
 		}
 		if now.Sub(last) > h.idle {
-			h.endSession(w, r, rq, s, "idle timeout")
+			h.endSession(w, r, rq, s, "idle", "idle timeout")
 			return nil, nil
 		}
 	}
@@ -40,21 +40,25 @@ func (h *Handler) maintain(w http.ResponseWriter, r *http.Request, rq *request, 
 		next, err := h.refresh(w, r, s)
 		switch {
 		case err == nil:
-			h.log.LogAttrs(r.Context(), slog.LevelInfo, "session refreshed", slog.String("id", rq.id),
-				slog.String("provider", s.Provider), slog.String("sub", s.Subject))
+			h.metrics.refresh(s.Provider, "success")
+			h.audit(r, rq, "refresh", next)
 			return next, nil // saved by the store, cookies re-issued
 		case errors.Is(err, providers.ErrRejected), errors.Is(err, providers.ErrInvalidToken),
 			errors.Is(err, providers.ErrUnverifiedEmail), errors.Is(err, providers.ErrNotAdmitted):
 			// invalid_grant and friends: the provider no longer vouches
 			// for this session.
-			h.endSession(w, r, rq, s, "refresh refused: "+err.Error())
+			h.metrics.refresh(s.Provider, "rejected")
+			h.endSession(w, r, rq, s, "refresh_refused", "refresh refused: "+err.Error())
 			return nil, nil
 		case errors.Is(err, session.ErrRefreshBusy):
 			// Another replica is refreshing; this request goes on with
 			// the session it has.
+			h.metrics.refresh(s.Provider, "busy")
 		default:
 			// The provider is unreachable: keep the session until it ends
 			// on its own, and try again later.
+			h.metrics.refresh(s.Provider, "unavailable")
+			h.audit(r, rq, "refresh_failed", s, slog.String("reason", "provider_unavailable"))
 			delay := h.backoff.fail(backoffKey(s), now)
 			h.log.LogAttrs(r.Context(), slog.LevelWarn, "session refresh failed; keeping the session", slog.String("id", rq.id),
 				slog.String("sub", s.Subject), slog.Any("err", err), slog.Duration("retry_in", delay))
@@ -70,12 +74,12 @@ func (h *Handler) maintain(w http.ResponseWriter, r *http.Request, rq *request, 
 }
 
 // endSession clears a session the gateway no longer honours.
-func (h *Handler) endSession(w http.ResponseWriter, r *http.Request, rq *request, s *session.Session, why string) {
+func (h *Handler) endSession(w http.ResponseWriter, r *http.Request, rq *request, s *session.Session, how, why string) {
 	if err := h.store.Clear(w, r); err != nil {
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "could not clear the session", slog.String("id", rq.id), slog.Any("err", err))
 	}
-	h.log.LogAttrs(r.Context(), slog.LevelInfo, "session ended", slog.String("id", rq.id),
-		slog.String("sub", s.Subject), slog.String("reason", why))
+	h.metrics.ended(how)
+	h.audit(r, rq, "session_ended", s, slog.String("reason", why))
 }
 
 // refreshDue says whether s should be refreshed now.

@@ -87,8 +87,8 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, rq *request) e
 	}
 	if s != nil {
 		rq.user = h.userValue(s)
-		h.log.LogAttrs(r.Context(), slog.LevelInfo, "signed out", slog.String("id", rq.id),
-			slog.String("provider", s.Provider), slog.String("sub", s.Subject))
+		h.metrics.ended("sign_out")
+		h.audit(r, rq, "sign_out", s)
 		if p, ok := h.provider(s.Provider).(endSessioner); ok {
 			u, err := p.EndSessionURL(r.Context(), s.IDToken, h.signedOutURL(), h.logoutState(rd))
 			switch {
@@ -270,8 +270,9 @@ func (h *Handler) backchannelLogout(w http.ResponseWriter, r *http.Request, rq *
 	if err != nil {
 		return errorf(http.StatusServiceUnavailable, "Sessions cannot be ended right now.", err)
 	}
-	h.log.LogAttrs(r.Context(), slog.LevelInfo, "back-channel logout", slog.String("id", rq.id),
-		slog.String("iss", lt.Issuer), slog.String("sub", lt.Subject), slog.Bool("sid", lt.SessionID != ""), slog.Int("sessions", n))
+	h.metrics.ended("backchannel_logout")
+	h.audit(r, rq, "backchannel_logout", nil, slog.String("issuer", lt.Issuer), slog.String("sub", lt.Subject),
+		slog.Bool("by_sid", lt.SessionID != ""), slog.Int("sessions", n))
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	return nil

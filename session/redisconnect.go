@@ -208,7 +208,7 @@ func (c *RedisConfig) where() string {
 
 // newRedisClient builds the go-redis client for cfg. caPEM is the content of
 // tls.ca_file, read by main.
-func newRedisClient(cfg *RedisConfig, caPEM []byte) (redis.UniversalClient, error) {
+func newRedisClient(cfg *RedisConfig, caPEM []byte, hooks []redis.Hook) (redis.UniversalClient, error) {
 	var tlsConf *tls.Config
 	if cfg.TLS.Enabled {
 		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.TLS.InsecureSkipVerify}
@@ -225,7 +225,7 @@ func newRedisClient(cfg *RedisConfig, caPEM []byte) (redis.UniversalClient, erro
 	} else if len(caPEM) > 0 {
 		return nil, errors.New("session: a redis CA certificate was passed but tls.enabled is false")
 	}
-	return redis.NewUniversalClient(&redis.UniversalOptions{
+	client := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs:            cfg.Addrs,
 		MasterName:       cfg.MasterName,
 		Username:         cfg.Username,
@@ -252,7 +252,11 @@ func newRedisClient(cfg *RedisConfig, caPEM []byte) (redis.UniversalClient, erro
 		// Maintenance notifications are a Redis Enterprise/Cloud feature;
 		// asking a self-hosted server costs a failed command per connection.
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	}), nil
+	})
+	for _, h := range hooks {
+		client.AddHook(h)
+	}
+	return client, nil
 }
 
 // connect pings Redis until it answers or wait passes (at least one try).

@@ -67,6 +67,8 @@ type RedisStoreOptions struct {
 	CACert []byte
 	// Now is time.Now unless a test sets it.
 	Now func() time.Time
+	// Hooks observe every Redis command (main adds one for metrics).
+	Hooks []redis.Hook
 }
 
 var (
@@ -122,7 +124,7 @@ func NewRedisStore(cfg RedisConfig, keys *KeyRing, opts RedisStoreOptions) (*Red
 	for i := range keys.secrets {
 		s.meta = append(s.meta, newGCM(keys.derive(i, PurposeRedisMeta, "key", 32)))
 	}
-	if s.client, err = newRedisClient(&cfg, opts.CACert); err != nil {
+	if s.client, err = newRedisClient(&cfg, opts.CACert, opts.Hooks); err != nil {
 		return nil, err
 	}
 	if err := connect(s.client, &cfg); err != nil {

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/portcullis/portcullis/proxy"
+	"github.com/portcullis/portcullis/session"
+)
+
+// metricsConfig is the `metrics` section.
+type metricsConfig struct {
+	// Listen serves Prometheus metrics at /metrics on this address, apart
+	// from the main listener. Empty: no metrics.
+	Listen string `yaml:"listen"`
+}
+
+// telemetry is the metrics registry and what records into it.
+type telemetry struct {
+	reg      *prometheus.Registry
+	proxy    *proxy.Metrics
+	provider func(id string) http.RoundTripper
+	redis    *redisMetrics
+}
+
+func newTelemetry() *telemetry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "portcullis_build_info",
+		Help: "Always 1; the labels say which build is running.",
+	}, []string{"version", "revision", "go_version"})
+	reg.MustRegister(info)
+	info.WithLabelValues(version(), revision(), runtime.Version()).Set(1)
+	return &telemetry{
+		reg:      reg,
+		proxy:    proxy.NewMetrics(reg),
+		provider: proxy.InstrumentTransport(reg, nil),
+		redis:    newRedisMetrics(reg),
+	}
+}
+
+func (t *telemetry) handler() http.Handler {
+	return promhttp.HandlerFor(t.reg, promhttp.HandlerOpts{Registry: t.reg})
+}
+
+// watchCache exports the Redis store's local-cache hits and misses.
+func (t *telemetry) watchCache(rs *session.RedisStore) {
+	t.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "portcullis_session_cache_hits_total",
+		Help: "Session loads answered from the replica's local cache.",
+	}, func() float64 { h, _ := rs.CacheStats(); return float64(h) }))
+	t.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "portcullis_session_cache_misses_total",
+		Help: "Session loads that went to Redis.",
+	}, func() float64 { _, m := rs.CacheStats(); return float64(m) }))
+}
+
+// redisMetrics times Redis commands through a go-redis hook.
+type redisMetrics struct {
+	dur *prometheus.HistogramVec
+}
+
+func newRedisMetrics(reg prometheus.Registerer) *redisMetrics {
+	m := &redisMetrics{dur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "portcullis_redis_command_duration_seconds",
+		Help:    "Redis commands by command name and outcome (ok, nil, error).",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+	}, []string{"command", "outcome"})}
+	reg.MustRegister(m.dur)
+	return m
+}
+
+func (m *redisMetrics) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		start := time.Now()
+		c, err := next(ctx, network, addr)
+		m.observe("dial", err, start)
+		return c, err
+	}
+}
+
+func (m *redisMetrics) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmd)
+		m.observe(cmd.Name(), err, start)
+		return err
+	}
+}
+
+func (m *redisMetrics) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmds)
+		m.observe("pipeline", err, start)
+		return err
+	}
+}
+
+func (m *redisMetrics) observe(command string, err error, start time.Time) {
+	outcome := "ok"
+	switch {
+	case err == redis.Nil:
+		outcome = "nil"
+	case err != nil:
+		outcome = "error"
+	}
+	m.dur.WithLabelValues(strings.ToLower(command), outcome).Observe(time.Since(start).Seconds())
+}
+
+// revision is the VCS revision the binary was built from, if recorded.
+func revision() string {
+	if rev := buildSetting("vcs.revision"); rev != "" {
+		if buildSetting("vcs.modified") == "true" {
+			return rev + "-dirty"
+		}
+		return rev
+	}
+	return "unknown"
+}
