@@ -99,11 +99,11 @@ type world struct {
 
 // replica is one gateway process.
 type replica struct {
-	url    string
-	cmd    *exec.Cmd
-	logs   *syncBuffer
-	config string // the configuration file
-	env    []string
+	url     string
+	cmd     *exec.Cmd
+	logs    *syncBuffer
+	config  string // the configuration file
+	env     []string
 	admin   string // admin.listen, when {{ADMIN}} appears in extraConfig
 	metrics string // metrics.listen, when {{METRICS}} appears in extraConfig
 }
