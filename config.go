@@ -33,6 +33,7 @@ type config struct {
 	Admin     proxy.AdminConfig      `yaml:"admin"`
 	UI        proxy.UIConfig         `yaml:"ui"`
 	Metrics   metricsConfig          `yaml:"metrics"`
+	Assertion proxy.AssertionConfig  `yaml:"assertion"`
 	Log       logConfig              `yaml:"log"`
 }
 

@@ -248,7 +248,7 @@ func build(cfg *config, log *slog.Logger, opts buildOptions) (*gateway, error) {
 	if bearer != nil {
 		bv = bearer // never a typed nil inside the interface
 	}
-	h, err := proxy.New(proxy.Config{Server: cfg.Server, Upstreams: cfg.Upstreams, Policy: cfg.Policy, Headers: cfg.Headers, UI: cfg.UI},
+	h, err := proxy.New(proxy.Config{Server: cfg.Server, Upstreams: cfg.Upstreams, Policy: cfg.Policy, Headers: cfg.Headers, UI: cfg.UI, Assertion: cfg.Assertion},
 		proxy.Options{Providers: gw.providers, Store: store, SessionCookie: store.Name(), Login: login, Keys: keys, Logger: log, Bearer: bv,
 			IdleTimeout: cfg.Session.IdleTimeout, RefreshBefore: cfg.Session.RefreshBefore, KeepIDToken: cfg.Session.Store == "redis",
 			Metrics: pm, Audit: audit.log})
@@ -291,7 +291,7 @@ func validateProxyOnly(cfg *config) error {
 	if err != nil {
 		return err
 	}
-	_, err = proxy.New(proxy.Config{Server: cfg.Server, Upstreams: cfg.Upstreams, Policy: cfg.Policy, Headers: cfg.Headers, UI: cfg.UI},
+	_, err = proxy.New(proxy.Config{Server: cfg.Server, Upstreams: cfg.Upstreams, Policy: cfg.Policy, Headers: cfg.Headers, UI: cfg.UI, Assertion: cfg.Assertion},
 		proxy.Options{Providers: []providers.Provider{nil}, Store: store, SessionCookie: store.Name(), Login: login, Keys: keys})
 	return err
 }

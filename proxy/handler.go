@@ -31,6 +31,7 @@ type Config struct {
 	Policy    PolicyConfig
 	Headers   HeadersConfig
 	UI        UIConfig
+	Assertion AssertionConfig
 }
 
 // UIConfig is the `ui` section: how the gateway's own pages look.
@@ -123,6 +124,7 @@ type Handler struct {
 	logoCSP  string // img-src for the sign-in page's logo, "" without one
 	metrics  *Metrics
 	auditLog *slog.Logger
+	asserter *asserter // nil when no upstream asks for assertions
 }
 
 // New validates cfg and builds the handler. It does no I/O.
@@ -202,6 +204,19 @@ func New(cfg Config, opts Options) (*Handler, error) {
 		h.routes = append(h.routes, up)
 	}
 	h.routes.sort()
+	var assertionHeaders []string
+	for _, up := range h.routes {
+		if up.cfg.Assertion.Header != "" {
+			assertionHeaders = append(assertionHeaders, up.cfg.Assertion.Header)
+		}
+	}
+	if len(assertionHeaders) > 0 && public != nil && opts.Keys != nil {
+		if h.asserter, err = newAsserter(cfg.Assertion, public.String(), opts.Keys, opts.Now); err != nil {
+			errs = append(errs, err)
+		}
+		// A client must never be able to send its own assertion.
+		h.managed = newHeaderSet(append(managedHeaders, assertionHeaders...)...)
+	}
 	h.keepAccess = h.keepAccess || cfg.Headers.AuthRequestAccessToken || cfg.Headers.AuthRequestAuthorization
 	if h.policy, err = compilePolicy(cfg.Policy); err != nil {
 		errs = append(errs, err)
@@ -366,6 +381,8 @@ func (h *Handler) endpoint(w http.ResponseWriter, r *http.Request, rq *request, 
 	case "/auth":
 		rq.mode = "auth"
 		return h.auth(w, r, rq)
+	case "/jwks.json":
+		return h.jwks(w, r, rq)
 	case "/signed_out":
 		return h.signedOut(w, r, rq)
 	case "/backchannel_logout":

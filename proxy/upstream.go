@@ -36,6 +36,9 @@ type UpstreamConfig struct {
 	// Timeout bounds the wait for the upstream's response headers
 	// (default 60s); bodies may stream for longer.
 	Timeout time.Duration `yaml:"timeout"`
+	// Assertion adds a signed JWT of the identity in a header (see
+	// assertion.go); off unless assertion.header is set.
+	Assertion UpstreamAssertion `yaml:"assertion"`
 	// FlushInterval flushes buffered response bytes periodically; -1
 	// flushes after every write. Streaming responses (no length,
 	// text/event-stream) are flushed immediately regardless.
@@ -86,6 +89,14 @@ func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) (
 	if cfg.Host != "" && (strings.ContainsAny(cfg.Host, "/@ *?#") || normHost(cfg.Host) == "") {
 		return nil, fmt.Errorf("upstream %s: host %q is not a host name", cfg.Path, cfg.Host)
 	}
+	if a := &cfg.Assertion; a.Header != "" {
+		if !validHeaderName(a.Header) {
+			return nil, fmt.Errorf("upstream %s: assertion.header %q is not a header name", cfg.Path, a.Header)
+		}
+		if a.Audience == "" {
+			a.Audience = assertionAudience(u)
+		}
+	}
 	up := &upstream{cfg: cfg, host: normHost(cfg.Host), prefix: cfg.Path, target: u}
 	passHost := cfg.PassHostHeader == nil || *cfg.PassHostHeader
 	up.rp = &httputil.ReverseProxy{
@@ -116,6 +127,13 @@ func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) (
 			out[hdrRequestID] = []string{px.id}
 			if px.session != nil {
 				h.identityHeaders(out, px.session, up)
+				if up.cfg.Assertion.Header != "" && h.asserter != nil {
+					if tok, err := h.asserter.sign(px.session, up.cfg.Assertion.Audience); err == nil {
+						out[http.CanonicalHeaderKey(up.cfg.Assertion.Header)] = []string{tok}
+					} else {
+						h.log.LogAttrs(pr.In.Context(), slog.LevelError, "signing the identity assertion", slog.String("id", px.id), slog.Any("err", err))
+					}
+				}
 			}
 		},
 		// An upstream may not set or clear the gateway's own cookies.
@@ -200,4 +218,19 @@ func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	e := errorf(code, msg, fmt.Errorf("upstream: %w", err))
 	rq.err = e
 	h.render(w, r, rq, e)
+}
+
+// validHeaderName reports whether s is an HTTP header field name
+// (RFC 9110 §5.1: a token).
+func validHeaderName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

@@ -163,3 +163,17 @@ func (k *KeyRing) mac(i int, purpose string, data []string) []byte {
 func (k *KeyRing) Key(purpose string) []byte {
 	return k.derive(0, purpose, "key", 32)
 }
+
+// Secrets returns how many secrets the ring holds.
+func (k *KeyRing) Secrets() int { return len(k.secrets) }
+
+// Derive returns n bytes derived for purpose and label from secret i (0 is
+// the sealing one), for keys other packages build (the assertion signing
+// keys). Distinct purposes and labels never share bytes.
+func (k *KeyRing) Derive(i int, purpose, label string, n int) []byte {
+	return k.derive(i, purpose, label, n)
+}
+
+// PurposeAssertion derives the keys that sign identity assertions for
+// upstreams.
+const PurposeAssertion = "assertion"
