@@ -19,6 +19,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -248,6 +249,20 @@ func build(cfg *config, log *slog.Logger, opts buildOptions) (*gateway, error) {
 	if bearer != nil {
 		bv = bearer // never a typed nil inside the interface
 	}
+	if t := cfg.Server.TLS; t.CertFile != "" && t.KeyFile != "" {
+		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+			errs = append(errs, fmt.Errorf("server.tls: %w", err))
+		}
+	}
+	for i := range cfg.Upstreams {
+		if f := cfg.Upstreams[i].TLS.CAFile; f != "" {
+			pem, err := os.ReadFile(f)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("upstreams: %s: tls.ca_file: %w", cfg.Upstreams[i].Path, err))
+			}
+			cfg.Upstreams[i].TLS.CAPEM = pem
+		}
+	}
 	h, err := proxy.New(proxy.Config{Server: cfg.Server, Upstreams: cfg.Upstreams, Policy: cfg.Policy, Headers: cfg.Headers, UI: cfg.UI, Assertion: cfg.Assertion},
 		proxy.Options{Providers: gw.providers, Store: store, SessionCookie: store.Name(), Login: login, Keys: keys, Logger: log, Bearer: bv,
 			IdleTimeout: cfg.Session.IdleTimeout, RefreshBefore: cfg.Session.RefreshBefore, KeepIDToken: cfg.Session.Store == "redis",
@@ -307,7 +322,22 @@ func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("listening on %s: %w", srv.Addr, err)
 		}
 	}
-	gw.log.Info("portcullis starting", "version", version(), "revision", revision(), "go", runtime.Version(), "listen", ln.Addr().String(),
+	ln, tlsConf, err := gw.listenTLS(ln, sc)
+	if err != nil {
+		return err
+	}
+	srv.TLSConfig = tlsConf
+	if tlsConf != nil && sc.TLS.RedirectHTTP != "" {
+		redirect := &http.Server{Addr: sc.TLS.RedirectHTTP, Handler: redirectToHTTPS(sc.PublicURL), ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
+		rln, err := net.Listen("tcp", redirect.Addr)
+		if err != nil {
+			return fmt.Errorf("server.tls.redirect_http on %s: %w", redirect.Addr, err)
+		}
+		go redirect.Serve(rln)
+		defer redirect.Close()
+	}
+	gw.log.Info("portcullis starting", "version", version(), "revision", revision(), "go", runtime.Version(), "listen", ln.Addr().String(), "tls", tlsConf != nil,
 		"public_url", gw.cfg.Server.PublicURL, "callback", gw.callback, "session_store", gw.cfg.Session.Store)
 	for _, w := range gw.warnings {
 		gw.log.Warn(w)

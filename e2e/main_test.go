@@ -106,6 +106,8 @@ type replica struct {
 	env     []string
 	admin   string // admin.listen, when {{ADMIN}} appears in extraConfig
 	metrics string // metrics.listen, when {{METRICS}} appears in extraConfig
+	// waitReadyWith is the client that polls /ready (an HTTPS one for TLS).
+	waitReadyWith *http.Client
 }
 
 type worldOptions struct {
@@ -293,8 +295,12 @@ func (rp *replica) restart(t *testing.T, secrets ...string) {
 func (rp *replica) waitReady(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
+	c := rp.waitReadyWith
+	if c == nil {
+		c = http.DefaultClient
+	}
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(rp.url + "/ready")
+		resp, err := c.Get(rp.url + "/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -382,8 +388,17 @@ type seenRequest struct {
 }
 
 func newRecorder(t *testing.T) *recorder {
+	return startRecorder(t, false)
+}
+
+// newTLSRecorder is a recorder serving HTTPS with its own certificate.
+func newTLSRecorder(t *testing.T) *recorder {
+	return startRecorder(t, true)
+}
+
+func startRecorder(t *testing.T, useTLS bool) *recorder {
 	r := &recorder{slow: make(chan struct{}, 1), release: make(chan struct{})}
-	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	r.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		s := seenRequest{req.Method, req.URL.Path, req.URL.RawPath, req.URL.RawQuery, req.Header.Clone()}
 		r.mu.Lock()
 		r.reqs = append(r.reqs, s)
@@ -398,6 +413,11 @@ func newRecorder(t *testing.T) *recorder {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(s)
 	}))
+	if useTLS {
+		r.StartTLS()
+	} else {
+		r.Start()
+	}
 	t.Cleanup(r.Close)
 	return r
 }

@@ -35,7 +35,25 @@ type ServerConfig struct {
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // keep-alive; default 120s
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`    // default 64 KiB
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`    // grace for in-flight requests; default 30s
+
+	TLS ServerTLS `yaml:"tls"`
 }
+
+// ServerTLS is `server.tls`: serve HTTPS (and HTTP/2) on listen.
+type ServerTLS struct {
+	// CertFile and KeyFile are PEM files; both or neither. They are
+	// re-read when they change, so certificates rotate without a restart.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// MinVersion is "1.2" (default) or "1.3".
+	MinVersion string `yaml:"min_version"`
+	// RedirectHTTP, when set, is an address (":80") answering plain HTTP
+	// with a redirect to public_url.
+	RedirectHTTP string `yaml:"redirect_http"`
+}
+
+// Enabled reports whether HTTPS is configured.
+func (t ServerTLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
 
 func (c *ServerConfig) validate() (*url.URL, error) {
 	if c.Listen == "" {
@@ -58,6 +76,17 @@ func (c *ServerConfig) validate() (*url.URL, error) {
 		if *d.d == 0 {
 			*d.d = d.def
 		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return nil, fmt.Errorf("server.tls: set both cert_file and key_file")
+	}
+	switch c.TLS.MinVersion {
+	case "", "1.2", "1.3":
+	default:
+		return nil, fmt.Errorf("server.tls.min_version %q: want 1.2 or 1.3", c.TLS.MinVersion)
+	}
+	if c.TLS.RedirectHTTP != "" && !c.TLS.Enabled() {
+		return nil, fmt.Errorf("server.tls.redirect_http needs cert_file and key_file")
 	}
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = 64 << 10
