@@ -84,7 +84,7 @@ func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request
 		rq.provider = a.d.pinned()
 		if redirectBrowsers && !wantsJSON(r) {
 			setPageHeaders(hdr)
-			http.Redirect(w, r, h.loginURL(t.url(), rq.provider), http.StatusFound)
+			found(w, h.loginURL(t.url(), rq.provider))
 			return nil
 		}
 		return &httpError{Code: http.StatusUnauthorized, Msg: "Sign in first.", SignIn: true, Err: errNoSession}

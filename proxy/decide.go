@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/portcullis/portcullis/providers"
@@ -27,7 +28,8 @@ type access struct {
 // says about t for them. narrow, when set, must also admit the identity
 // (forward-auth's per-request allowed_* parameters can only narrow).
 func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rq *request, t target, narrow []*rule) (access, error) {
-	d := h.policy.decide(t.host, t.method, t.path, nil)
+	overrides := overrideMethods(r)
+	d := h.alsoFor(h.policy.decide(t.host, t.method, t.path, nil), t, nil, overrides)
 	if d.public {
 		// A public route needs no session; a signed-in user's identity is
 		// still passed on, but a store failure must not break the route.
@@ -44,7 +46,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rq *request,
 		if s, err := h.bearerSession(r, token); err != nil {
 			return access{}, err
 		} else {
-			return h.authorizeIdentity(rq, t, s, narrow), nil
+			return h.authorizeIdentity(rq, t, s, narrow, overrides), nil
 		}
 	}
 	s, err := h.loadSession(r)
@@ -66,13 +68,46 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rq *request,
 		rq.rule = d.rule
 		return access{d: d}, nil
 	}
-	return h.authorizeIdentity(rq, t, s, narrow), nil
+	return h.authorizeIdentity(rq, t, s, narrow, overrides), nil
+}
+
+// overrideMethods returns the methods the request's method-override
+// headers name, upper-cased.
+func overrideMethods(r *http.Request) []string {
+	var out []string
+	for k, vs := range r.Header {
+		if !methodOverrideHeaders.has(k) {
+			continue
+		}
+		for _, v := range vs {
+			out = append(out, strings.ToUpper(strings.TrimSpace(v)))
+		}
+	}
+	return out
+}
+
+// alsoFor narrows a decision: every method in others must be allowed too.
+func (h *Handler) alsoFor(d decision, t target, id *session.Identity, others []string) decision {
+	for _, m := range others {
+		if !d.allow {
+			return d
+		}
+		if !isMethod(m) {
+			return decision{route: d.route, rule: "method override " + strconv.Quote(truncate(m, 16)) + " is not a method"}
+		}
+		if d2 := h.policy.decide(t.host, m, t.path, id); !d2.allow {
+			d2.signIn = false
+			d2.rule = "method override " + m + ": " + d2.rule
+			return d2
+		}
+	}
+	return d
 }
 
 // authorizeIdentity asks the policy about t for a known identity.
-func (h *Handler) authorizeIdentity(rq *request, t target, s *session.Session, narrow []*rule) access {
+func (h *Handler) authorizeIdentity(rq *request, t target, s *session.Session, narrow []*rule, overrides []string) access {
 	rq.user = h.userValue(s)
-	d := h.policy.decide(t.host, t.method, t.path, &s.Identity)
+	d := h.alsoFor(h.policy.decide(t.host, t.method, t.path, &s.Identity), t, &s.Identity, overrides)
 	if d.allow {
 		for _, n := range narrow {
 			if ok, _ := n.allows(&s.Identity); !ok {

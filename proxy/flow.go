@@ -91,7 +91,7 @@ func (h *Handler) beginLogin(w http.ResponseWriter, r *http.Request, rq *request
 		return fmt.Errorf("starting sign-in: %w", err)
 	}
 	setPageHeaders(w.Header())
-	http.Redirect(w, r, authURL, http.StatusFound)
+	found(w, authURL)
 	return nil
 }
 
@@ -206,7 +206,7 @@ func (h *Handler) completeSignIn(w http.ResponseWriter, r *http.Request, rq *req
 	h.metrics.signIn(s.Provider, "success")
 	h.audit(r, rq, "sign_in", s)
 	setPageHeaders(w.Header())
-	http.Redirect(w, r, h.redirects.safe(st.RedirectTo), http.StatusFound)
+	found(w, h.redirects.safe(st.RedirectTo))
 	return nil
 }
 

@@ -342,6 +342,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) error {
+	// RFC 9110 §9.1: methods are case-sensitive, but backends disagree on
+	// "delete" vs "DELETE"; a method the policy could read one way and the
+	// application another is refused.
+	if !isMethod(r.Method) {
+		return errorf(http.StatusBadRequest, "The request method is not accepted by this gateway.", fmt.Errorf("method %q", truncate(r.Method, 32)))
+	}
 	// 2. One canonical path for routing, policy and the upstream.
 	path, rawPath, err := canonicalPath(r.URL.EscapedPath())
 	if err != nil {
@@ -461,7 +467,7 @@ func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request, rq *re
 	}
 	if p == nil {
 		setPageHeaders(w.Header())
-		http.Redirect(w, r, h.loginURL(rq.rd, ""), http.StatusFound)
+		found(w, h.loginURL(rq.rd, ""))
 		return nil
 	}
 	return h.beginLogin(w, r, rq, p, rq.rd)
@@ -615,3 +621,16 @@ func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 type atomicCounter struct{ n atomic.Int64 }
 
 func (c *atomicCounter) Add(d int64) int64 { return c.n.Add(d) }
+
+// isMethod reports whether m is an upper-case method token.
+func isMethod(m string) bool {
+	if m == "" || len(m) > 32 {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if c := m[i]; c < 'A' || c > 'Z' {
+			return false
+		}
+	}
+	return true
+}

@@ -33,8 +33,14 @@ var managedHeaders = []string{
 	"X-Original-Url", "X-Original-Uri", "X-Rewrite-Url", "X-Forwarded-Prefix",
 	"X-Forwarded-Uri", "X-Forwarded-Method", "X-Forwarded-Host", "X-Forwarded-Proto",
 	"X-Forwarded-Port", "X-Forwarded-For", "X-Forwarded-Server", "X-Forwarded-Ssl",
-	"X-Real-Ip", "Forwarded", "X-Request-Id",
+	"X-Real-Ip", "Forwarded", "X-Request-Id", "X-Original-Method",
 }
+
+// methodOverrideHeaders turn one HTTP method into another in many
+// frameworks (Express method-override, Laravel, Symfony, Rails). A request
+// carrying one is judged for every method it names: a POST that may pass
+// with X-HTTP-Method-Override: DELETE passes only if a DELETE may.
+var methodOverrideHeaders = newHeaderSet("X-Http-Method-Override", "X-Http-Method", "X-Method-Override")
 
 // headerSet matches header names after normalisation: lower case, "_" as
 // "-". Built once; matching a name allocates nothing.

@@ -99,7 +99,7 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, rq *request) e
 					slog.String("id", rq.id), slog.String("provider", s.Provider), slog.Any("err", err))
 			case u != "":
 				setPageHeaders(w.Header())
-				http.Redirect(w, r, u, http.StatusFound)
+				found(w, u)
 				return nil
 			}
 		}
@@ -160,7 +160,7 @@ func BackchannelURL(publicURL, prefix string) string {
 func (h *Handler) finishSignOut(w http.ResponseWriter, r *http.Request, rq *request, rd string) error {
 	if rd != "" {
 		setPageHeaders(w.Header())
-		http.Redirect(w, r, h.redirects.safe(rd), http.StatusFound)
+		found(w, h.redirects.safe(rd))
 		return nil
 	}
 	h.pages.write(w, http.StatusOK, "signed_out", pageData{Title: "Signed out", RequestID: rq.id, SignInURL: h.loginURL("", "")})

@@ -41,6 +41,7 @@ const pathMaxLen = 8192
 // escapes (§2.1); bytes that are not UTF-8 once decoded (this includes
 // overlong forms such as "%C0%AE"); Unicode characters that normalise (NFKC) or
 // look like a path delimiter; empty segments ("//"); "." and ".." segments,
+// and segments ending in a dot or a space (which Windows ignores),
 // anywhere including the end (§3.3, §5.2.4).
 //
 // Percent-encoded unreserved characters (§2.3: ALPHA DIGIT "-" "_" "~"; "."
@@ -117,6 +118,11 @@ func canonicalPath(escaped string) (path, rawPath string, err error) {
 			return fail(`empty segment ("//")`)
 		case seg == "." || seg == "..":
 			return fail("dot segment")
+		case seg != "" && (seg[len(seg)-1] == '.' || seg[len(seg)-1] == ' '):
+			// Windows file systems and IIS ignore trailing dots and
+			// spaces: "/admin./x" and "/admin%20/x" would be "/admin/x"
+			// there while a rule for "/admin/" did not apply here.
+			return fail("segment ends in a dot or a space")
 		}
 	}
 	return path, rawPath, nil

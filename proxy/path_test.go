@@ -30,7 +30,11 @@ var canonicalPathTests = []struct {
 	{"raw quote and brackets escaped", `/a"<>[]{}|^` + "`", `/a"<>[]{}|^` + "`", "/a%22%3C%3E%5B%5D%7B%7D%7C%5E%60", ""},
 	{"sub-delims raw", "/a!$&'()*+,=:@b", "/a!$&'()*+,=:@b", "/a!$&'()*+,=:@b", ""},
 	{"encoded sub-delim stays escaped", "/a%3Ab%40c%2B", "/a:b@c+", "/a%3Ab%40c%2B", ""},
-	{"dots inside segments", "/.well-known/a..b/...", "/.well-known/a..b/...", "/.well-known/a..b/...", ""},
+	{"dots inside segments", "/.well-known/a..b/x", "/.well-known/a..b/x", "/.well-known/a..b/x", ""},
+	{"segment of three dots", "/a/.../b", "", "", "segment ends in a dot or a space"},
+	{"segment with a trailing dot", "/admin./x", "", "", "segment ends in a dot or a space"},
+	{"last segment with a trailing dot", "/admin/x.", "", "", "segment ends in a dot or a space"},
+	{"segment with an encoded trailing space", "/admin%20/x", "", "", "segment ends in a dot or a space"},
 	{"dotfile", "/.git", "/.git", "/.git", ""},
 
 	// Refused.

@@ -147,12 +147,14 @@ func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) (
 			}
 			pr.Out.URL.Path, pr.Out.URL.RawPath = px.path, px.rawPath
 			pr.SetURL(u)
+			out := pr.Out.Header
+			h.managed.strip(out)
+			// After the strip: the upstream learns the client's address,
+			// host and scheme from us only.
 			pr.SetXForwarded()
 			if passHost {
 				pr.Out.Host = pr.In.Host
 			}
-			out := pr.Out.Header
-			h.managed.strip(out)
 			if cfg.PassAuthorizationHeader {
 				delete(out, "Authorization")
 			}

@@ -1,6 +1,8 @@
 package session
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -135,6 +137,9 @@ func (c *CookieStore) Save(w http.ResponseWriter, r *http.Request, s *Session) e
 	if s.CreatedAt.IsZero() {
 		s.CreatedAt = now
 	}
+	if s.ID == "" {
+		s.ID = newSessionID()
+	}
 	if s.ExpiresAt.IsZero() || s.ExpiresAt.Sub(s.CreatedAt) > c.lifetime {
 		s.ExpiresAt = s.CreatedAt.Add(c.lifetime)
 	}
@@ -153,8 +158,14 @@ func (c *CookieStore) Save(w http.ResponseWriter, r *http.Request, s *Session) e
 	return c.jar.write(w, r, value, maxAge)
 }
 
-// Clear implements Store.
+// Clear implements Store: it expires every cookie chunk, and remembers the
+// session as signed out so that a copy of the cookie taken earlier is
+// refused by this replica until the session would have ended (other
+// replicas cannot know; the Redis store deletes the session everywhere).
 func (c *CookieStore) Clear(w http.ResponseWriter, r *http.Request) error {
+	if s, err := c.Load(r); err == nil {
+		c.revoked.end(s, c.now())
+	}
 	c.jar.expire(w, r)
 	return nil
 }
@@ -163,4 +174,11 @@ func (c *CookieStore) Clear(w http.ResponseWriter, r *http.Request) error {
 // benchmark harness use it to measure and replay cookies.
 func (c *CookieStore) Seal(s *Session) (string, error) {
 	return c.codecs[0].Encode(c.jar.name, s)
+}
+
+// newSessionID returns 96 random bits, base64url.
+func newSessionID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }

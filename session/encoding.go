@@ -35,7 +35,8 @@ const (
 	tagRefreshToken
 	tagIDToken
 	tagLastSeen
-	tagLast = tagLastSeen
+	tagSessionID
+	tagLast = tagSessionID
 )
 
 // Decoding limits: a sealed cookie passed its MAC before it gets here, but the
@@ -79,6 +80,7 @@ func (s *Session) MarshalBinary() ([]byte, error) {
 	b = appendString(b, tagRefreshToken, s.RefreshToken)
 	b = appendString(b, tagIDToken, s.IDToken)
 	b = appendTime(b, tagLastSeen, s.LastSeen)
+	b = appendString(b, tagSessionID, s.ID)
 	return b, nil
 }
 
@@ -148,6 +150,8 @@ func (s *Session) UnmarshalBinary(data []byte) error {
 			s.IDToken = d.str()
 		case tagLastSeen:
 			s.LastSeen = d.time()
+		case tagSessionID:
+			s.ID = d.str()
 		}
 	}
 	return d.err

@@ -19,6 +19,12 @@ type revocations struct {
 	mu    sync.RWMutex
 	users map[string]time.Time // issuer\x00subject -> revoked at
 	sids  map[string]time.Time // issuer\x00sid -> revoked at
+	ended map[string]time.Time // one signed-out session -> its end
+}
+
+// endedKey names one session.
+func endedKey(s *Session) string {
+	return s.Issuer + "\x00" + s.Subject + "\x00" + s.ID
 }
 
 const maxRevocations = 1_000_000
@@ -34,7 +40,37 @@ func (r *revocations) check(s *Session) error {
 			return fmt.Errorf("provider session ended")
 		}
 	}
+	if s.ID != "" {
+		if _, ok := r.ended[endedKey(s)]; ok {
+			return fmt.Errorf("signed out")
+		}
+	}
 	return nil
+}
+
+// end records that one session was signed out, until it would have
+// ended anyway: a copy of its cookie replayed later is refused (on this
+// replica).
+func (r *revocations) end(s *Session, now time.Time) {
+	if s.ID == "" {
+		return // sealed before sessions had ids: expiring the cookie is all we can do
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ended == nil {
+		r.ended = map[string]time.Time{}
+	}
+	if len(r.ended) >= maxRevocations {
+		for k, until := range r.ended {
+			if now.After(until) {
+				delete(r.ended, k)
+			}
+		}
+		if len(r.ended) >= maxRevocations {
+			return // full of live entries: the cookie is still expired in the browser
+		}
+	}
+	r.ended[endedKey(s)] = s.ExpiresAt
 }
 
 func (r *revocations) add(m *map[string]time.Time, key string, at time.Time) {

@@ -31,6 +31,10 @@ type Identity struct {
 type Session struct {
 	Identity
 
+	// ID names this sign-in: random, minted when the session is first
+	// saved, kept through refreshes. It lets one session be ended without
+	// ending the user's others.
+	ID string
 	// Provider is the configured id of the provider the user signed in with.
 	Provider string
 	// SID is the provider's session id (the ID token's sid claim), kept for
