@@ -1,0 +1,154 @@
+package main
+
+import "context"
+
+// setup.go brings up everything wrk will drive and signs in, before any
+// measurement.
+
+// lineup is what setUp started: the targets, in the order the rounds run
+// them, and what the later steps need to reach.
+type lineup struct {
+	proxy       []*target // the reverse-proxy floor first, then Portcullis
+	forwardAuth []*target // the forward-auth floor first, then nginx + Portcullis
+	notes       []*target // run once each, reported against their floor
+	gateways    []*gateway
+	redisGW     *gateway // nil with -skip-redis
+	redisAddr   string
+	redisSecret string // the Redis-mode gateway's cookie secret
+}
+
+// all is every target of the rounds.
+func (l *lineup) all() []*target {
+	return append(append([]*target{}, l.proxy...), l.forwardAuth...)
+}
+
+// setUp builds Portcullis, starts the upstream, the floors, Redis, the
+// demo provider, the gateways and nginx, signs in to each gateway and
+// checks every target answers 200 to the request wrk will send.
+func (h *harness) setUp(ctx context.Context) (*lineup, error) {
+	o, rep := h.opts, h.rep
+	l := &lineup{}
+	h.logf("building portcullis …")
+	bin, err := h.buildPortcullis(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	// The application and the floors.
+	_, upstreamAddr, err := h.startRole("upstream", "upstream")
+	if err != nil {
+		return nil, err
+	}
+	upstream := "http://" + upstreamAddr
+	floorProc, floorAddr, err := h.startRole("floor", "floor", "-to", upstream)
+	if err != nil {
+		return nil, err
+	}
+	rep.rssOf = append(rep.rssOf, rssProbe{name: "floor: ReverseProxy", proc: floorProc})
+	_, bareAddr, err := h.startRole("floor-bare", "floor", "-to", upstream, "-pool=false")
+	if err != nil {
+		return nil, err
+	}
+
+	// The gateways, their provider, and a signed-in session for each.
+	// cookie-info is cookie mode at log.level info, for a note; it shares
+	// cookie mode's secret, so cookie mode's session is valid there too.
+	for _, g := range [][3]string{{"cookie", "cookie", "warn"}, {"cookie-info", "cookie", "info"}, {"Redis", "redis", "warn"}} {
+		if g[1] == "redis" && o.skipRedis {
+			continue
+		}
+		gw, err := newGateway(g[0], g[1], g[2])
+		if err != nil {
+			return nil, err
+		}
+		l.gateways = append(l.gateways, gw)
+	}
+	cookieGW, infoGW := l.gateways[0], l.gateways[1]
+	if !o.skipRedis {
+		l.redisGW = l.gateways[2]
+		if _, l.redisAddr, err = h.startRedis(); err != nil {
+			return nil, err
+		}
+	}
+	if err := h.startProvider(l.gateways); err != nil {
+		return nil, err
+	}
+	cookieSecret := randomSecret()
+	l.redisSecret = randomSecret()
+	for _, g := range l.gateways {
+		secret := cookieSecret
+		if g.store == "redis" {
+			secret = l.redisSecret
+		}
+		h.logf("starting portcullis-%s …", g.name)
+		if err := h.startPortcullis(g, bin, secret, l.redisAddr, upstream); err != nil {
+			return nil, err
+		}
+	}
+	signedIn := []*gateway{cookieGW}
+	if l.redisGW != nil {
+		signedIn = append(signedIn, l.redisGW)
+	}
+	for _, g := range signedIn {
+		if err := h.signIn(ctx, g); err != nil {
+			return nil, err
+		}
+		rep.cookies = append(rep.cookies, cookieSize{g.label, len(g.cookie)})
+		rep.rssOf = append(rep.rssOf, rssProbe{name: "Portcullis " + g.label, proc: g.proc})
+	}
+	infoGW.cookie = cookieGW.cookie
+	rep.rssOf = append(rep.rssOf, rssProbe{name: "Portcullis cookie, log.level info", proc: infoGW.proc})
+
+	// The targets. Floors are sent the same Cookie header as cookie mode,
+	// so every request wrk writes is the same size.
+	floor := &target{name: "floor: ReverseProxy", url: "http://" + floorAddr + "/", cookie: cookieGW.cookie}
+	l.proxy = []*target{floor}
+	for _, g := range signedIn {
+		l.proxy = append(l.proxy, &target{name: "Portcullis " + g.label, url: g.url + "/", cookie: g.cookie, floor: floor})
+	}
+	if !o.skipFA {
+		block, err := nginxServerBlock(h.root)
+		if err != nil {
+			return nil, err
+		}
+		_, allowAddr, err := h.startRole("allow", "allow")
+		if err != nil {
+			return nil, err
+		}
+		_, url, err := h.startNginx("nginx-allow", block, allowAddr, upstreamAddr)
+		if err != nil {
+			return nil, err
+		}
+		faFloor := &target{name: "floor: nginx + always-200", url: url + "/", cookie: cookieGW.cookie}
+		l.forwardAuth = []*target{faFloor}
+		for _, g := range signedIn {
+			_, url, err := h.startNginx("nginx-"+g.name, block, g.addr, upstreamAddr)
+			if err != nil {
+				return nil, err
+			}
+			l.forwardAuth = append(l.forwardAuth, &target{name: "nginx + Portcullis " + g.label, url: url + "/", cookie: g.cookie, floor: faFloor})
+		}
+	}
+	// Two single runs for notes: cookie mode logging every request, and
+	// a ReverseProxy without the buffer pool, as the floor would be bare.
+	l.notes = []*target{
+		{name: "cookie mode at log.level info (a line per request, to a file)", url: infoGW.url + "/", cookie: infoGW.cookie, floor: floor},
+		{name: "ReverseProxy without a BufferPool", url: "http://" + bareAddr + "/", cookie: cookieGW.cookie, floor: floor},
+	}
+	for _, t := range append(l.all(), l.notes...) {
+		if err := check(t); err != nil {
+			return nil, err
+		}
+	}
+	rep.proxyTargets, rep.faTargets = l.proxy, l.forwardAuth
+	return l, nil
+}
+
+// stillRunning records a failure for every gateway that died on the way.
+func (h *harness) stillRunning(l *lineup) {
+	for _, g := range l.gateways {
+		if err := g.proc.alive(); err != nil {
+			h.rep.fail("%v", err)
+		}
+	}
+}
