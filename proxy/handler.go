@@ -302,6 +302,7 @@ type request struct {
 	provider string // the provider a login link should use, if pinned
 	err      error
 	fwd      *forwarded // what a trusted proxy said, nil for other peers
+	px       *proxied   // what the upstream request needs, set before proxying
 }
 
 type requestKey struct{}
@@ -428,8 +429,10 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, rq *request, pat
 		rc.SetReadDeadline(time.Time{})
 		rc.SetWriteDeadline(time.Time{})
 	}
-	px := &proxied{session: a.session, path: path, rawPath: rawPath, id: rq.id}
-	up.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), proxiedKey{}, px)))
+	// The Rewrite hook finds what it needs through the request record
+	// already in the context (one Request copy fewer than a new value).
+	rq.px = &proxied{session: a.session, path: path, rawPath: rawPath, id: rq.id}
+	up.rp.ServeHTTP(w, r)
 	return nil
 }
 

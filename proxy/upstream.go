@@ -79,8 +79,6 @@ type proxied struct {
 	id      string // request id
 }
 
-type proxiedKey struct{}
-
 func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) (*upstream, error) {
 	if cfg.Path == "" {
 		cfg.Path = "/"
@@ -138,7 +136,10 @@ func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) (
 		// make the proxy drop the identity headers we set here
 		// (SECURITY.md §2.8-6).
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			px, _ := pr.In.Context().Value(proxiedKey{}).(*proxied)
+			var px *proxied
+			if rq, _ := pr.In.Context().Value(requestKey{}).(*request); rq != nil {
+				px = rq.px
+			}
 			if px == nil {
 				// Unreachable: ServeHTTP always sets it. Fail closed anyway:
 				// a request without a host ends in the 502 error path.

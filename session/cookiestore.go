@@ -30,6 +30,7 @@ type CookieStore struct {
 	used     usedKeys    // back-channel logout jti replay cache
 	flight   flight      // refreshes in progress
 	recent   recentRefreshes
+	opened   decodeCache // recently opened cookie values
 	jar      cookieJar
 	codecs   []*securecookie.SecureCookie
 	lifetime time.Duration
@@ -84,10 +85,15 @@ func (c *CookieStore) Load(r *http.Request) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
 	}
-	s := new(Session)
-	used, err := c.open(value, s)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
+	s, oldKey, hit := c.opened.get(value, c.now())
+	if !hit {
+		s = new(Session)
+		used, err := c.open(value, s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
+		}
+		oldKey = used > 0
+		c.opened.put(value, s, oldKey, c.now())
 	}
 	if err := c.check(s); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
@@ -95,7 +101,7 @@ func (c *CookieStore) Load(r *http.Request) (*Session, error) {
 	if err := c.revoked.check(s); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
 	}
-	s.oldKey = used > 0
+	s.oldKey = oldKey
 	return s, nil
 }
 
