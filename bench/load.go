@@ -101,6 +101,9 @@ type result struct {
 	Write      int64 `json:"write"`
 	Timeout    int64 `json:"timeout"`
 	P50US      int64 `json:"p50_us"`
+	// CPUUS is the CPU time the target's servers used per request (µs),
+	// measured from /proc, not by wrk.
+	CPUUS float64 `json:"-"`
 	P99US      int64 `json:"p99_us"`
 	MaxUS      int64 `json:"max_us"`
 }

@@ -140,7 +140,11 @@ func (h *harness) memory() {
 // measureOne runs wrk once against t, logs the result and records a
 // failure when the run saw anything but 200s.
 func (h *harness) measureOne(ctx context.Context, phase string, t *target, conns int, d time.Duration) (result, error) {
+	before := cpuOf(t.procs)
 	r, err := h.load.run(ctx, t, conns, d)
+	if err == nil && r.Requests > 0 && len(t.procs) > 0 {
+		r.CPUUS = float64(cpuOf(t.procs)-before) / float64(time.Microsecond) / float64(r.Requests)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return r, ctx.Err()
@@ -152,4 +156,15 @@ func (h *harness) measureOne(ctx context.Context, phase string, t *target, conns
 		h.rep.fail("%s, %s, %d connections: %s", phase, t.name, conns, p)
 	}
 	return r, nil
+}
+
+// cpuOf sums the CPU time of procs (0 for any that cannot be read).
+func cpuOf(procs []*child) time.Duration {
+	var sum time.Duration
+	for _, p := range procs {
+		if d, err := p.cpuTime(); err == nil {
+			sum += d
+		}
+	}
+	return sum
 }

@@ -67,6 +67,7 @@ func (r *report) fail(format string, args ...any) {
 // summary is the medians across rounds of one target.
 type summary struct {
 	rps, p50, p99 float64
+	cpu           float64 // CPU µs per request of the servers under test
 	spread        float64 // (max - min) / median of req/s across rounds
 	reissued      int64
 }
@@ -76,14 +77,15 @@ func summarize(runs []result) summary {
 	if len(runs) == 0 {
 		return s
 	}
-	var rps, p50, p99 []float64
+	var rps, p50, p99, cpu []float64
 	for _, r := range runs {
+		cpu = append(cpu, r.CPUUS)
 		rps = append(rps, r.RPS())
 		p50 = append(p50, float64(r.P50US))
 		p99 = append(p99, float64(r.P99US))
 		s.reissued += r.Reissued
 	}
-	s.rps, s.p50, s.p99 = median(rps), median(p50), median(p99)
+	s.rps, s.p50, s.p99, s.cpu = median(rps), median(p50), median(p99), median(cpu)
 	if s.rps > 0 {
 		s.spread = (slices.Max(rps) - slices.Min(rps)) / s.rps
 	}
@@ -159,6 +161,15 @@ func (r *report) printThroughput(p printer) {
 		}
 	}
 	p("  spread: (max − min) / median of req/s across rounds. ×floor: req/s below 1 is slower, latency above 1 is slower.")
+	p("  CPU per request of the servers under test (from /proc; the upstream and wrk not counted), median of the rounds:")
+	for _, t := range append(slices.Clone(r.proxyTargets), r.faTargets...) {
+		s := summarize(r.rounds[t])
+		line := fmt.Sprintf("    %-36s %6.1f µs", t.name, s.cpu)
+		if t.floor != nil {
+			line += fmt.Sprintf("  (+%.1f µs over its floor)", s.cpu-summarize(r.rounds[t.floor]).cpu)
+		}
+		p("%s", line)
+	}
 	for _, n := range r.notes {
 		f := summarize(r.rounds[n.t.floor])
 		p("  note: %s, one run: %.0f req/s = %s × floor, p50 %d µs = %s × floor", n.t.name,

@@ -53,6 +53,13 @@ func (h *harness) setUp(ctx context.Context) (*lineup, error) {
 	// The gateways, their provider, and a signed-in session for each.
 	// cookie-info is cookie mode at log.level info, for a note; it shares
 	// cookie mode's secret, so cookie mode's session is valid there too.
+	// Redis first: its port is taken before the gateways pick theirs, so
+	// freeAddr cannot hand the same port out twice.
+	if !o.skipRedis {
+		if _, l.redisAddr, err = h.startRedis(); err != nil {
+			return nil, err
+		}
+	}
 	for _, g := range [][3]string{{"cookie", "cookie", "warn"}, {"cookie-info", "cookie", "info"}, {"Redis", "redis", "warn"}} {
 		if g[1] == "redis" && o.skipRedis {
 			continue
@@ -66,9 +73,6 @@ func (h *harness) setUp(ctx context.Context) (*lineup, error) {
 	cookieGW, infoGW := l.gateways[0], l.gateways[1]
 	if !o.skipRedis {
 		l.redisGW = l.gateways[2]
-		if _, l.redisAddr, err = h.startRedis(); err != nil {
-			return nil, err
-		}
 	}
 	if err := h.startProvider(l.gateways); err != nil {
 		return nil, err
@@ -101,32 +105,33 @@ func (h *harness) setUp(ctx context.Context) (*lineup, error) {
 
 	// The targets. Floors are sent the same Cookie header as cookie mode,
 	// so every request wrk writes is the same size.
-	floor := &target{name: "floor: ReverseProxy", url: "http://" + floorAddr + "/", cookie: cookieGW.cookie}
+	floor := &target{name: "floor: ReverseProxy", url: "http://" + floorAddr + "/", cookie: cookieGW.cookie, procs: []*child{floorProc}}
 	l.proxy = []*target{floor}
 	for _, g := range signedIn {
-		l.proxy = append(l.proxy, &target{name: "Portcullis " + g.label, url: g.url + "/", cookie: g.cookie, floor: floor})
+		l.proxy = append(l.proxy, &target{name: "Portcullis " + g.label, url: g.url + "/", cookie: g.cookie, floor: floor, procs: []*child{g.proc}})
 	}
 	if !o.skipFA {
 		block, err := nginxServerBlock(h.root)
 		if err != nil {
 			return nil, err
 		}
-		_, allowAddr, err := h.startRole("allow", "allow")
+		allowProc, allowAddr, err := h.startRole("allow", "allow")
 		if err != nil {
 			return nil, err
 		}
-		_, url, err := h.startNginx("nginx-allow", block, allowAddr, upstreamAddr)
+		nginxAllow, url, err := h.startNginx("nginx-allow", block, allowAddr, upstreamAddr)
 		if err != nil {
 			return nil, err
 		}
-		faFloor := &target{name: "floor: nginx + always-200", url: url + "/", cookie: cookieGW.cookie}
+		faFloor := &target{name: "floor: nginx + always-200", url: url + "/", cookie: cookieGW.cookie, procs: []*child{nginxAllow, allowProc}}
 		l.forwardAuth = []*target{faFloor}
 		for _, g := range signedIn {
-			_, url, err := h.startNginx("nginx-"+g.name, block, g.addr, upstreamAddr)
+			nginxProc, url, err := h.startNginx("nginx-"+g.name, block, g.addr, upstreamAddr)
 			if err != nil {
 				return nil, err
 			}
-			l.forwardAuth = append(l.forwardAuth, &target{name: "nginx + Portcullis " + g.label, url: url + "/", cookie: g.cookie, floor: faFloor})
+			l.forwardAuth = append(l.forwardAuth, &target{name: "nginx + Portcullis " + g.label, url: url + "/", cookie: g.cookie, floor: faFloor,
+				procs: []*child{nginxProc, g.proc}})
 		}
 	}
 	// Two single runs for notes: cookie mode logging every request, and

@@ -25,6 +25,9 @@ type target struct {
 	url    string  // what wrk requests
 	cookie string  // Cookie header sent with every request
 	floor  *target // the baseline this target is compared to; nil for a floor
+	// procs are the servers under test (not the upstream, not wrk): their
+	// CPU time per request is reported.
+	procs []*child
 }
 
 // gateway is one Portcullis process.
