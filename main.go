@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -149,6 +150,8 @@ func build(cfg *config, log *slog.Logger, opts buildOptions) (*gateway, error) {
 	gw := &gateway{cfg: cfg, log: log}
 	if cfg.Metrics.Listen != "" {
 		gw.telemetry = newTelemetry()
+	} else if cfg.Metrics.PProf {
+		errs = append(errs, errors.New("metrics.pprof needs metrics.listen: the profiler is served on the metrics listener only"))
 	}
 	gw.callback = proxy.CallbackURL(cfg.Server.PublicURL, cfg.Server.Prefix)
 
@@ -265,7 +268,7 @@ func build(cfg *config, log *slog.Logger, opts buildOptions) (*gateway, error) {
 	}
 	h, err := proxy.New(proxy.Config{Server: cfg.Server, Upstreams: cfg.Upstreams, Policy: cfg.Policy, Headers: cfg.Headers, UI: cfg.UI, Assertion: cfg.Assertion},
 		proxy.Options{Providers: gw.providers, Store: store, SessionCookie: store.Name(), Login: login, Keys: keys, Logger: log, Bearer: bv,
-			IdleTimeout: cfg.Session.IdleTimeout, RefreshBefore: cfg.Session.RefreshBefore, KeepIDToken: cfg.Session.Store == "redis",
+			IdleTimeout: cfg.Session.IdleTimeout, RefreshBefore: cfg.Session.RefreshBefore, KeepIDToken: cfg.Session.KeepIDToken != nil && *cfg.Session.KeepIDToken,
 			Metrics: pm, Audit: audit.log})
 	if err != nil {
 		errs = append(errs, err)
@@ -347,7 +350,7 @@ func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	if gw.telemetry != nil {
-		msrv := &http.Server{Addr: gw.cfg.Metrics.Listen, Handler: metricsMux(gw.telemetry), ReadHeaderTimeout: 10 * time.Second,
+		msrv := &http.Server{Addr: gw.cfg.Metrics.Listen, Handler: metricsMux(gw.telemetry, gw.cfg.Metrics.PProf), ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
 		mln, err := net.Listen("tcp", msrv.Addr)
 		if err != nil {
@@ -503,10 +506,18 @@ func buildSetting(key string) string {
 	return ""
 }
 
-// metricsMux serves /metrics (and nothing else) on the metrics listener.
-func metricsMux(t *telemetry) http.Handler {
+// metricsMux serves /metrics on the metrics listener, and with pprof the
+// Go profiler under /debug/pprof/ (a CPU profile: /debug/pprof/profile?seconds=10).
+func metricsMux(t *telemetry, withPProf bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", t.handler())
+	if withPProf {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -22,6 +22,10 @@ type metricsConfig struct {
 	// Listen serves Prometheus metrics at /metrics on this address, apart
 	// from the main listener. Empty: no metrics.
 	Listen string `yaml:"listen"`
+	// PProf also serves Go's profiler at /debug/pprof/ on the metrics
+	// listener, for finding where CPU and memory go under load. Off by
+	// default: profiles reveal internals, and taking one costs CPU.
+	PProf bool `yaml:"pprof"`
 }
 
 // telemetry is the metrics registry and what records into it.

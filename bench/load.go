@@ -104,8 +104,8 @@ type result struct {
 	// CPUUS is the CPU time the target's servers used per request (µs),
 	// measured from /proc, not by wrk.
 	CPUUS float64 `json:"-"`
-	P99US      int64 `json:"p99_us"`
-	MaxUS      int64 `json:"max_us"`
+	P99US int64   `json:"p99_us"`
+	MaxUS int64   `json:"max_us"`
 }
 
 // RPS is requests per second over the run.

@@ -51,6 +51,7 @@ type options struct {
 	threads     int
 	sessions    int // stored for the Redis scale test
 	quick       bool
+	profile     bool
 	skipFA      bool
 	skipRedis   bool
 }
@@ -66,6 +67,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.quick, "quick", false, "1 round × 3s, short side runs and 10,000 sessions: a smoke test, not a measurement")
 	fs.BoolVar(&o.skipFA, "skip-forward-auth", false, "skip the nginx auth_request targets")
 	fs.BoolVar(&o.skipRedis, "skip-redis", false, "skip Redis mode and the Redis measurements")
+	fs.BoolVar(&o.profile, "profile", true, "profile Portcullis (a separate cookie-mode gateway with metrics.pprof) under load and list where its CPU goes")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -35,8 +35,11 @@ func (h *harness) measure(ctx context.Context) error {
 		if rep.redisKeys, err = h.aliceKeys(ctx, l.redisAddr); err != nil {
 			rep.fail("measuring alice's keys in redis: %v", err)
 		}
+		if rep.redisKeysNoIDToken, err = withoutIDToken(ctx, l.redisAddr, l.redisSecret, l.redisGW.cookie); err != nil {
+			rep.fail("measuring alice's session without its ID token: %v", err)
+		}
 	}
-	for _, step := range []func(context.Context, *lineup) error{h.rounds, h.lowConcurrency, h.sweep} {
+	for _, step := range []func(context.Context, *lineup) error{h.rounds, h.lowConcurrency, h.sweep, h.profiles} {
 		if err := step(ctx, l); err != nil {
 			return err
 		}

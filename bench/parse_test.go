@@ -125,3 +125,27 @@ func TestNginxConfig(t *testing.T) {
 		t.Errorf("%d proxy_pass without keep-alive headers", strings.Count(conf, "proxy_pass ")-n)
 	}
 }
+
+func TestParsePProfTop(t *testing.T) {
+	out := []byte(`File: portcullis
+Type: cpu
+Duration: 5s, Total samples = 3370ms (67.4%)
+Showing nodes accounting for 930ms, 27.60% of 3370ms total
+      flat  flat%   sum%        cum   cum%
+     230ms  6.82%  6.82%      230ms  6.82%  aeshashbody
+         0     0%  6.82%     1.20s 35.61%  github.com/portcullis/portcullis/proxy.(*Handler).ServeHTTP
+     120ms  3.56% 10.38%      360ms 10.68%  runtime.concatstrings
+`)
+	all := parsePProfTop(out, "")
+	if len(all) != 3 || all[0] != (profLine{"6.82%", "6.82%", "aeshashbody"}) ||
+		all[1] != (profLine{"0%", "35.61%", "proxy.(*Handler).ServeHTTP"}) {
+		t.Errorf("all rows = %+v", all)
+	}
+	ours := parsePProfTop(out, "github.com/portcullis/")
+	if len(ours) != 1 || ours[0].fn != "proxy.(*Handler).ServeHTTP" {
+		t.Errorf("Portcullis rows = %+v", ours)
+	}
+	if got := parsePProfTop([]byte("no table here\n"), ""); len(got) != 0 {
+		t.Errorf("rows from no table = %+v", got)
+	}
+}

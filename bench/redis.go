@@ -206,6 +206,58 @@ func sessionRequest(cookie string) *http.Request {
 	return r
 }
 
+// withoutIDToken is what alice's session would cost in Redis with
+// session.keep_id_token: false: a copy without the ID token, saved through
+// the session package into an empty database (db 1), measured, removed.
+func withoutIDToken(ctx context.Context, redisAddr, cookieSecret, aliceCookie string) ([]redisKey, error) {
+	keys, err := session.NewKeyRing([]string{cookieSecret})
+	if err != nil {
+		return nil, err
+	}
+	secure := false
+	open := func(db int) (*session.RedisStore, error) {
+		return session.NewRedisStore(session.RedisConfig{Addrs: []string{redisAddr}, DB: db, CacheTTL: -1},
+			keys, session.RedisStoreOptions{Cookie: session.CookieConfig{Name: "_portcullis", Secure: &secure}})
+	}
+	live, err := open(0)
+	if err != nil {
+		return nil, err
+	}
+	defer live.Close()
+	alice, err := live.Load(sessionRequest(aliceCookie))
+	if err != nil {
+		return nil, fmt.Errorf("loading alice's session from redis: %w", err)
+	}
+	if alice.IDToken == "" {
+		return nil, fmt.Errorf("alice's session kept no ID token: nothing to compare")
+	}
+	tmpl, err := alice.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	s, err := lookAlike(tmpl, 0)
+	if err != nil {
+		return nil, err
+	}
+	s.Subject, s.Email, s.PreferredUsername, s.SID = alice.Subject, alice.Email, alice.PreferredUsername, alice.SID
+	s.IDToken = ""
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, DB: 1})
+	defer rdb.Close()
+	if n, err := rdb.DBSize(ctx).Result(); err != nil || n != 0 {
+		return nil, fmt.Errorf("redis db 1 should be empty: %d keys, %v", n, err)
+	}
+	scratch, err := open(1)
+	if err != nil {
+		return nil, err
+	}
+	defer scratch.Close()
+	if err := scratch.Save(httptest.NewRecorder(), sessionRequest(""), s); err != nil {
+		return nil, err
+	}
+	defer rdb.FlushDB(ctx)
+	return sessionKeys(ctx, rdb)
+}
+
 // aliceKeys is sessionKeys on the harness's Redis right after alice signed
 // in to the Redis-mode gateway, the only sign-in it sees.
 func (h *harness) aliceKeys(ctx context.Context, addr string) ([]redisKey, error) {

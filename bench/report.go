@@ -28,7 +28,9 @@ type report struct {
 	rssOf                   []rssProbe
 	cookies                 []cookieSize
 	redisKeys               []redisKey
+	redisKeysNoIDToken      []redisKey // the same session saved without its ID token
 	scale                   *scaleResult
+	profiles                []profiled
 
 	otherCores  float64 // average CPU other work used during the run; -1: unknown
 	failures    []string
@@ -128,7 +130,7 @@ func (r *report) print(w io.Writer) {
 	if r.load != "" {
 		p("  load       %s", r.load)
 	}
-	for _, section := range []func(printer){r.printThroughput, r.printConcurrency1, r.printSweep, r.printMicro, r.printMemory, r.printScale} {
+	for _, section := range []func(printer){r.printThroughput, r.printConcurrency1, r.printSweep, r.printMicro, r.printMemory, r.printScale, r.printProfiles} {
 		section(p)
 	}
 	r.printResult(p)
@@ -250,14 +252,23 @@ func (r *report) printMemory(p printer) {
 	for _, c := range r.cookies {
 		p("  %-36s %9d bytes (name=value, as sent)", "session cookie, "+c.mode+" mode", c.bytes)
 	}
-	if len(r.redisKeys) > 0 {
+	for _, row := range []struct {
+		name string
+		keys []redisKey
+	}{
+		{"Redis per session (alice's keys)", r.redisKeys},
+		{"  same, keep_id_token: false", r.redisKeysNoIDToken},
+	} {
+		if len(row.keys) == 0 {
+			continue
+		}
 		var total int64
 		var parts []string
-		for _, k := range r.redisKeys {
+		for _, k := range row.keys {
 			total += k.bytes
 			parts = append(parts, fmt.Sprintf("%s %s %d", shortKey(k.name), k.kind, k.bytes))
 		}
-		p("  %-36s %9d bytes (MEMORY USAGE: %s)", "Redis per session (alice's keys)", total, strings.Join(parts, " + "))
+		p("  %-36s %9d bytes (MEMORY USAGE: %s)", row.name, total, strings.Join(parts, " + "))
 	}
 }
 

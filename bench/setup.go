@@ -14,7 +14,10 @@ type lineup struct {
 	gateways    []*gateway
 	redisGW     *gateway // nil with -skip-redis
 	redisAddr   string
-	redisSecret string // the Redis-mode gateway's cookie secret
+	redisSecret string    // the Redis-mode gateway's cookie secret
+	bin         string    // the Portcullis binary
+	profileGW   *gateway  // cookie mode with metrics.pprof; nil with -profile=false
+	profiled    []*target // driven while profileGW is profiled
 }
 
 // all is every target of the rounds.
@@ -33,6 +36,7 @@ func (h *harness) setUp(ctx context.Context) (*lineup, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.bin = bin
 
 	// The application and the floors.
 	_, upstreamAddr, err := h.startRole("upstream", "upstream")
@@ -60,20 +64,27 @@ func (h *harness) setUp(ctx context.Context) (*lineup, error) {
 			return nil, err
 		}
 	}
-	for _, g := range [][3]string{{"cookie", "cookie", "warn"}, {"cookie-info", "cookie", "info"}, {"Redis", "redis", "warn"}} {
-		if g[1] == "redis" && o.skipRedis {
+	// cookie-profile is cookie mode with the profiler on, for profile.go.
+	for _, g := range [][3]string{{"cookie", "cookie", "warn"}, {"cookie-info", "cookie", "info"}, {"Redis", "redis", "warn"}, {"cookie-profile", "cookie", "warn"}} {
+		if g[1] == "redis" && o.skipRedis || g[0] == "cookie-profile" && !o.profile {
 			continue
 		}
 		gw, err := newGateway(g[0], g[1], g[2])
 		if err != nil {
 			return nil, err
 		}
+		switch g[0] {
+		case "Redis":
+			l.redisGW = gw
+		case "cookie-profile":
+			if gw.metrics, err = freeAddr(); err != nil {
+				return nil, err
+			}
+			l.profileGW = gw
+		}
 		l.gateways = append(l.gateways, gw)
 	}
 	cookieGW, infoGW := l.gateways[0], l.gateways[1]
-	if !o.skipRedis {
-		l.redisGW = l.gateways[2]
-	}
 	if err := h.startProvider(l.gateways); err != nil {
 		return nil, err
 	}
@@ -101,6 +112,10 @@ func (h *harness) setUp(ctx context.Context) (*lineup, error) {
 		rep.rssOf = append(rep.rssOf, rssProbe{name: "Portcullis " + g.label, proc: g.proc})
 	}
 	infoGW.cookie = cookieGW.cookie
+	if l.profileGW != nil {
+		l.profileGW.cookie = cookieGW.cookie
+		l.profiled = []*target{{name: "reverse proxy", url: l.profileGW.url + "/", cookie: cookieGW.cookie, procs: []*child{l.profileGW.proc}}}
+	}
 	rep.rssOf = append(rep.rssOf, rssProbe{name: "Portcullis cookie, log.level info", proc: infoGW.proc})
 
 	// The targets. Floors are sent the same Cookie header as cookie mode,
@@ -133,6 +148,13 @@ func (h *harness) setUp(ctx context.Context) (*lineup, error) {
 			l.forwardAuth = append(l.forwardAuth, &target{name: "nginx + Portcullis " + g.label, url: url + "/", cookie: g.cookie, floor: faFloor,
 				procs: []*child{nginxProc, g.proc}})
 		}
+		if g := l.profileGW; g != nil {
+			nginxProc, url, err := h.startNginx("nginx-"+g.name, block, g.addr, upstreamAddr)
+			if err != nil {
+				return nil, err
+			}
+			l.profiled = append(l.profiled, &target{name: "forward-auth (nginx auth_request)", url: url + "/", cookie: g.cookie, procs: []*child{nginxProc, g.proc}})
+		}
 	}
 	// Two single runs for notes: cookie mode logging every request, and
 	// a ReverseProxy without the buffer pool, as the floor would be bare.
@@ -140,7 +162,7 @@ func (h *harness) setUp(ctx context.Context) (*lineup, error) {
 		{name: "cookie mode at log.level info (a line per request, to a file)", url: infoGW.url + "/", cookie: infoGW.cookie, floor: floor},
 		{name: "ReverseProxy without a BufferPool", url: "http://" + bareAddr + "/", cookie: cookieGW.cookie, floor: floor},
 	}
-	for _, t := range append(l.all(), l.notes...) {
+	for _, t := range append(append(l.all(), l.notes...), l.profiled...) {
 		if err := check(t); err != nil {
 			return nil, err
 		}

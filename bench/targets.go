@@ -38,6 +38,7 @@ type gateway struct {
 	logLevel string
 	addr     string
 	url      string
+	metrics  string // metrics.listen, with metrics.pprof on; "" for none
 	clientID string // its registration at the demo provider
 	secret   string // the client secret
 	proc     *child
@@ -86,6 +87,10 @@ func newGateway(label, store, logLevel string) (*gateway, error) {
 // at its default. trusted_proxies names the local nginx, which asks
 // /oauth2/auth; wrk's direct requests send no forwarded headers.
 func portcullisConfig(g *gateway, issuer, secretFile, cookieSecret, redisAddr, upstream string) string {
+	metrics := ""
+	if g.metrics != "" {
+		metrics = fmt.Sprintf("metrics:\n  listen: %s\n  pprof: true\n", g.metrics)
+	}
 	store := "  store: cookie\n"
 	if g.store == "redis" {
 		store = fmt.Sprintf("  store: redis\n  redis:\n    addrs: [%s]\n", redisAddr)
@@ -113,7 +118,7 @@ policy:
   email_domains: [example.com]
 log:
   level: %s
-`, g.addr, g.url, issuer, g.clientID, secretFile, store, cookieSecret, upstream, g.logLevel)
+%s`, g.addr, g.url, issuer, g.clientID, secretFile, store, cookieSecret, upstream, g.logLevel, metrics)
 }
 
 // startPortcullis writes g's configuration and runs the built binary with

@@ -16,6 +16,7 @@ type Stats struct {
 	TokenRequests      map[string]int
 	UserinfoRequests   int
 	EndSessionRequests int
+	EndSessionHinted   int // of those, how many carried an id_token_hint in the query
 	LoginSuccesses     int // correct username and password posted
 	LoginFailures      int // wrong username or password posted
 }
@@ -69,7 +70,13 @@ func (p *Provider) countRequests(next http.Handler) http.Handler {
 		case userinfo:
 			p.stats.add(func(s *Stats) { s.UserinfoRequests++ })
 		case endSession:
-			p.stats.add(func(s *Stats) { s.EndSessionRequests++ })
+			hinted := r.URL.Query().Get("id_token_hint") != ""
+			p.stats.add(func(s *Stats) {
+				s.EndSessionRequests++
+				if hinted {
+					s.EndSessionHinted++
+				}
+			})
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -215,6 +215,41 @@ func TestAdminRevokeTwoReplicas(t *testing.T) {
 	t.Logf("admin revoke to rejection: replica A %v, replica B %v", onA, onB)
 }
 
+// TestSignOutIDTokenHint: sign-out sends the ID token as id_token_hint
+// when the session kept it: by default in Redis mode, not in cookie mode,
+// and as session.keep_id_token says.
+func TestSignOutIDTokenHint(t *testing.T) {
+	rs := redistest.Standalone(t)
+	for _, tt := range []struct {
+		name string
+		opts worldOptions
+		hint bool
+	}{
+		{"cookie default", worldOptions{}, false},
+		{"cookie keep_id_token true", worldOptions{sessionExtra: "  keep_id_token: true\n"}, true},
+		{"redis default", worldOptions{redis: rs.Addr()}, true},
+		{"redis keep_id_token false", worldOptions{redis: rs.Addr(), sessionExtra: "  keep_id_token: false\n"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, tt.opts)
+			c := browser(t)
+			decodeSeen(t, w.signIn(c, "/", "alice"))
+			resp, err := c.PostForm(w.gateway+"/oauth2/sign_out", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			st := w.idp.Stats()
+			if st.EndSessionRequests != 1 {
+				t.Fatalf("end-session requests = %d, want 1", st.EndSessionRequests)
+			}
+			if got := st.EndSessionHinted == 1; got != tt.hint {
+				t.Errorf("end-session request carried id_token_hint: %v, want %v", got, tt.hint)
+			}
+		})
+	}
+}
+
 // TestSignOutReachesProvider: sign-out continues to the provider's
 // end-session endpoint and comes back to the gateway's signed-out page.
 func TestSignOutReachesProvider(t *testing.T) {

@@ -63,16 +63,20 @@ func (h *Handler) authEnvoy(w http.ResponseWriter, r *http.Request, rq *request,
 	return h.answerAuth(w, r, rq, t, nil, true, http.StatusOK)
 }
 
+// noStore is the Cache-Control value of every forward-auth answer, shared:
+// header maps are only ever given a new slice, never written through.
+var noStore = []string{"no-store"}
+
 // answerAuth runs the decision core for t and renders the answer.
 func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request, t target, narrow []*rule, redirectBrowsers bool, okStatus int) error {
-	rq.rd = t.url()
+	rq.rd, rq.back, rq.backAbs = "", t, true
 	a, err := h.authorize(w, r, rq, t, narrow)
 	if err != nil {
 		return err
 	}
 	h.recordDecision(r, rq, a)
 	hdr := w.Header()
-	hdr.Set("Cache-Control", "no-store")
+	hdr["Cache-Control"] = noStore
 	switch {
 	case a.d.allow:
 		if a.session != nil {

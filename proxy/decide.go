@@ -34,11 +34,11 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rq *request,
 		// A public route needs no session; a signed-in user's identity is
 		// still passed on, but a store failure must not break the route.
 		s, _ := h.loadSession(r)
-		rq.rule = d.rule
+		rq.rule, rq.why = d.rule, d.why
 		return access{session: s, d: d}, nil
 	}
 	if d.route != nil && !d.allow && !d.signIn {
-		rq.rule = d.rule // e.g. the method is not listed: signing in will not help
+		rq.rule, rq.why = d.rule, d.why // e.g. the method is not listed: signing in will not help
 		return access{d: d}, nil
 	}
 	var s *session.Session
@@ -65,7 +65,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rq *request,
 		return access{d: d}, nil
 	}
 	if s == nil {
-		rq.rule = d.rule
+		rq.rule, rq.why = d.rule, d.why
 		return access{d: d}, nil
 	}
 	return h.authorizeIdentity(rq, t, s, narrow, overrides), nil
@@ -97,7 +97,7 @@ func (h *Handler) alsoFor(d decision, t target, id *session.Identity, others []s
 		}
 		if d2 := h.policy.decide(t.host, m, t.path, id); !d2.allow {
 			d2.signIn = false
-			d2.rule = "method override " + m + ": " + d2.rule
+			d2.rule, d2.why = "method override "+m+": "+d2.text(), ""
 			return d2
 		}
 	}
@@ -116,7 +116,7 @@ func (h *Handler) authorizeIdentity(rq *request, t target, s *session.Session, n
 			}
 		}
 	}
-	rq.rule = d.rule
+	rq.rule, rq.why = d.rule, d.why
 	return access{session: s, d: d}
 }
 
@@ -166,7 +166,7 @@ func (h *Handler) denied(a access) error {
 	if a.session != nil {
 		sub = a.session.Subject
 	}
-	return &httpError{Code: http.StatusForbidden, Msg: msg, Err: fmt.Errorf("denied %s by %s", sub, a.d.rule)}
+	return &httpError{Code: http.StatusForbidden, Msg: msg, Err: fmt.Errorf("denied %s by %s", sub, a.d.text())}
 }
 
 // errNoSession marks 401s for requests without a session.
@@ -178,6 +178,6 @@ func (h *Handler) recordDecision(r *http.Request, rq *request, a access) {
 	outcome := a.outcomeLabel()
 	h.metrics.decision(outcome, a.d.ruleLabel())
 	if outcome == "denied" {
-		h.audit(r, rq, "denied", a.session, slog.String("route", rq.route), slog.String("rule", a.d.rule))
+		h.audit(r, rq, "denied", a.session, slog.String("route", rq.route), slog.String("rule", a.d.text()))
 	}
 }

@@ -54,7 +54,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, rq *request, e 
 			LoginURL  string `json:"login_url,omitempty"`
 		}{errorCode(e.Code), e.Msg, rq.id, ""}
 		if e.SignIn {
-			body.LoginURL = h.loginURL(rq.rd, rq.provider)
+			body.LoginURL = h.loginURL(rq.returnTo(), rq.provider)
 		}
 		writeJSON(w, e.Code, body)
 		return
@@ -63,7 +63,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, rq *request, e 
 		Title:     http.StatusText(e.Code),
 		Message:   e.Msg,
 		RequestID: rq.id,
-		SignInURL: ifThen(e.SignIn, h.loginURL(rq.rd, rq.provider)),
+		SignInURL: ifThen(e.SignIn, h.loginURL(rq.returnTo(), rq.provider)),
 	})
 }
 

@@ -97,8 +97,10 @@ type forwarded struct {
 
 func readForwarded(h http.Header) forwarded {
 	var f forwarded
+	// The names are canonical already: index the map directly rather than
+	// canonicalise every name on every request.
 	one := func(name string) string {
-		vs := h.Values(name)
+		vs := h[name]
 		if len(vs) > 1 {
 			f.err = fmt.Errorf("%s sent %d times", name, len(vs))
 		}
@@ -115,7 +117,11 @@ func readForwarded(h http.Header) forwarded {
 	f.originalURI = one("X-Original-Uri")
 	f.originalMethod = one("X-Original-Method")
 	f.redirect = one("X-Auth-Request-Redirect")
-	f.forwardedFor = strings.Join(h.Values("X-Forwarded-For"), ",")
+	if vs := h["X-Forwarded-For"]; len(vs) == 1 {
+		f.forwardedFor = vs[0]
+	} else {
+		f.forwardedFor = strings.Join(vs, ",")
+	}
 	return f
 }
 

@@ -296,9 +296,12 @@ type request struct {
 	start    time.Time
 	route    string
 	rule     string // the policy rule that decided
+	why      string // and the part of it that matched, if it allowed
 	mode     string // proxy, auth or endpoint
 	user     string
-	rd       string // where to return after sign-in, for login links
+	rd       string // where to return after sign-in, for login links; see returnTo
+	back     target // the request a decision was about, when rd is unset
+	backAbs  bool   // return to back's absolute URL rather than its URI
 	provider string // the provider a login link should use, if pinned
 	err      error
 	fwd      *forwarded // what a trusted proxy said, nil for other peers
@@ -307,8 +310,23 @@ type request struct {
 
 type requestKey struct{}
 
+// returnTo is where a sign-in started by this request returns to: rd when
+// set, else the decided request, built only when a login link needs it.
+func (rq *request) returnTo() string {
+	switch {
+	case rq.rd != "":
+		return rq.rd
+	case rq.backAbs:
+		return rq.back.url()
+	case rq.back.rawPath != "":
+		return rq.back.uri()
+	}
+	return "/"
+}
+
 func (h *Handler) newRequestID() string {
-	return h.idPrefix + strconv.FormatUint(h.idSeq.Add(1), 36)
+	var b [40]byte
+	return string(strconv.AppendUint(append(b[:0], h.idPrefix...), h.idSeq.Add(1), 36))
 }
 
 // ServeHTTP is the edge: strip what clients must not send, dispatch, map
@@ -316,7 +334,6 @@ func (h *Handler) newRequestID() string {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rq := &request{id: h.newRequestID(), start: h.now()}
 	rec := &recorder{ResponseWriter: w}
-	r = r.WithContext(context.WithValue(r.Context(), requestKey{}, rq))
 
 	// 1. Forwarded headers are read from trusted proxies only, and then no
 	// client-supplied identity, in any spelling, gets any further.
@@ -354,10 +371,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) err
 	if err != nil {
 		return errorf(http.StatusBadRequest, "The request path is not accepted by this gateway.", err)
 	}
-	rq.rd = rawPath
-	if r.URL.RawQuery != "" {
-		rq.rd += "?" + r.URL.RawQuery
-	}
+	rq.back = target{rawPath: rawPath, query: r.URL.RawQuery}
 	switch {
 	case path == "/ping":
 		rq.route, rq.mode = "ping", "endpoint"
@@ -366,7 +380,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) err
 		rq.route, rq.mode = "ready", "endpoint"
 		return h.ready(w, r)
 	case path == h.prefix || strings.HasPrefix(path, h.prefix+"/"):
-		rq.rd, rq.mode = "/", "endpoint"
+		rq.back, rq.mode = target{rawPath: "/"}, "endpoint"
 		return h.endpoint(w, r, rq, path[len(h.prefix):])
 	}
 	rq.mode = "proxy"
@@ -429,10 +443,10 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, rq *request, pat
 		rc.SetReadDeadline(time.Time{})
 		rc.SetWriteDeadline(time.Time{})
 	}
-	// The Rewrite hook finds what it needs through the request record
-	// already in the context (one Request copy fewer than a new value).
+	// The Rewrite hook and the error handler find the request record in
+	// the context; only proxied requests pay for that Request copy.
 	rq.px = &proxied{session: a.session, path: path, rawPath: rawPath, id: rq.id}
-	up.rp.ServeHTTP(w, r)
+	up.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey{}, rq)))
 	return nil
 }
 
@@ -470,10 +484,10 @@ func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request, rq *re
 	}
 	if p == nil {
 		setPageHeaders(w.Header())
-		found(w, h.loginURL(rq.rd, ""))
+		found(w, h.loginURL(rq.returnTo(), ""))
 		return nil
 	}
-	return h.beginLogin(w, r, rq, p, rq.rd)
+	return h.beginLogin(w, r, rq, p, rq.returnTo())
 }
 
 // loginURL is the sign-in URL that returns to rd, through provider when
@@ -564,7 +578,7 @@ func (h *Handler) logRequest(r *http.Request, rec *recorder, rq *request) {
 		attrs = append(attrs, slog.String("user", rq.user))
 	}
 	if rq.rule != "" {
-		attrs = append(attrs, slog.String("rule", rq.rule))
+		attrs = append(attrs, slog.String("rule", decision{rule: rq.rule, why: rq.why}.text()))
 	}
 	if rq.err != nil {
 		attrs = append(attrs, slog.String("err", rq.err.Error()))

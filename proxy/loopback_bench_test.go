@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // BenchmarkLoopback compares a bare ReverseProxy and the gateway over real
@@ -31,11 +32,16 @@ func BenchmarkLoopback(b *testing.B) {
 	h.routes[0].rp.Transport = upstreamTransport()
 	cookie := benchCookie(b, store)
 	for _, tt := range []struct {
-		name string
-		h    http.Handler
-	}{{"floor", floor}, {"gateway", h}} {
+		name     string
+		h        http.Handler
+		timeouts bool
+	}{{"floor", floor, false}, {"floor-timeouts", floor, true}, {"gateway", h, true}} {
 		b.Run(tt.name, func(b *testing.B) {
-			srv := httptest.NewServer(tt.h)
+			srv := httptest.NewUnstartedServer(tt.h)
+			if tt.timeouts {
+				srv.Config.ReadHeaderTimeout, srv.Config.ReadTimeout, srv.Config.WriteTimeout, srv.Config.IdleTimeout = 10*time.Second, 60*time.Second, 0, 120*time.Second
+			}
+			srv.Start()
 			defer srv.Close()
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 			b.ReportAllocs()

@@ -60,61 +60,67 @@ func canonicalPath(escaped string) (path, rawPath string, err error) {
 	if escaped == "" || escaped[0] != '/' {
 		return fail(`does not start with "/"`)
 	}
-	var p, raw strings.Builder
-	p.Grow(len(escaped))
-	raw.Grow(len(escaped))
-	for i := 0; i < len(escaped); i++ {
-		c := escaped[i]
-		switch {
-		case c == '%':
-			if i+2 >= len(escaped) || !isHex(escaped[i+1]) || !isHex(escaped[i+2]) {
-				return fail("invalid percent-encoding")
+	if plainPath(escaped) {
+		// The common case: nothing escaped, nothing to refuse byte by
+		// byte, all ASCII. The path is its own canonical form.
+		path, rawPath = escaped, escaped
+	} else {
+		var p, raw strings.Builder
+		p.Grow(len(escaped))
+		raw.Grow(len(escaped))
+		for i := 0; i < len(escaped); i++ {
+			c := escaped[i]
+			switch {
+			case c == '%':
+				if i+2 >= len(escaped) || !isHex(escaped[i+1]) || !isHex(escaped[i+2]) {
+					return fail("invalid percent-encoding")
+				}
+				b := unhex(escaped[i+1])<<4 | unhex(escaped[i+2])
+				i += 2
+				if reason := pathEncodedReason(b); reason != "" {
+					return fail(reason)
+				}
+				p.WriteByte(b)
+				if pathUnreserved(b) {
+					raw.WriteByte(b)
+				} else {
+					pathWriteEscaped(&raw, b)
+				}
+			case c < 0x20 || c == 0x7f:
+				return fail("control character")
+			case c == '\\':
+				return fail("backslash")
+			case c == ';':
+				return fail("semicolon (path parameter)")
+			case c == '#':
+				return fail(`raw "#" (fragment delimiter) in path`)
+			case c == '?':
+				return fail(`raw "?" (query delimiter) in path`)
+			case c == '/' || pathUnreserved(c) || c == '.' || pathSubDelim(c):
+				p.WriteByte(c)
+				raw.WriteByte(c)
+			default: // non-ASCII bytes and ASCII not allowed in a segment: " <>[]^`{|}
+				p.WriteByte(c)
+				pathWriteEscaped(&raw, c)
 			}
-			b := unhex(escaped[i+1])<<4 | unhex(escaped[i+2])
-			i += 2
-			if reason := pathEncodedReason(b); reason != "" {
-				return fail(reason)
+		}
+		path, rawPath = p.String(), raw.String()
+		if len(rawPath) > pathMaxLen {
+			return fail("longer than 8192 bytes once escaped")
+		}
+		if !utf8.ValidString(path) {
+			return fail("not UTF-8 once decoded")
+		}
+		for _, r := range path {
+			if pathDelimiterLookalike(r) {
+				return fail("Unicode look-alike of a path delimiter")
 			}
-			p.WriteByte(b)
-			if pathUnreserved(b) {
-				raw.WriteByte(b)
-			} else {
-				pathWriteEscaped(&raw, b)
-			}
-		case c < 0x20 || c == 0x7f:
-			return fail("control character")
-		case c == '\\':
-			return fail("backslash")
-		case c == ';':
-			return fail("semicolon (path parameter)")
-		case c == '#':
-			return fail(`raw "#" (fragment delimiter) in path`)
-		case c == '?':
-			return fail(`raw "?" (query delimiter) in path`)
-		case c == '/' || pathUnreserved(c) || c == '.' || pathSubDelim(c):
-			p.WriteByte(c)
-			raw.WriteByte(c)
-		default: // non-ASCII bytes and ASCII not allowed in a segment: " <>[]^`{|}
-			p.WriteByte(c)
-			pathWriteEscaped(&raw, c)
 		}
 	}
-	path, rawPath = p.String(), raw.String()
-	if len(rawPath) > pathMaxLen {
-		return fail("longer than 8192 bytes once escaped")
-	}
-	if !utf8.ValidString(path) {
-		return fail("not UTF-8 once decoded")
-	}
-	for _, r := range path {
-		if pathDelimiterLookalike(r) {
-			return fail("Unicode look-alike of a path delimiter")
-		}
-	}
-	segs := strings.Split(path[1:], "/")
-	for i, seg := range segs {
+	for rest := path[1:]; ; {
+		seg, tail, more := strings.Cut(rest, "/")
 		switch {
-		case seg == "" && i != len(segs)-1:
+		case seg == "" && more:
 			return fail(`empty segment ("//")`)
 		case seg == "." || seg == "..":
 			return fail("dot segment")
@@ -124,6 +130,10 @@ func canonicalPath(escaped string) (path, rawPath string, err error) {
 			// there while a rule for "/admin/" did not apply here.
 			return fail("segment ends in a dot or a space")
 		}
+		if !more {
+			break
+		}
+		rest = tail
 	}
 	return path, rawPath, nil
 }
@@ -140,6 +150,27 @@ func pathHasPrefix(path, prefix string) bool {
 		return strings.HasPrefix(path, prefix)
 	}
 	return path == prefix || strings.HasPrefix(path, prefix+"/")
+}
+
+// plainBytes marks the bytes canonicalPath copies unchanged into both
+// forms: "/", ".", RFC 3986 unreserved and sub-delims other than ";".
+var plainBytes = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		t[c] = b == '/' || b == '.' || pathUnreserved(b) || (pathSubDelim(b) && b != ';')
+	}
+	return t
+}()
+
+// plainPath reports whether every byte of escaped is one canonicalPath
+// would copy unchanged.
+func plainPath(escaped string) bool {
+	for i := 0; i < len(escaped); i++ {
+		if !plainBytes[escaped[i]] {
+			return false
+		}
+	}
+	return true
 }
 
 // pathEncodedReason names why the percent-encoded byte b is refused, or

@@ -108,9 +108,18 @@ type decision struct {
 	public bool
 	allow  bool
 	signIn bool // not signed in, and signing in could help
-	// rule names what decided, for logs: "routes[1] groups:admins",
-	// "default email_domains:example.com", or why it denied.
-	rule string
+	// rule and why name what decided, for logs: rule "routes[1]" and why
+	// " groups:admins" or ": not signed in", or a rule that says it all.
+	// Kept apart so that deciding joins no strings; text joins them.
+	rule, why string
+}
+
+// text is the whole rule, as logs and tools show it.
+func (d decision) text() string {
+	if d.why == "" {
+		return d.rule
+	}
+	return d.rule + d.why
 }
 
 func compilePolicy(cfg PolicyConfig) (*policy, error) {
@@ -242,7 +251,7 @@ func (p *policy) decide(host, method, path string, id *session.Identity) decisio
 		return decision{route: pr, rule: pr.name + ": method " + method + " not listed"}
 	}
 	if pr != nil && pr.public {
-		return decision{route: pr, public: true, allow: true, rule: pr.name + " public"}
+		return decision{route: pr, public: true, allow: true, rule: pr.name, why: " public"}
 	}
 	r, name := p.def, "default"
 	if pr != nil {
@@ -252,13 +261,13 @@ func (p *policy) decide(host, method, path string, id *session.Identity) decisio
 		}
 	}
 	if id == nil {
-		return decision{route: pr, signIn: true, rule: name + ": not signed in"}
+		return decision{route: pr, signIn: true, rule: name, why: ": not signed in"}
 	}
 	allow, why := r.allows(id)
 	if !allow {
 		return decision{route: pr, rule: name + ": no email, domain, group or claim matched"}
 	}
-	return decision{route: pr, allow: true, rule: name + " " + why}
+	return decision{route: pr, allow: true, rule: name, why: why}
 }
 
 // denies reports whether the default rule admits nobody and no route can
@@ -294,18 +303,29 @@ func (p *policy) groupNames() map[string]bool {
 
 // rule is one compiled who-may-pass rule. It passes when the identity
 // matches any entry; the zero rule denies everyone.
+// A rule's entries carry the label that names them in decisions
+// ("groups:admins"), made once here rather than on every request.
 type rule struct {
 	name    string
 	anyone  bool
 	emails  map[string]bool
-	domains []string // exact, lower case
-	suffix  []string // ".example.com", lower case
-	groups  map[string]bool
-	claims  map[string]map[string]bool
+	domains []labelled // exact, lower case
+	suffix  []labelled // ".example.com", lower case
+	groups  map[string]string
+	claims  map[string]claimValues
+}
+
+// labelled is a rule entry and its label.
+type labelled struct{ value, label string }
+
+// claimValues are the accepted values of one claim.
+type claimValues struct {
+	values map[string]bool
+	label  string
 }
 
 func compileRule(name string, emails, domains, groups []string, claims map[string][]string) (*rule, error) {
-	r := &rule{name: name, emails: map[string]bool{}, groups: map[string]bool{}, claims: map[string]map[string]bool{}}
+	r := &rule{name: name, emails: map[string]bool{}, groups: map[string]string{}, claims: map[string]claimValues{}}
 	for _, e := range emails {
 		e = strings.ToLower(strings.TrimSpace(e))
 		if strings.Count(e, "@") != 1 || strings.HasPrefix(e, "@") || strings.HasSuffix(e, "@") {
@@ -321,9 +341,9 @@ func compileRule(name string, emails, domains, groups []string, claims map[strin
 		case d == "" || d == "." || strings.ContainsAny(d, "@*/ ") || strings.HasSuffix(d, "."):
 			return nil, fmt.Errorf("%s: email domain %q is not a domain (use example.com, .example.com for subdomains, or *)", name, d)
 		case strings.HasPrefix(d, "."):
-			r.suffix = append(r.suffix, d)
+			r.suffix = append(r.suffix, labelled{d, " email_domains:" + d})
 		default:
-			r.domains = append(r.domains, d)
+			r.domains = append(r.domains, labelled{d, " email_domains:" + d})
 		}
 	}
 	for _, g := range groups {
@@ -332,7 +352,7 @@ func compileRule(name string, emails, domains, groups []string, claims map[strin
 			// (oauth2-proxy #3365).
 			return nil, fmt.Errorf("%s: empty group name", name)
 		}
-		r.groups[g] = true
+		r.groups[g] = " groups:" + g
 	}
 	for c, values := range claims {
 		if c == "" || len(values) == 0 {
@@ -345,7 +365,7 @@ func compileRule(name string, emails, domains, groups []string, claims map[strin
 			}
 			set[v] = true
 		}
-		r.claims[c] = set
+		r.claims[c] = claimValues{values: set, label: " claims:" + c}
 	}
 	return r, nil
 }
@@ -355,42 +375,43 @@ func (r *rule) denies() bool {
 	return !r.anyone && len(r.emails) == 0 && len(r.domains) == 0 && len(r.suffix) == 0 && len(r.groups) == 0 && len(r.claims) == 0
 }
 
-// allows reports whether id passes, and which part of the rule matched.
+// allows reports whether id passes, and which part of the rule matched
+// (" groups:admins": a label with its leading space).
 func (r *rule) allows(id *session.Identity) (bool, string) {
 	if id.Subject == "" {
 		return false, ""
 	}
 	if r.anyone {
-		return true, "email_domains:*"
+		return true, " email_domains:*"
 	}
 	// Email rules need a verified address with exactly one "@"
 	// (oauth2-proxy CVE-2026-40574: a@evil.com@example.com).
 	if id.EmailVerified && strings.Count(id.Email, "@") == 1 {
 		email := strings.ToLower(id.Email)
 		if r.emails[email] {
-			return true, "emails"
+			return true, " emails"
 		}
 		domain := email[strings.IndexByte(email, '@')+1:]
 		for _, d := range r.domains {
-			if domain == d {
-				return true, "email_domains:" + d
+			if domain == d.value {
+				return true, d.label
 			}
 		}
 		for _, s := range r.suffix {
-			if strings.HasSuffix(domain, s) && len(domain) > len(s) {
-				return true, "email_domains:" + s
+			if strings.HasSuffix(domain, s.value) && len(domain) > len(s.value) {
+				return true, s.label
 			}
 		}
 	}
 	for _, g := range id.Groups {
-		if r.groups[g] {
-			return true, "groups:" + g
+		if label, ok := r.groups[g]; ok {
+			return true, label
 		}
 	}
 	for c, want := range r.claims {
 		for _, v := range id.Claims[c] {
-			if want[v] {
-				return true, "claims:" + c
+			if want.values[v] {
+				return true, want.label
 			}
 		}
 	}
@@ -422,5 +443,5 @@ func (p *Policy) Decide(method, host, path string, id *session.Identity) (allow 
 		method = http.MethodGet
 	}
 	d := p.p.decide(normHost(host), strings.ToUpper(method), canonical, id)
-	return d.allow, d.rule, nil
+	return d.allow, d.text(), nil
 }

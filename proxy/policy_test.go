@@ -189,8 +189,8 @@ func TestPolicyRoutes(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			d := p.decide(normHost(tt.host), tt.method, tt.path, tt.id)
-			if d.allow != tt.want || !strings.Contains(d.rule, tt.rule) {
-				t.Errorf("decide = allow %v by %q, want %v by …%q…", d.allow, d.rule, tt.want, tt.rule)
+			if d.allow != tt.want || !strings.Contains(d.text(), tt.rule) {
+				t.Errorf("decide = allow %v by %q, want %v by …%q…", d.allow, d.text(), tt.want, tt.rule)
 			}
 		})
 	}
@@ -225,7 +225,7 @@ func TestPolicyMethodRoutes(t *testing.T) {
 		{"POST", "/docs/a", &session.Identity{Subject: "e", Groups: []string{"editors"}}, true},
 	} {
 		if d := p.decide("h", tt.method, tt.path, tt.id); d.allow != tt.want {
-			t.Errorf("%s %s = %v (%s), want %v", tt.method, tt.path, d.allow, d.rule, tt.want)
+			t.Errorf("%s %s = %v (%s), want %v", tt.method, tt.path, d.allow, d.text(), tt.want)
 		}
 	}
 }

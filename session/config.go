@@ -24,7 +24,14 @@ type Config struct {
 	// provider issued one) this long before the access token expires, and
 	// re-reads groups and claims then. Default 1m.
 	RefreshBefore time.Duration `yaml:"refresh_before"`
-	Cookie        CookieConfig  `yaml:"cookie"`
+	// KeepIDToken keeps the raw ID token in the session, to send as
+	// id_token_hint when sign-out continues at the provider (OpenID
+	// Connect RP-Initiated Logout 1.0 §2); without it the gateway sends
+	// client_id. Default: true with store redis, false with cookie, where
+	// it would add about a kilobyte to every request. It costs about as
+	// much per session in Redis. Some providers (Okta) require the hint.
+	KeepIDToken *bool        `yaml:"keep_id_token"`
+	Cookie      CookieConfig `yaml:"cookie"`
 	// Redis configures the Redis store; used only with store: redis.
 	Redis RedisConfig `yaml:"redis"`
 }
@@ -60,6 +67,10 @@ func (c *Config) Validate() error {
 	}
 	if c.RefreshBefore < 0 || c.RefreshBefore > time.Hour {
 		return fmt.Errorf("session.refresh_before %v: want between 0 and 1h", c.RefreshBefore)
+	}
+	if c.KeepIDToken == nil {
+		keep := c.Store == "redis"
+		c.KeepIDToken = &keep
 	}
 	return nil
 }

@@ -136,13 +136,17 @@ func confLoadCopy(t *testing.T, newStore newStoreFunc) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first.Groups[0] = "mutated"
+	// The contract (Identity): fields are set, Groups and Claims replaced
+	// whole, never changed in place.
+	lastSeen := first.LastSeen
+	first.Groups = []string{"mutated"}
 	first.Email = "mallory@example.com"
+	first.LastSeen = now.Add(time.Hour)
 	second, err := st.Load(b.request())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if second.Groups[0] != "admins" || second.Email != "alice@example.com" {
+	if second.Groups[0] != "admins" || second.Email != "alice@example.com" || !second.LastSeen.Equal(lastSeen) {
 		t.Errorf("a caller's change leaked into the next Load: %+v", second)
 	}
 }

@@ -85,7 +85,8 @@ func (c *CookieStore) Load(r *http.Request) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
 	}
-	s, oldKey, hit := c.opened.get(value, c.now())
+	now := c.now()
+	s, oldKey, hit := c.opened.get(value, now)
 	if !hit {
 		s = new(Session)
 		used, err := c.open(value, s)
@@ -93,9 +94,9 @@ func (c *CookieStore) Load(r *http.Request) (*Session, error) {
 			return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
 		}
 		oldKey = used > 0
-		c.opened.put(value, s, oldKey, c.now())
+		c.opened.put(value, s, oldKey, now)
 	}
-	if err := c.check(s); err != nil {
+	if err := c.check(s, now); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
 	}
 	if err := c.revoked.check(s); err != nil {
@@ -120,8 +121,7 @@ func (c *CookieStore) open(value string, s *Session) (int, error) {
 // check enforces what securecookie's timestamp cannot: the absolute lifetime
 // from the first sign-in (re-sealing on refresh must not extend it) and no
 // sessions from the future (SECURITY.md §4.2 items 2–3).
-func (c *CookieStore) check(s *Session) error {
-	now := c.now()
+func (c *CookieStore) check(s *Session, now time.Time) error {
 	switch {
 	case s.Subject == "" || s.Issuer == "":
 		return errors.New("no identity")

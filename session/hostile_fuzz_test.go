@@ -75,7 +75,7 @@ func FuzzCookieStoreLoad(f *testing.F) {
 			}
 			return
 		}
-		if err := st.check(s); err != nil {
+		if err := st.check(s, st.now()); err != nil {
 			t.Fatalf("Load returned a session its own check refuses: %v", err)
 		}
 		out := httptest.NewRecorder()

@@ -16,9 +16,10 @@ func TestLocalCache(t *testing.T) {
 		{"hit returns a copy", func(t *testing.T, c *localCache) {
 			c.add(key(1), alice, demoSession(now), now, c.currentEpoch())
 			got := c.get(key(1), now)
-			got.Groups[0] = "mutated"
-			if again := c.get(key(1), now); again.Groups[0] != "admins" {
-				t.Errorf("cache entry changed through a returned copy: %v", again.Groups)
+			got.Groups = []string{"mutated"} // replaced whole, as Identity says
+			got.Email = "mallory@example.com"
+			if again := c.get(key(1), now); again.Groups[0] != "admins" || again.Email != "alice@example.com" {
+				t.Errorf("cache entry changed through a returned copy: %v %s", again.Groups, again.Email)
 			}
 		}},
 		{"entries expire", func(t *testing.T, c *localCache) {

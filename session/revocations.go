@@ -17,14 +17,19 @@ import (
 
 type revocations struct {
 	mu    sync.RWMutex
-	users map[string]time.Time // issuer\x00subject -> revoked at
-	sids  map[string]time.Time // issuer\x00sid -> revoked at
-	ended map[string]time.Time // one signed-out session -> its end
+	users map[revKey]time.Time // (issuer, subject) -> revoked at
+	sids  map[revKey]time.Time // (issuer, sid) -> revoked at
+	ended map[revKey]time.Time // one signed-out session -> its end
 }
 
+// revKey names a user (issuer, subject), a provider session (issuer, sid)
+// or one sign-in (issuer, subject, session id). A struct rather than a
+// joined string: looking one up on every request allocates nothing.
+type revKey struct{ issuer, id, session string }
+
 // endedKey names one session.
-func endedKey(s *Session) string {
-	return s.Issuer + "\x00" + s.Subject + "\x00" + s.ID
+func endedKey(s *Session) revKey {
+	return revKey{s.Issuer, s.Subject, s.ID}
 }
 
 const maxRevocations = 1_000_000
@@ -32,11 +37,11 @@ const maxRevocations = 1_000_000
 func (r *revocations) check(s *Session) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if at, ok := r.users[s.Issuer+"\x00"+s.Subject]; ok && s.CreatedAt.Before(at) {
+	if at, ok := r.users[revKey{issuer: s.Issuer, id: s.Subject}]; ok && s.CreatedAt.Before(at) {
 		return fmt.Errorf("user's sessions were revoked at %s", at.UTC().Format(time.RFC3339))
 	}
 	if s.SID != "" {
-		if _, ok := r.sids[s.Issuer+"\x00"+s.SID]; ok {
+		if _, ok := r.sids[revKey{issuer: s.Issuer, id: s.SID}]; ok {
 			return fmt.Errorf("provider session ended")
 		}
 	}
@@ -58,7 +63,7 @@ func (r *revocations) end(s *Session, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ended == nil {
-		r.ended = map[string]time.Time{}
+		r.ended = map[revKey]time.Time{}
 	}
 	if len(r.ended) >= maxRevocations {
 		for k, until := range r.ended {
@@ -73,11 +78,11 @@ func (r *revocations) end(s *Session, now time.Time) {
 	r.ended[endedKey(s)] = s.ExpiresAt
 }
 
-func (r *revocations) add(m *map[string]time.Time, key string, at time.Time) {
+func (r *revocations) add(m *map[revKey]time.Time, key revKey, at time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if *m == nil {
-		*m = map[string]time.Time{}
+		*m = map[revKey]time.Time{}
 	}
 	if len(*m) >= maxRevocations {
 		// Forget entries older than any live session first.
@@ -95,14 +100,14 @@ func (r *revocations) add(m *map[string]time.Time, key string, at time.Time) {
 // RevokeUser ends every cookie session of (issuer, subject) created until
 // now, on this replica. It returns -1: cookies cannot be counted.
 func (c *CookieStore) RevokeUser(_ context.Context, issuer, subject string) (int, error) {
-	c.revoked.add(&c.revoked.users, issuer+"\x00"+subject, c.now())
+	c.revoked.add(&c.revoked.users, revKey{issuer: issuer, id: subject}, c.now())
 	return -1, nil
 }
 
 // RevokeSID ends every cookie session of the provider session (issuer,
 // sid), on this replica. It returns -1: cookies cannot be counted.
 func (c *CookieStore) RevokeSID(_ context.Context, issuer, sid string) (int, error) {
-	c.revoked.add(&c.revoked.sids, issuer+"\x00"+sid, c.now())
+	c.revoked.add(&c.revoked.sids, revKey{issuer: issuer, id: sid}, c.now())
 	return -1, nil
 }
 

@@ -14,6 +14,8 @@ import (
 
 // Identity is who the provider says the user is. Issuer and Subject together
 // are the only stable key (OpenID Connect Core §5.7); the rest are attributes.
+// Groups and Claims may be shared by copies of a session (a store's cache
+// hands out copies): replace them whole, never change them in place.
 type Identity struct {
 	Issuer            string
 	Subject           string
