@@ -52,6 +52,7 @@ type options struct {
 	sessions    int // stored for the Redis scale test
 	quick       bool
 	profile     bool
+	keep        bool
 	skipFA      bool
 	skipRedis   bool
 }
@@ -67,6 +68,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.quick, "quick", false, "1 round × 3s, short side runs and 10,000 sessions: a smoke test, not a measurement")
 	fs.BoolVar(&o.skipFA, "skip-forward-auth", false, "skip the nginx auth_request targets")
 	fs.BoolVar(&o.skipRedis, "skip-redis", false, "skip Redis mode and the Redis measurements")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (configurations, logs, CPU profiles) and print its path")
 	fs.BoolVar(&o.profile, "profile", true, "profile Portcullis (a separate cookie-mode gateway with metrics.pprof) under load and list where its CPU goes")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -191,6 +193,9 @@ func run(args []string) int {
 	case len(h.rep.failures) > 0:
 		fmt.Fprintf(os.Stderr, "bench: logs and configurations kept in %s\n", h.dir)
 		return 1
+	case h.opts.keep:
+		fmt.Fprintf(os.Stderr, "bench: configurations, logs and CPU profiles kept in %s\n", h.dir)
+		return 0
 	}
 	os.RemoveAll(h.dir)
 	return 0

@@ -129,23 +129,38 @@ func TestNginxConfig(t *testing.T) {
 func TestParsePProfTop(t *testing.T) {
 	out := []byte(`File: portcullis
 Type: cpu
-Duration: 5s, Total samples = 3370ms (67.4%)
+Duration: 5s, Total samples = 3.37s (67.4%)
 Showing nodes accounting for 930ms, 27.60% of 3370ms total
       flat  flat%   sum%        cum   cum%
      230ms  6.82%  6.82%      230ms  6.82%  aeshashbody
          0     0%  6.82%     1.20s 35.61%  github.com/portcullis/portcullis/proxy.(*Handler).ServeHTTP
-     120ms  3.56% 10.38%      360ms 10.68%  runtime.concatstrings
+     120us  3.56% 10.38%   1.5mins 10.68%  runtime.concatstrings
 `)
-	all := parsePProfTop(out, "")
-	if len(all) != 3 || all[0] != (profLine{"6.82%", "6.82%", "aeshashbody"}) ||
-		all[1] != (profLine{"0%", "35.61%", "proxy.(*Handler).ServeHTTP"}) {
-		t.Errorf("all rows = %+v", all)
+	lines, total, err := parsePProfTop(out)
+	if err != nil || total != 3.37 || len(lines) != 3 {
+		t.Fatalf("parsePProfTop = %d lines, total %v, %v", len(lines), total, err)
 	}
-	ours := parsePProfTop(out, "github.com/portcullis/")
+	want := []profLine{
+		{0.23, 0.23, "6.82%", "6.82%", "aeshashbody"},
+		{0, 1.2, "0%", "35.61%", "github.com/portcullis/portcullis/proxy.(*Handler).ServeHTTP"},
+		{120e-6, 90, "3.56%", "10.68%", "runtime.concatstrings"},
+	}
+	for i, w := range want {
+		if g := lines[i]; g.fn != w.fn || g.flatPct != w.flatPct || g.cumPct != w.cumPct || !near(g.flat, w.flat) || !near(g.cum, w.cum) {
+			t.Errorf("line %d = %+v, want %+v", i, g, w)
+		}
+	}
+	ours := topBy(lines, func(l profLine) float64 { return l.cum }, "github.com/portcullis/", 5)
 	if len(ours) != 1 || ours[0].fn != "proxy.(*Handler).ServeHTTP" {
 		t.Errorf("Portcullis rows = %+v", ours)
 	}
-	if got := parsePProfTop([]byte("no table here\n"), ""); len(got) != 0 {
-		t.Errorf("rows from no table = %+v", got)
+	byFlat := topBy(lines, func(l profLine) float64 { return l.flat }, "", 2)
+	if len(byFlat) != 2 || byFlat[0].fn != "aeshashbody" || byFlat[1].fn != "runtime.concatstrings" {
+		t.Errorf("top 2 by flat = %+v", byFlat)
+	}
+	if _, _, err := parsePProfTop([]byte("no table here\n")); err == nil {
+		t.Error("no error for output without a total")
 	}
 }
+
+func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }

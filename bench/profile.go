@@ -10,32 +10,67 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
 
-// profile.go takes a CPU profile of Portcullis while wrk drives it, so the
-// report can name where the remaining time goes. The profiled gateway is
-// a separate process in cookie mode with metrics.pprof on: the measured
-// gateways keep the default configuration (no metrics listener).
+// profile.go takes CPU profiles of Portcullis and of its floor under the
+// same load and sets them side by side, in microseconds of CPU per request
+// for a few landmark frames, so the report can say where Portcullis'
+// extra time goes. The profiled gateway is a separate process in cookie
+// mode with metrics.pprof on (the measured gateways keep the default
+// configuration, without a metrics listener); the floors serve the
+// profiler on a side listener (roles.go -pprof).
 
-// profiled is one profile: what was driven, and the top of `go tool pprof -top`.
-type profiled struct {
-	name string
-	flat []profLine // by own CPU
-	cum  []profLine // Portcullis' own functions by CPU including callees
-	// parts is the share of a few landmark frames, including callees.
-	parts []profLine
+// profileSeconds is how long each profile samples.
+const profileSeconds = 5
+
+// profileSide is one process to profile while wrk drives a target.
+type profileSide struct {
+	t     *target
+	pprof string // the profiler's host:port
+	bin   string // the binary, for symbols
 }
 
-// landmarks are the frames that split a request's CPU into parts a reader
-// can act on; a frame absent from the profile is left out.
+// profilePair is a gateway and its floor, profiled one after the other.
+type profilePair struct {
+	title     string
+	floor, gw profileSide
+}
+
+// profiled is what one pair's profiles say.
+type profiled struct {
+	title           string
+	floorRPS, gwRPS float64
+	rows            []profRow  // landmarks, µs of CPU per request
+	flat            []profLine // the gateway's top functions by own CPU
+	ours            []profLine // Portcullis' own functions, callees included
+}
+
+type profRow struct {
+	label     string
+	floor, gw float64 // µs per request; -1: not in that profile
+}
+
+// profLine is one row of `go tool pprof -top`.
+type profLine struct {
+	flat, cum       float64 // seconds
+	flatPct, cumPct string
+	fn              string
+}
+
+// landmarks split a request's CPU into parts a reader can act on.
 var landmarks = []struct{ fn, label string }{
-	{"net/http.(*conn).serve", "HTTP server, all of it (reading, handler, writing)"},
+	{"", "the whole process"},
+	{"net/http.(*conn).serve", "HTTP server: one connection's requests"},
 	{"net/http.(*conn).readRequest", "  reading and parsing requests"},
 	{"proxy.(*Handler).ServeHTTP", "  Portcullis' handler"},
 	{"proxy.(*Handler).authorize", "    session and policy (the decision)"},
-	{"net/http/httputil.(*ReverseProxy).ServeHTTP", "    ReverseProxy (the upstream round trip)"},
+	{"proxy.(*Metrics).request", "    metrics (profiled gateway only)"},
+	{"net/http/httputil.(*ReverseProxy).ServeHTTP", "    ReverseProxy"},
+	{"proxy.(*Handler).newUpstream.func1", "      Portcullis' Rewrite (identity headers)"},
 	{"net/http.(*response).finishRequest", "  finishing and flushing responses"},
 	{"net/http.(*persistConn).readLoop", "upstream connections, reading"},
 	{"net/http.(*persistConn).writeLoop", "upstream connections, writing"},
@@ -44,28 +79,16 @@ var landmarks = []struct{ fn, label string }{
 	{"internal/runtime/syscall/linux.Syscall6", "system calls (everywhere)"},
 }
 
-type profLine struct {
-	flatPct, cumPct string
-	fn              string
-}
-
-// profileSeconds is how long each profile samples.
-const profileSeconds = 5
-
-// profiles drives each target of l.profiled with wrk and profiles the
-// gateway in it meanwhile.
+// profiles runs every pair in l.profiles.
 func (h *harness) profiles(ctx context.Context, l *lineup) error {
-	if l.profileGW == nil {
-		return nil
-	}
-	for _, t := range l.profiled {
-		h.logf("profiling Portcullis under %s …", t.name)
-		p, err := h.profileOne(ctx, l.profileGW, l.bin, t)
+	for _, pair := range l.profiles {
+		h.logf("profiling %s …", pair.title)
+		p, err := h.profilePair(ctx, pair)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			h.rep.fail("profiling %s: %v", t.name, err)
+			h.rep.fail("profiling %s: %v", pair.title, err)
 			continue
 		}
 		h.rep.profiles = append(h.rep.profiles, p)
@@ -73,50 +96,78 @@ func (h *harness) profiles(ctx context.Context, l *lineup) error {
 	return nil
 }
 
-func (h *harness) profileOne(ctx context.Context, g *gateway, bin string, t *target) (profiled, error) {
-	load := make(chan error, 1)
+func (h *harness) profilePair(ctx context.Context, pair profilePair) (profiled, error) {
+	p := profiled{title: pair.title}
+	floor, floorTotal, floorRPS, err := h.profileOne(ctx, pair.floor)
+	if err != nil {
+		return p, err
+	}
+	gw, gwTotal, gwRPS, err := h.profileOne(ctx, pair.gw)
+	if err != nil {
+		return p, err
+	}
+	p.floorRPS, p.gwRPS = floorRPS, gwRPS
+	perRequest := func(lines []profLine, total, rps float64, fn string) float64 {
+		reqs := rps * profileSeconds
+		if reqs == 0 {
+			return -1
+		}
+		if fn == "" {
+			return total / reqs * 1e6
+		}
+		for _, l := range lines {
+			if strings.TrimPrefix(l.fn, "github.com/portcullis/portcullis/") == fn {
+				return l.cum / reqs * 1e6
+			}
+		}
+		return -1
+	}
+	for _, m := range landmarks {
+		row := profRow{label: m.label, floor: perRequest(floor, floorTotal, floorRPS, m.fn), gw: perRequest(gw, gwTotal, gwRPS, m.fn)}
+		if row.floor >= 0 || row.gw >= 0 {
+			p.rows = append(p.rows, row)
+		}
+	}
+	p.flat = topBy(gw, func(l profLine) float64 { return l.flat }, "", 10)
+	p.ours = topBy(gw, func(l profLine) float64 { return l.cum }, "github.com/portcullis/", 10)
+	return p, nil
+}
+
+// profileOne drives side.t with wrk, profiles side's process meanwhile,
+// and returns every function's row, the total CPU seconds sampled and
+// wrk's requests per second.
+func (h *harness) profileOne(ctx context.Context, side profileSide) ([]profLine, float64, float64, error) {
+	type loaded struct {
+		r   result
+		err error
+	}
+	load := make(chan loaded, 1)
 	go func() {
-		_, err := h.measureOne(ctx, "profile", t, h.opts.connections, (profileSeconds+2)*time.Second)
-		load <- err
+		r, err := h.measureOne(ctx, "profile", side.t, h.opts.connections, (profileSeconds+2)*time.Second)
+		load <- loaded{r, err}
 	}()
-	// Let wrk connect and the gateway warm up before sampling.
+	// Let wrk connect and the process warm up before sampling.
 	select {
 	case <-time.After(time.Second):
 	case <-ctx.Done():
-		return profiled{}, ctx.Err()
+		<-load
+		return nil, 0, 0, ctx.Err()
 	}
-	file := filepath.Join(h.dir, "cpu-"+strings.NewReplacer(" ", "-", "+", "", ":", "").Replace(t.name)+".pprof")
-	err := fetch(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", g.metrics, profileSeconds), file)
-	if lerr := <-load; err == nil {
-		err = lerr
+	file := filepath.Join(h.dir, "cpu-"+regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(side.t.name, "-")+".pprof")
+	err := fetch(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", side.pprof, profileSeconds), file)
+	l := <-load
+	if err == nil {
+		err = l.err
 	}
 	if err != nil {
-		return profiled{}, err
+		return nil, 0, 0, err
 	}
-	p := profiled{name: t.name}
-	out, err := h.procs.output(ctx, "go tool pprof", exec.Command("go", "tool", "pprof", "-top", "-nodecount=12", bin, file))
+	out, err := h.procs.output(ctx, "go tool pprof", exec.Command("go", "tool", "pprof", "-top", "-nodecount=100000", side.bin, file))
 	if err != nil {
-		return p, fmt.Errorf("go tool pprof: %v\n%s", err, out)
+		return nil, 0, 0, fmt.Errorf("go tool pprof: %v\n%s", err, out)
 	}
-	p.flat = parsePProfTop(out, "")
-	out, err = h.procs.output(ctx, "go tool pprof", exec.Command("go", "tool", "pprof", "-top", "-cum", "-nodecount=400", bin, file))
-	if err != nil {
-		return p, fmt.Errorf("go tool pprof: %v\n%s", err, out)
-	}
-	p.cum = parsePProfTop(out, "github.com/portcullis/")
-	if len(p.cum) > 12 {
-		p.cum = p.cum[:12]
-	}
-	all := parsePProfTop(out, "")
-	for _, m := range landmarks {
-		for _, l := range all {
-			if l.fn == m.fn {
-				p.parts = append(p.parts, profLine{cumPct: l.cumPct, fn: m.label})
-				break
-			}
-		}
-	}
-	return p, nil
+	lines, total, err := parsePProfTop(out)
+	return lines, total, l.r.RPS(), err
 }
 
 // fetch saves url's body to file.
@@ -145,9 +196,19 @@ func fetch(ctx context.Context, url, file string) error {
 	return f.Close()
 }
 
-// parsePProfTop reads the rows of `go tool pprof -top` ("flat flat% sum%
-// cum cum% name"), keeping those whose function starts with prefix.
-func parsePProfTop(out []byte, prefix string) []profLine {
+var totalSamples = regexp.MustCompile(`Total samples = (\S+)`)
+
+// parsePProfTop reads `go tool pprof -top` ("flat flat% sum% cum cum%
+// name" rows) and the total CPU time sampled.
+func parsePProfTop(out []byte) ([]profLine, float64, error) {
+	m := totalSamples.FindSubmatch(out)
+	if m == nil {
+		return nil, 0, fmt.Errorf("no total in pprof's output:\n%s", out)
+	}
+	total, err := pprofSeconds(string(m[1]))
+	if err != nil {
+		return nil, 0, err
+	}
 	var lines []profLine
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	header := false
@@ -160,34 +221,97 @@ func parsePProfTop(out []byte, prefix string) []profLine {
 		if len(f) < 6 || !strings.HasSuffix(f[1], "%") || !strings.HasSuffix(f[4], "%") {
 			continue
 		}
-		fn := strings.Join(f[5:], " ")
-		if !strings.HasPrefix(fn, prefix) {
+		flat, err1 := pprofSeconds(f[0])
+		cum, err2 := pprofSeconds(f[3])
+		if err1 != nil || err2 != nil {
 			continue
 		}
-		lines = append(lines, profLine{flatPct: f[1], cumPct: f[4], fn: strings.TrimPrefix(fn, "github.com/portcullis/portcullis/")})
+		lines = append(lines, profLine{flat: flat, cum: cum, flatPct: f[1], cumPct: f[4], fn: strings.Join(f[5:], " ")})
 	}
-	return lines
+	return lines, total, nil
 }
 
-// printProfiles lists the top of each profile.
+// pprofSeconds reads pprof's durations: "0", "930ms", "1.20s", "1.5mins".
+func pprofSeconds(s string) (float64, error) {
+	if s == "0" {
+		return 0, nil
+	}
+	for _, u := range []struct {
+		suffix string
+		scale  float64
+	}{{"mins", 60}, {"hrs", 3600}, {"ns", 1e-9}, {"us", 1e-6}, {"µs", 1e-6}, {"ms", 1e-3}, {"s", 1}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return 0, fmt.Errorf("pprof duration %q: %w", s, err)
+			}
+			return f * u.scale, nil
+		}
+	}
+	return 0, fmt.Errorf("pprof duration %q: unknown unit", s)
+}
+
+// topBy is the n largest lines by key whose function starts with prefix.
+func topBy(lines []profLine, key func(profLine) float64, prefix string, n int) []profLine {
+	var out []profLine
+	for _, l := range lines {
+		if strings.HasPrefix(l.fn, prefix) {
+			out = append(out, l)
+		}
+	}
+	sortByDesc(out, key)
+	if len(out) > n {
+		out = out[:n]
+	}
+	for i := range out {
+		out[i].fn = strings.TrimPrefix(out[i].fn, "github.com/portcullis/portcullis/")
+	}
+	return out
+}
+
+func sortByDesc(lines []profLine, key func(profLine) float64) {
+	for i := 1; i < len(lines); i++ {
+		for j := i; j > 0 && key(lines[j]) > key(lines[j-1]); j-- {
+			lines[j], lines[j-1] = lines[j-1], lines[j]
+		}
+	}
+}
+
+// printProfiles sets each gateway's profile beside its floor's.
 func (r *report) printProfiles(p printer) {
 	if len(r.profiles) == 0 {
 		return
 	}
 	p("")
-	p("Where Portcullis spends its CPU (go tool pprof, %ds under wrk -c%d, cookie mode with metrics.pprof on)", profileSeconds, r.opts.connections)
+	p("Where the CPU goes (go tool pprof, %ds each under wrk -c%d; µs of CPU per request, callees included)", profileSeconds, r.opts.connections)
+	p("  The profiled gateway is cookie mode with metrics.pprof on, so it also records metrics.")
 	for _, pr := range r.profiles {
-		p("  %s: where the gateway's CPU goes (share of its samples, callees included)", pr.name)
-		for _, l := range pr.parts {
-			p("    %6s  %s", l.cumPct, l.fn)
+		p("  %s (floor %.0f req/s, Portcullis %.0f req/s while profiled)", pr.title, pr.floorRPS, pr.gwRPS)
+		p("    %-48s %8s %10s %8s", "", "floor", "Portcullis", "extra")
+		for _, row := range pr.rows {
+			p("    %-48s %8s %10s %8s", row.label, us(row.floor), us(row.gw), usDiff(row.floor, row.gw))
 		}
-		p("  %s: top functions by own CPU (flat%%, cum%%)", pr.name)
+		p("    Portcullis' top functions by their own CPU (flat%%):")
 		for _, l := range pr.flat {
-			p("    %6s %6s  %s", l.flatPct, l.cumPct, l.fn)
+			p("      %6s  %s", l.flatPct, l.fn)
 		}
-		p("  %s: Portcullis' own functions by CPU including what they call", pr.name)
-		for _, l := range pr.cum {
-			p("    %6s %6s  %s", l.flatPct, l.cumPct, l.fn)
+		p("    Portcullis' own code, callees included (cum%%):")
+		for _, l := range pr.ours {
+			p("      %6s  %s", l.cumPct, l.fn)
 		}
 	}
+}
+
+func us(v float64) string {
+	if v < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", v)
+}
+
+func usDiff(floor, gw float64) string {
+	if floor < 0 || gw < 0 {
+		return ""
+	}
+	return fmt.Sprintf("%+.1f", gw-floor)
 }

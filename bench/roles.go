@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httputil"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -38,6 +39,7 @@ func runRole(args []string) int {
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
 	to := fs.String("to", "", "upstream URL (floor)")
 	pool := fs.Bool("pool", true, "lend the floor's copy buffers from a pool, as Portcullis does")
+	pprofAddr := fs.String("pprof", "", "also serve Go's profiler at /debug/pprof/ on this address")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -59,6 +61,11 @@ func runRole(args []string) int {
 		return 2
 	}
 	srv := &http.Server{Addr: *listen, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	if *pprofAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		go http.ListenAndServe(*pprofAddr, mux)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	go func() {

@@ -14,10 +14,9 @@ type lineup struct {
 	gateways    []*gateway
 	redisGW     *gateway // nil with -skip-redis
 	redisAddr   string
-	redisSecret string    // the Redis-mode gateway's cookie secret
-	bin         string    // the Portcullis binary
-	profileGW   *gateway  // cookie mode with metrics.pprof; nil with -profile=false
-	profiled    []*target // driven while profileGW is profiled
+	redisSecret string        // the Redis-mode gateway's cookie secret
+	bin         string        // the Portcullis binary
+	profiles    []profilePair // empty with -profile=false
 }
 
 // all is every target of the rounds.
@@ -44,7 +43,11 @@ func (h *harness) setUp(ctx context.Context) (*lineup, error) {
 		return nil, err
 	}
 	upstream := "http://" + upstreamAddr
-	floorProc, floorAddr, err := h.startRole("floor", "floor", "-to", upstream)
+	floorPProf, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	floorProc, floorAddr, err := h.startRole("floor", "floor", "-to", upstream, "-pprof", floorPProf)
 	if err != nil {
 		return nil, err
 	}
@@ -65,6 +68,7 @@ func (h *harness) setUp(ctx context.Context) (*lineup, error) {
 		}
 	}
 	// cookie-profile is cookie mode with the profiler on, for profile.go.
+	var profileGW *gateway
 	for _, g := range [][3]string{{"cookie", "cookie", "warn"}, {"cookie-info", "cookie", "info"}, {"Redis", "redis", "warn"}, {"cookie-profile", "cookie", "warn"}} {
 		if g[1] == "redis" && o.skipRedis || g[0] == "cookie-profile" && !o.profile {
 			continue
@@ -80,7 +84,7 @@ func (h *harness) setUp(ctx context.Context) (*lineup, error) {
 			if gw.metrics, err = freeAddr(); err != nil {
 				return nil, err
 			}
-			l.profileGW = gw
+			profileGW = gw
 		}
 		l.gateways = append(l.gateways, gw)
 	}
@@ -112,15 +116,17 @@ func (h *harness) setUp(ctx context.Context) (*lineup, error) {
 		rep.rssOf = append(rep.rssOf, rssProbe{name: "Portcullis " + g.label, proc: g.proc})
 	}
 	infoGW.cookie = cookieGW.cookie
-	if l.profileGW != nil {
-		l.profileGW.cookie = cookieGW.cookie
-		l.profiled = []*target{{name: "reverse proxy", url: l.profileGW.url + "/", cookie: cookieGW.cookie, procs: []*child{l.profileGW.proc}}}
-	}
 	rep.rssOf = append(rep.rssOf, rssProbe{name: "Portcullis cookie, log.level info", proc: infoGW.proc})
 
 	// The targets. Floors are sent the same Cookie header as cookie mode,
 	// so every request wrk writes is the same size.
 	floor := &target{name: "floor: ReverseProxy", url: "http://" + floorAddr + "/", cookie: cookieGW.cookie, procs: []*child{floorProc}}
+	if g := profileGW; g != nil {
+		g.cookie = cookieGW.cookie
+		l.profiles = append(l.profiles, profilePair{title: "Reverse proxy",
+			floor: profileSide{t: floor, pprof: floorPProf, bin: h.exe},
+			gw:    profileSide{t: &target{name: "Portcullis cookie, profiled", url: g.url + "/", cookie: g.cookie, procs: []*child{g.proc}}, pprof: g.metrics, bin: bin}})
+	}
 	l.proxy = []*target{floor}
 	for _, g := range signedIn {
 		l.proxy = append(l.proxy, &target{name: "Portcullis " + g.label, url: g.url + "/", cookie: g.cookie, floor: floor, procs: []*child{g.proc}})
@@ -130,7 +136,11 @@ func (h *harness) setUp(ctx context.Context) (*lineup, error) {
 		if err != nil {
 			return nil, err
 		}
-		allowProc, allowAddr, err := h.startRole("allow", "allow")
+		allowPProf, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		allowProc, allowAddr, err := h.startRole("allow", "allow", "-pprof", allowPProf)
 		if err != nil {
 			return nil, err
 		}
@@ -148,12 +158,14 @@ func (h *harness) setUp(ctx context.Context) (*lineup, error) {
 			l.forwardAuth = append(l.forwardAuth, &target{name: "nginx + Portcullis " + g.label, url: url + "/", cookie: g.cookie, floor: faFloor,
 				procs: []*child{nginxProc, g.proc}})
 		}
-		if g := l.profileGW; g != nil {
+		if g := profileGW; g != nil {
 			nginxProc, url, err := h.startNginx("nginx-"+g.name, block, g.addr, upstreamAddr)
 			if err != nil {
 				return nil, err
 			}
-			l.profiled = append(l.profiled, &target{name: "forward-auth (nginx auth_request)", url: url + "/", cookie: g.cookie, procs: []*child{nginxProc, g.proc}})
+			l.profiles = append(l.profiles, profilePair{title: "Forward-auth behind nginx (the auth service's process only)",
+				floor: profileSide{t: faFloor, pprof: allowPProf, bin: h.exe},
+				gw:    profileSide{t: &target{name: "nginx + Portcullis cookie, profiled", url: url + "/", cookie: g.cookie, procs: []*child{nginxProc, g.proc}}, pprof: g.metrics, bin: bin}})
 		}
 	}
 	// Two single runs for notes: cookie mode logging every request, and
@@ -162,7 +174,11 @@ func (h *harness) setUp(ctx context.Context) (*lineup, error) {
 		{name: "cookie mode at log.level info (a line per request, to a file)", url: infoGW.url + "/", cookie: infoGW.cookie, floor: floor},
 		{name: "ReverseProxy without a BufferPool", url: "http://" + bareAddr + "/", cookie: cookieGW.cookie, floor: floor},
 	}
-	for _, t := range append(append(l.all(), l.notes...), l.profiled...) {
+	checks := append(l.all(), l.notes...)
+	for _, pair := range l.profiles {
+		checks = append(checks, pair.gw.t)
+	}
+	for _, t := range checks {
 		if err := check(t); err != nil {
 			return nil, err
 		}

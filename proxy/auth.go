@@ -100,22 +100,23 @@ func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request
 // upstream (nginx: auth_request_set; Traefik: authResponseHeaders; Envoy:
 // allowed_upstream_headers).
 func (h *Handler) authHeaders(hdr http.Header, s *session.Session) {
-	hdr[hdrAuthUser] = []string{headerSafe(h.userValue(s))}
+	vals := make(headerValues, 0, 6)
+	hdr[hdrAuthUser] = vals.one(headerSafe(h.userValue(s)))
 	if s.Email != "" {
-		hdr[hdrAuthEmail] = []string{headerSafe(s.Email)}
+		hdr[hdrAuthEmail] = vals.one(headerSafe(s.Email))
 	}
 	if len(s.Groups) > 0 {
-		hdr[hdrAuthGroups] = []string{headerSafe(strings.Join(s.Groups, ","))}
+		hdr[hdrAuthGroups] = vals.one(headerSafe(strings.Join(s.Groups, ",")))
 	}
 	if s.PreferredUsername != "" {
-		hdr[hdrAuthPreferredUsername] = []string{headerSafe(s.PreferredUsername)}
+		hdr[hdrAuthPreferredUsername] = vals.one(headerSafe(s.PreferredUsername))
 	}
 	if s.AccessToken != "" {
 		if h.cfg.Headers.AuthRequestAccessToken {
-			hdr[hdrAuthAccessToken] = []string{s.AccessToken}
+			hdr[hdrAuthAccessToken] = vals.one(s.AccessToken)
 		}
 		if h.cfg.Headers.AuthRequestAuthorization {
-			hdr["Authorization"] = []string{"Bearer " + s.AccessToken}
+			hdr["Authorization"] = vals.one("Bearer " + s.AccessToken)
 		}
 	}
 }

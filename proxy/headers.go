@@ -43,15 +43,37 @@ var managedHeaders = []string{
 var methodOverrideHeaders = newHeaderSet("X-Http-Method-Override", "X-Http-Method", "X-Method-Override")
 
 // headerSet matches header names after normalisation: lower case, "_" as
-// "-". Built once; matching a name allocates nothing.
-type headerSet map[string]struct{}
+// "-". Built once; matching a name allocates nothing, and most names a
+// request carries (Accept, Cookie, User-Agent) are ruled out by their
+// first byte and length before any lookup.
+type headerSet struct {
+	names map[string]struct{}
+	// lengths[c] has bit n set when a name of length n starts with the
+	// normalised byte c; names of 64 bytes or more are always looked up.
+	lengths [256]uint64
+}
 
 func newHeaderSet(names ...string) headerSet {
-	s := make(headerSet, len(names))
+	s := headerSet{names: make(map[string]struct{}, len(names))}
 	for _, n := range names {
-		s[normHeader(n)] = struct{}{}
+		n = normHeader(n)
+		s.names[n] = struct{}{}
+		if n != "" && len(n) < 64 {
+			s.lengths[n[0]] |= 1 << len(n)
+		}
 	}
 	return s
+}
+
+// normByte is one byte of a normalised header name.
+func normByte(c byte) byte {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return c + 'a' - 'A'
+	case c == '_':
+		return '-'
+	}
+	return c
 }
 
 func normHeader(n string) string {
@@ -60,22 +82,18 @@ func normHeader(n string) string {
 
 func (s headerSet) has(name string) bool {
 	var buf [64]byte
-	if len(name) > len(buf) {
-		_, ok := s[normHeader(name)]
+	if len(name) >= len(buf) {
+		_, ok := s.names[normHeader(name)]
 		return ok
+	}
+	if name == "" || s.lengths[normByte(name[0])]&(1<<len(name)) == 0 {
+		return false
 	}
 	b := buf[:len(name)]
 	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'A' && c <= 'Z':
-			c += 'a' - 'A'
-		case c == '_':
-			c = '-'
-		}
-		b[i] = c
+		b[i] = normByte(name[i])
 	}
-	_, ok := s[string(b)] // the compiler does not allocate for this lookup
+	_, ok := s.names[string(b)] // the compiler does not allocate for this lookup
 	return ok
 }
 
@@ -90,22 +108,35 @@ func (s headerSet) strip(h http.Header) {
 
 // identityHeaders writes the identity of s onto h (already stripped).
 func (h *Handler) identityHeaders(out http.Header, s *session.Session, up *upstream) {
-	out[hdrUser] = []string{headerSafe(h.userValue(s))}
+	vals := make(headerValues, 0, 6)
+	out[hdrUser] = vals.one(headerSafe(h.userValue(s)))
 	if s.Email != "" {
-		out[hdrEmail] = []string{headerSafe(s.Email)}
+		out[hdrEmail] = vals.one(headerSafe(s.Email))
 	}
 	if len(s.Groups) > 0 {
-		out[hdrGroups] = []string{headerSafe(strings.Join(s.Groups, ","))}
+		out[hdrGroups] = vals.one(headerSafe(strings.Join(s.Groups, ",")))
 	}
 	if s.PreferredUsername != "" {
-		out[hdrPreferredUsername] = []string{headerSafe(s.PreferredUsername)}
+		out[hdrPreferredUsername] = vals.one(headerSafe(s.PreferredUsername))
 	}
 	if up.cfg.PassAccessToken && s.AccessToken != "" {
-		out[hdrAccessToken] = []string{s.AccessToken}
+		out[hdrAccessToken] = vals.one(s.AccessToken)
 	}
 	if up.cfg.PassAuthorizationHeader && s.AccessToken != "" {
-		out["Authorization"] = []string{"Bearer " + s.AccessToken}
+		out["Authorization"] = vals.one("Bearer " + s.AccessToken)
 	}
+}
+
+// headerValues hands out one-value header slices carved from one backing
+// array, one allocation for all of a request's identity headers. Each
+// slice is capped at its one element, so an append elsewhere copies
+// rather than writing into its neighbour.
+type headerValues []string
+
+func (hv *headerValues) one(v string) []string {
+	*hv = append(*hv, v)
+	n := len(*hv)
+	return (*hv)[n-1 : n : n]
 }
 
 // userValue is the X-Forwarded-User value: headers.user picks the claim.

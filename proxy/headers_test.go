@@ -133,3 +133,13 @@ func TestUserHeaderChoice(t *testing.T) {
 		})
 	}
 }
+
+func TestHeaderValuesAreIndependent(t *testing.T) {
+	vals := make(headerValues, 0, 2)
+	a, b := vals.one("a"), vals.one("b")
+	a = append(a, "a2") // must not overwrite b
+	c := vals.one("c")  // past the capacity: a new array
+	if b[0] != "b" || len(a) != 2 || a[1] != "a2" || c[0] != "c" || len(b) != 1 || cap(b) != 1 {
+		t.Errorf("a=%q b=%q c=%q", a, b, c)
+	}
+}
