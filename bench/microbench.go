@@ -15,7 +15,7 @@ import (
 // bytes and allocations per request, which wrk cannot see.
 
 // microBenchmarks are the benchmarks run, as a -bench pattern.
-const microBenchmarks = "BenchmarkServeHTTPAuthenticated|BenchmarkForwardAuth"
+const microBenchmarks = "BenchmarkServeHTTPFloor|BenchmarkServeHTTPAuthenticated|BenchmarkForwardAuth"
 
 // microResult is one line of `go test -bench -benchmem` output.
 type microResult struct {
@@ -27,7 +27,7 @@ type microResult struct {
 
 // goBenchmarks runs
 //
-//	go test -run '^$' -bench 'BenchmarkServeHTTPAuthenticated|BenchmarkForwardAuth' -benchmem ./proxy/
+//	go test -run '^$' -bench 'BenchmarkServeHTTPFloor|BenchmarkServeHTTPAuthenticated|BenchmarkForwardAuth' -benchmem ./proxy/
 //
 // in the repository and parses its output.
 func (h *harness) goBenchmarks(ctx context.Context) ([]microResult, error) {

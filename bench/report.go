@@ -228,7 +228,8 @@ func (r *report) printMicro(p printer) {
 		return
 	}
 	p("")
-	p("In the handler alone (go test -bench ./proxy/ -benchmem; in-memory upstream)")
+	p("In the handler alone (go test -bench ./proxy/ -benchmem; in-memory upstream;")
+	p("BenchmarkServeHTTPFloor is a bare ReverseProxy with the same request and upstream)")
 	for _, m := range r.micro {
 		p("  %-36s %9.2f µs/op %8.0f B/op %6.0f allocs/op", m.name, m.nsPerOp/1000, m.bytesPerOp, m.allocsPerOp)
 	}
