@@ -126,6 +126,9 @@ type harness struct {
 	load  *loader
 	rep   *report
 	start time.Time
+	// redisRequests counts the responses wrk got from the Redis-mode
+	// gateway, for its cache hit ratio.
+	redisRequests int64
 }
 
 func run(args []string) int {

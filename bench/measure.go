@@ -39,7 +39,27 @@ func (h *harness) measure(ctx context.Context) error {
 			rep.fail("measuring alice's session without its ID token: %v", err)
 		}
 	}
-	for _, step := range []func(context.Context, *lineup) error{h.rounds, h.lowConcurrency, h.sweep, h.profiles} {
+	var hmgetBefore int64
+	if l.redisGW != nil {
+		if hmgetBefore, err = commandCalls(ctx, l.redisAddr, "hmget"); err != nil {
+			rep.fail("reading redis commandstats: %v", err)
+		}
+	}
+	for _, step := range []func(context.Context, *lineup) error{h.rounds, h.lowConcurrency} {
+		if err := step(ctx, l); err != nil {
+			return err
+		}
+	}
+	if l.redisGW != nil && h.redisRequests > 0 {
+		// Every Load that misses the local cache reads the record with
+		// one HMGET; nothing else sends HMGET while only wrk is running.
+		if after, err := commandCalls(ctx, l.redisAddr, "hmget"); err != nil {
+			rep.fail("reading redis commandstats: %v", err)
+		} else {
+			rep.cacheHit = &cacheHitResult{requests: h.redisRequests, misses: after - hmgetBefore}
+		}
+	}
+	for _, step := range []func(context.Context, *lineup) error{h.sweep, h.profiles} {
 		if err := step(ctx, l); err != nil {
 			return err
 		}
@@ -153,6 +173,9 @@ func (h *harness) measureOne(ctx context.Context, phase string, t *target, conns
 			return r, ctx.Err()
 		}
 		return r, err
+	}
+	if t.redis {
+		h.redisRequests += r.Requests
 	}
 	h.logf("%-14s %-40.40s c=%-3d %8.0f req/s  p50 %6dµs  p99 %6dµs", phase, t.name, conns, r.RPS(), r.P50US, r.P99US)
 	if p := r.problem(); p != "" {

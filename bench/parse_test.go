@@ -164,3 +164,15 @@ Showing nodes accounting for 930ms, 27.60% of 3370ms total
 }
 
 func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
+
+func TestParseCommandCalls(t *testing.T) {
+	info := "# Commandstats\r\ncmdstat_hmget:calls=1234,usec=5678,usec_per_call=4.60,rejected_calls=0,failed_calls=0\r\ncmdstat_ping:calls=3,usec=1\r\n"
+	for cmd, want := range map[string]int64{"hmget": 1234, "ping": 3, "hset": 0} {
+		if got, err := parseCommandCalls(info, cmd); err != nil || got != want {
+			t.Errorf("%s: %d, %v; want %d", cmd, got, err, want)
+		}
+	}
+	if c := (cacheHitResult{requests: 1000, misses: 10}); c.ratio() != 0.99 {
+		t.Errorf("ratio = %v", c.ratio())
+	}
+}

@@ -53,6 +53,31 @@ func sessionKeys(ctx context.Context, rdb *redis.Client) ([]redisKey, error) {
 	return keys, nil
 }
 
+// commandCalls is how many times Redis has run cmd (INFO commandstats).
+func commandCalls(ctx context.Context, addr, cmd string) (int64, error) {
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	info, err := rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return 0, err
+	}
+	return parseCommandCalls(info, cmd)
+}
+
+// parseCommandCalls finds "cmdstat_<cmd>:calls=N,..." in INFO output; a
+// command never run has no line, and 0 calls.
+func parseCommandCalls(info, cmd string) (int64, error) {
+	for _, line := range strings.Split(info, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls=")
+		if !ok {
+			continue
+		}
+		n, _, _ := strings.Cut(rest, ",")
+		return strconv.ParseInt(n, 10, 64)
+	}
+	return 0, nil
+}
+
 // usedMemory is INFO memory's used_memory, in bytes.
 func usedMemory(ctx context.Context, rdb *redis.Client) (int64, error) {
 	info, err := rdb.Info(ctx, "memory").Result()
@@ -264,4 +289,17 @@ func (h *harness) aliceKeys(ctx context.Context, addr string) ([]redisKey, error
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	defer rdb.Close()
 	return sessionKeys(ctx, rdb)
+}
+
+// cacheHitResult is the Redis-mode gateway's local cache under the rounds.
+type cacheHitResult struct {
+	requests int64 // responses wrk got from the Redis-mode gateway
+	misses   int64 // HMGETs Redis served meanwhile: one per cache miss
+}
+
+func (c cacheHitResult) ratio() float64 {
+	if c.requests == 0 {
+		return 0
+	}
+	return 1 - float64(c.misses)/float64(c.requests)
 }

@@ -31,6 +31,7 @@ type report struct {
 	redisKeysNoIDToken      []redisKey // the same session saved without its ID token
 	scale                   *scaleResult
 	profiles                []profiled
+	cacheHit                *cacheHitResult
 
 	otherCores  float64 // average CPU other work used during the run; -1: unknown
 	failures    []string
@@ -270,6 +271,10 @@ func (r *report) printMemory(p printer) {
 			parts = append(parts, fmt.Sprintf("%s %s %d", shortKey(k.name), k.kind, k.bytes))
 		}
 		p("  %-36s %9d bytes (MEMORY USAGE: %s)", row.name, total, strings.Join(parts, " + "))
+	}
+	if c := r.cacheHit; c != nil {
+		p("  %-36s %9.4f (%d of %d Loads served from the local cache; the rest are Redis HMGETs, from INFO commandstats)",
+			"Redis mode, local cache hit ratio", c.ratio(), c.requests-c.misses, c.requests)
 	}
 }
 

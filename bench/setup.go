@@ -129,7 +129,7 @@ func (h *harness) setUp(ctx context.Context) (*lineup, error) {
 	}
 	l.proxy = []*target{floor}
 	for _, g := range signedIn {
-		l.proxy = append(l.proxy, &target{name: "Portcullis " + g.label, url: g.url + "/", cookie: g.cookie, floor: floor, procs: []*child{g.proc}})
+		l.proxy = append(l.proxy, &target{name: "Portcullis " + g.label, url: g.url + "/", cookie: g.cookie, floor: floor, procs: []*child{g.proc}, redis: g.store == "redis"})
 	}
 	if !o.skipFA {
 		block, err := nginxServerBlock(h.root)
@@ -155,7 +155,7 @@ func (h *harness) setUp(ctx context.Context) (*lineup, error) {
 			if err != nil {
 				return nil, err
 			}
-			l.forwardAuth = append(l.forwardAuth, &target{name: "nginx + Portcullis " + g.label, url: url + "/", cookie: g.cookie, floor: faFloor,
+			l.forwardAuth = append(l.forwardAuth, &target{name: "nginx + Portcullis " + g.label, url: url + "/", cookie: g.cookie, floor: faFloor, redis: g.store == "redis",
 				procs: []*child{nginxProc, g.proc}})
 		}
 		if g := profileGW; g != nil {

@@ -28,6 +28,7 @@ type target struct {
 	// procs are the servers under test (not the upstream, not wrk): their
 	// CPU time per request is reported.
 	procs []*child
+	redis bool // served by the Redis-mode gateway: counted for its cache hit ratio
 }
 
 // gateway is one Portcullis process.
