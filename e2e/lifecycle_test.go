@@ -55,7 +55,7 @@ func TestRefreshBeforeExpiry(t *testing.T) {
 	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), w.idp.URL) {
 		t.Errorf("after the refresh token was revoked: %d to %q, want a new sign-in", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	if !strings.Contains(w.logs.String(), "refresh refused") {
+	if !w.logs.waitFor("refresh refused") {
 		t.Error("the ended session was not logged")
 	}
 }
@@ -269,8 +269,7 @@ func TestSignOutReachesProvider(t *testing.T) {
 	if !strings.HasPrefix(resp.Request.URL.String(), w.idp.URL) {
 		t.Errorf("after sign-out the browser is at %s, want a new sign-in at the provider", resp.Request.URL)
 	}
-	logs := w.logs.String()
-	if !strings.Contains(logs, "path=/oauth2/signed_out") || !strings.Contains(logs, "path=/goodbye") {
+	if !w.logs.waitFor("path=/oauth2/signed_out", "path=/goodbye") {
 		t.Errorf("the return did not pass /oauth2/signed_out and go on to rd (/goodbye)")
 	}
 }

@@ -68,6 +68,24 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// waitFor reports whether every want appears in the buffer within 2s. A
+// gateway writes its access line after the response, and its output
+// reaches the buffer through a pipe: a line can lag the response it is
+// about.
+func (s *syncBuffer) waitFor(want ...string) bool {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		logs, all := s.String(), true
+		for _, w := range want {
+			all = all && strings.Contains(logs, w)
+		}
+		if all || time.Now().After(deadline) {
+			return all
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // freeAddr returns a loopback address nobody listens on right now.
 func freeAddr(t *testing.T) string {
 	t.Helper()

@@ -54,6 +54,7 @@ func TestMetricsAndAudit(t *testing.T) {
 	}
 
 	// Audit events: one JSON object per line, apart from the access log.
+	w.logs.waitFor(`"event":"sign_in"`, `"event":"denied"`)
 	var events []map[string]any
 	for _, line := range strings.Split(w.logs.String(), "\n") {
 		var ev map[string]any

@@ -46,7 +46,7 @@ func TestAdminRoute(t *testing.T) {
 	if seen := decodeSeen(t, resp); seen.Header.Get("X-Forwarded-User") != "" {
 		t.Errorf("anonymous request to a public route carried an identity: %v", seen.Header)
 	}
-	if logs := w.logs.String(); !strings.Contains(logs, `rule="policy.routes[0] /admin/: no email, domain, group or claim matched"`) {
+	if !w.logs.waitFor(`rule="policy.routes[0] /admin/: no email, domain, group or claim matched"`) {
 		t.Error("the access log does not name the rule that denied dave")
 	}
 }
