@@ -231,6 +231,11 @@ func (d *decoder) list() []string {
 		d.fail("list")
 		return nil
 	}
+	if n == 0 {
+		// An empty list is no list: the encoder omits empty groups, so
+		// decoding to nil keeps decode(encode(decode(b))) stable.
+		return nil
+	}
 	vs := make([]string, 0, n)
 	for i := 0; i < n && d.err == nil; i++ {
 		vs = append(vs, d.str())

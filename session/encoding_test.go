@@ -85,6 +85,8 @@ func FuzzSessionDecode(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte{1, tagGroups, 3, 1, 'a'})
+	f.Add([]byte{1, tagGroups, 0})        // empty groups: found by the fuzzer in CI
+	f.Add([]byte{1, tagClaim, 1, 'k', 0}) // a claim with no values
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var s Session
 		if err := s.UnmarshalBinary(b); err != nil {
