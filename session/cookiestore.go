@@ -30,7 +30,7 @@ type CookieStore struct {
 	used     usedKeys    // back-channel logout jti replay cache
 	flight   flight      // refreshes in progress
 	recent   recentRefreshes
-	opened   decodeCache // recently opened cookie values
+	opened   decodeCache[*Session] // recently opened cookie values
 	jar      cookieJar
 	codecs   []*securecookie.SecureCookie
 	lifetime time.Duration
@@ -87,14 +87,16 @@ func (c *CookieStore) Load(r *http.Request) (*Session, error) {
 	}
 	now := c.now()
 	s, oldKey, hit := c.opened.get(value, now)
-	if !hit {
+	if hit {
+		s = s.clone()
+	} else {
 		s = new(Session)
 		used, err := c.open(value, s)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
 		}
 		oldKey = used > 0
-		c.opened.put(value, s, oldKey, now)
+		c.opened.put(value, s.clone(), oldKey, now)
 	}
 	if err := c.check(s, now); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)

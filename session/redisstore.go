@@ -36,6 +36,7 @@ type RedisStore struct {
 	lifetime time.Duration
 	now      func() time.Time
 	cache    *localCache
+	tickets  decodeCache[*ticket] // recently opened ticket cookies
 	lockTTL  time.Duration
 	lockWait time.Duration
 	origin   string // this instance, in invalidation messages
@@ -166,12 +167,12 @@ func (s *RedisStore) Close() error {
 
 // ticketFrom opens the ticket the request's cookie carries.
 func (s *RedisStore) ticketFrom(r *http.Request) (*ticket, error) {
-	t, _, err := s.ticketAndKey(r)
+	t, _, err := s.ticketAndKey(r, s.now())
 	return t, err
 }
 
 // ticketAndKey also reports whether the cookie was sealed with an old key.
-func (s *RedisStore) ticketAndKey(r *http.Request) (*ticket, bool, error) {
+func (s *RedisStore) ticketAndKey(r *http.Request, now time.Time) (*ticket, bool, error) {
 	value, ok, err := s.jar.read(r)
 	if !ok {
 		return nil, false, ErrNoSession
@@ -179,9 +180,13 @@ func (s *RedisStore) ticketAndKey(r *http.Request) (*ticket, bool, error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: %v", ErrInvalidSession, err)
 	}
+	if t, oldKey, ok := s.tickets.get(value, now); ok {
+		return t, oldKey, nil
+	}
 	t := new(ticket)
 	for i, codec := range s.codecs {
 		if err = codec.Decode(s.jar.name, value, t); err == nil {
+			s.tickets.put(value, t, i > 0, now)
 			return t, i > 0, nil
 		}
 	}
@@ -192,11 +197,11 @@ func (s *RedisStore) ticketAndKey(r *http.Request) (*ticket, bool, error) {
 // trip. When Redis cannot be reached, the error wraps ErrUnavailable, never
 // ErrNoSession: a blink of Redis must not send users to sign in again.
 func (s *RedisStore) Load(r *http.Request) (*Session, error) {
-	t, oldKey, err := s.ticketAndKey(r)
+	now := s.now()
+	t, oldKey, err := s.ticketAndKey(r, now)
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
 	hash := t.hash()
 	if c := s.cache.get(hash, now); c != nil {
 		if subtle.ConstantTimeCompare(c.handle.key[:], t.key[:]) != 1 {
