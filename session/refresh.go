@@ -102,6 +102,13 @@ func (c *CookieStore) RefreshOnce(ctx context.Context, w http.ResponseWriter, r 
 		return done, c.Save(w, r, done)
 	}
 	res, shared, err := c.flight.do(key, func() (*Session, error) {
+		// Look again now that we lead: a flight that finished between the
+		// check above and flight.do has put its result in recent before
+		// leaving the flight, and the provider has rotated the refresh
+		// token it used.
+		if done := c.recent.get(key, c.now()); done != nil {
+			return done, c.Save(w, r, done)
+		}
 		ns, err := fn(ctx, s.clone())
 		if err != nil {
 			return nil, err
