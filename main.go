@@ -331,11 +331,9 @@ func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
 	}
 	srv.TLSConfig = tlsConf
 	if tlsConf != nil && sc.TLS.RedirectHTTP != "" {
-		redirect := &http.Server{Addr: sc.TLS.RedirectHTTP, Handler: redirectToHTTPS(sc.PublicURL), ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
-		rln, err := net.Listen("tcp", redirect.Addr)
+		redirect, rln, err := listenSide("server.tls.redirect_http", sc.TLS.RedirectHTTP, redirectToHTTPS(sc.PublicURL))
 		if err != nil {
-			return fmt.Errorf("server.tls.redirect_http on %s: %w", redirect.Addr, err)
+			return err
 		}
 		go redirect.Serve(rln)
 		defer redirect.Close()
@@ -347,15 +345,13 @@ func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
 	}
 	go gw.discover(ctx)
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3) // the main, metrics and admin servers; none may block on exit
 	go func() { errc <- srv.Serve(ln) }()
 	if gw.telemetry != nil {
-		msrv := &http.Server{Addr: gw.cfg.Metrics.Listen, Handler: metricsMux(gw.telemetry, gw.cfg.Metrics.PProf), ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
-		mln, err := net.Listen("tcp", msrv.Addr)
+		msrv, mln, err := listenSide("metrics listener", gw.cfg.Metrics.Listen, metricsMux(gw.telemetry, gw.cfg.Metrics.PProf))
 		if err != nil {
 			srv.Close()
-			return fmt.Errorf("metrics listener on %s: %w", msrv.Addr, err)
+			return err
 		}
 		gw.log.Info("metrics listening", "listen", mln.Addr().String())
 		go func() { errc <- msrv.Serve(mln) }()
@@ -363,12 +359,11 @@ func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
 	}
 	var admin *http.Server
 	if gw.admin != nil {
-		admin = &http.Server{Addr: gw.cfg.Admin.Listen, Handler: gw.admin, ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
-		aln, err := net.Listen("tcp", admin.Addr)
-		if err != nil {
+		var aln net.Listener
+		var err error
+		if admin, aln, err = listenSide("admin listener", gw.cfg.Admin.Listen, gw.admin); err != nil {
 			srv.Close()
-			return fmt.Errorf("admin listener on %s: %w", admin.Addr, err)
+			return err
 		}
 		gw.log.Info("admin API listening", "listen", aln.Addr().String())
 		go func() { errc <- admin.Serve(aln) }()
@@ -389,6 +384,18 @@ func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
 	}
 	gw.log.Info("stopped")
 	return nil
+}
+
+// listenSide opens a side listener (metrics, admin API, HTTP→HTTPS
+// redirect): short timeouts and small headers, since none of them streams.
+func listenSide(what, addr string, h http.Handler) (*http.Server, net.Listener, error) {
+	s := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s on %s: %w", what, addr, err)
+	}
+	return s, ln, nil
 }
 
 // discover contacts every provider at start, retrying until it answers, so

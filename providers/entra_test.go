@@ -617,21 +617,7 @@ func TestEntraConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := base()
 			tt.edit(&cfg)
-			p, err := New(cfg, Options{RedirectURL: testRedirectURL})
-			if tt.want == nil {
-				if err != nil {
-					t.Fatalf("New = %v", err)
-				}
-				return
-			}
-			if err == nil || p != nil {
-				t.Fatalf("New accepted %+v", cfg)
-			}
-			for _, w := range append(tt.want, "providers: ") {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
+			checkNew(t, cfg, tt.want)
 		})
 	}
 

@@ -59,28 +59,36 @@ func TestNewValidatesConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := validConfig()
 			tt.edit(&cfg)
-			p, err := New(cfg, Options{RedirectURL: testRedirectURL})
-			if tt.want == nil {
-				if err != nil || p == nil {
-					t.Fatalf("New = %v, %v; want a provider", p, err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("New accepted %+v", cfg)
-			}
-			if p != nil {
-				t.Error("New returned a provider with its error")
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
-			if !strings.HasPrefix(err.Error(), "providers: ") {
-				t.Errorf("error %q does not start with the package name", err)
-			}
+			checkNew(t, cfg, tt.want)
 		})
+	}
+}
+
+// checkNew asserts that New builds a provider from cfg when want is nil,
+// and otherwise refuses it with an error that starts with the package name
+// and mentions every string in want.
+func checkNew(t *testing.T, cfg Config, want []string) {
+	t.Helper()
+	p, err := New(cfg, Options{RedirectURL: testRedirectURL})
+	if want == nil {
+		if err != nil || p == nil {
+			t.Fatalf("New = %v, %v; want a provider", p, err)
+		}
+		return
+	}
+	if err == nil {
+		t.Fatalf("New accepted %+v", cfg)
+	}
+	if p != nil {
+		t.Error("New returned a provider with its error")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
+	if !strings.HasPrefix(err.Error(), "providers: ") {
+		t.Errorf("error %q does not start with the package name", err)
 	}
 }
 

@@ -84,22 +84,32 @@ func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardWriter) WriteHeader(int)             {}
 
-// BenchmarkServeHTTPAuthenticated is one signed-in GET through the whole
-// handler: cookie decode, policy, header rewrite, proxying to an in-memory
-// upstream.
-func BenchmarkServeHTTPAuthenticated(b *testing.B) {
-	h, store := benchHandler(b, nil)
-	cookie := benchCookie(b, store)
-	r := httptest.NewRequest("GET", "https://gw.example.com/dashboard/panel?id=7", nil)
-	r.Header.Set("Cookie", cookie+"; theme=dark")
-	r.Header.Set("Accept", "text/html")
-	r.Header.Set("User-Agent", "Mozilla/5.0")
+// serveLoop is the body of the handler benchmarks: r, over and over.
+func serveLoop(b *testing.B, h http.Handler, r *http.Request) {
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
 	for b.Loop() {
 		clear(w.h)
 		h.ServeHTTP(w, r)
 	}
+}
+
+// dashboardRequest is the signed-in browser GET the authenticated handler
+// benchmark and its floor both send.
+func dashboardRequest(cookie string) *http.Request {
+	r := httptest.NewRequest("GET", "https://gw.example.com/dashboard/panel?id=7", nil)
+	r.Header.Set("Cookie", cookie+"; theme=dark")
+	r.Header.Set("Accept", "text/html")
+	r.Header.Set("User-Agent", "Mozilla/5.0")
+	return r
+}
+
+// BenchmarkServeHTTPAuthenticated is one signed-in GET through the whole
+// handler: cookie decode, policy, header rewrite, proxying to an in-memory
+// upstream.
+func BenchmarkServeHTTPAuthenticated(b *testing.B) {
+	h, store := benchHandler(b, nil)
+	serveLoop(b, h, dashboardRequest(benchCookie(b, store)))
 }
 
 // BenchmarkServeHTTPFloor is BenchmarkServeHTTPAuthenticated's request
@@ -112,28 +122,14 @@ func BenchmarkServeHTTPFloor(b *testing.B) {
 		Transport:  memUpstream{},
 		BufferPool: copyBuffers,
 	}
-	r := httptest.NewRequest("GET", "https://gw.example.com/dashboard/panel?id=7", nil)
-	r.Header.Set("Cookie", "_portcullis="+strings.Repeat("x", 330)+"; theme=dark")
-	r.Header.Set("Accept", "text/html")
-	r.Header.Set("User-Agent", "Mozilla/5.0")
-	w := &discardWriter{h: http.Header{}}
-	b.ReportAllocs()
-	for b.Loop() {
-		clear(w.h)
-		rp.ServeHTTP(w, r)
-	}
+	serveLoop(b, rp, dashboardRequest("_portcullis="+strings.Repeat("x", 330)))
 }
 
 // BenchmarkServeHTTPPublic is a public route without a session.
 func BenchmarkServeHTTPPublic(b *testing.B) {
 	h, _ := benchHandler(b, nil)
 	r := httptest.NewRequest("GET", "https://gw.example.com/healthz", nil)
-	w := &discardWriter{h: http.Header{}}
-	b.ReportAllocs()
-	for b.Loop() {
-		clear(w.h)
-		h.ServeHTTP(w, r)
-	}
+	serveLoop(b, h, r)
 }
 
 // BenchmarkForwardAuth is one nginx auth_request decision.
@@ -143,12 +139,7 @@ func BenchmarkForwardAuth(b *testing.B) {
 	r.RemoteAddr = "127.0.0.1:40000"
 	r.Header.Set("Cookie", benchCookie(b, store))
 	r.Header.Set("X-Original-URI", "/dashboard/panel?id=7")
-	w := &discardWriter{h: http.Header{}}
-	b.ReportAllocs()
-	for b.Loop() {
-		clear(w.h)
-		h.ServeHTTP(w, r)
-	}
+	serveLoop(b, h, r)
 }
 
 func BenchmarkPolicyDecide(b *testing.B) {
