@@ -25,6 +25,8 @@ import (
 type Provider interface {
 	// ID is the operator's name for the provider (providers[].id).
 	ID() string
+	// Name is what sign-in pages show (providers[].name, default the id).
+	Name() string
 	// Issuer is the provider's issuer identifier, or "" for plain OAuth2.
 	Issuer() string
 	// AuthCodeURL returns where to send the browser to sign in. state, nonce
@@ -39,6 +41,35 @@ type Provider interface {
 	// Ready reports whether the provider can serve sign-ins now.
 	Ready(ctx context.Context) error
 }
+
+// What some providers can do beyond signing in. GitHub's OAuth apps have
+// no refresh, no end-session endpoint and no back-channel logout, so these
+// are apart from Provider; the compiler checks who has them.
+type (
+	// Refresher renews a session's tokens and re-reads its identity.
+	Refresher interface {
+		Refresh(ctx context.Context, s *session.Session) (*session.Session, error)
+	}
+	// EndSessioner continues a sign-out at the provider (RP-Initiated
+	// Logout 1.0 §2).
+	EndSessioner interface {
+		EndSessionURL(ctx context.Context, idTokenHint, postLogoutRedirect, state string) (string, error)
+	}
+	// LogoutVerifier validates back-channel logout tokens (Back-Channel
+	// Logout 1.0 §2.6).
+	LogoutVerifier interface {
+		VerifyLogoutToken(ctx context.Context, raw string) (*LogoutToken, error)
+	}
+)
+
+var (
+	_ Refresher      = (*OIDC)(nil)
+	_ Refresher      = (*Entra)(nil)
+	_ EndSessioner   = (*OIDC)(nil)
+	_ EndSessioner   = (*Entra)(nil)
+	_ LogoutVerifier = (*OIDC)(nil)
+	_ LogoutVerifier = (*Entra)(nil)
+)
 
 // Attempt is what one sign-in attempt sends and must see echoed.
 type Attempt struct {
@@ -116,6 +147,9 @@ type Options struct {
 	// Transport carries calls to the provider; http.DefaultTransport's
 	// settings when nil. Timeouts and size limits wrap it either way.
 	Transport http.RoundTripper
+	// TransportFor, when set, gives each provider its own transport (main
+	// instruments them per provider for metrics); it wins over Transport.
+	TransportFor func(id string) http.RoundTripper
 	// Now is time.Now unless a test sets it.
 	Now func() time.Time
 	// Claims names the extra claims to keep in the session for policy
@@ -132,6 +166,9 @@ var DefaultScopes = []string{"openid", "email", "profile"}
 func New(cfg Config, opts Options) (Provider, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
+	}
+	if opts.TransportFor != nil {
+		opts.Transport = opts.TransportFor(cfg.ID)
 	}
 	if opts.RedirectURL == "" {
 		return nil, fmt.Errorf("providers: %s: no redirect URL", cfg.ID)

@@ -80,9 +80,10 @@ type RedisTLSConfig struct {
 	// Enabled turns on TLS to Redis (and to the sentinels).
 	Enabled bool `yaml:"enabled"`
 	// CAFile is a PEM bundle of the CAs that may sign the server's
-	// certificate. Empty: the system roots. main reads the file and hands
-	// the store its contents.
+	// certificate. Empty: the system roots. main reads the file into CAPEM;
+	// the store never touches the file system.
 	CAFile string `yaml:"ca_file"`
+	CAPEM  []byte `yaml:"-"`
 	// InsecureSkipVerify accepts any certificate Redis presents, so anyone
 	// on the network path can impersonate Redis, read every session and
 	// plant their own. It MUST NOT be used outside a test setup; give the

@@ -72,11 +72,6 @@ type RedisStoreOptions struct {
 	Hooks []redis.Hook
 }
 
-var (
-	_ Store     = (*RedisStore)(nil)
-	_ Refresher = (*RedisStore)(nil)
-)
-
 // lastSeenEvery throttles metadata writes: a session's last-seen time is
 // written at most once a minute, so a busy user costs no write per request.
 const lastSeenEvery = time.Minute

@@ -23,11 +23,6 @@ import (
 // longer than lock_wait. Callers go on with the session they have.
 var ErrRefreshBusy = errors.New("session: refresh in progress elsewhere")
 
-var (
-	_ Refresher = (*CookieStore)(nil)
-	_ Refresher = (*RedisStore)(nil)
-)
-
 // flight runs fn once per key at a time; callers that arrive while it runs
 // wait and share its result (a single-flight group).
 type flight struct {

@@ -116,4 +116,46 @@ func IsAbsent(err error) bool {
 	return errors.Is(err, ErrNoSession) || errors.Is(err, ErrInvalidSession)
 }
 
-var _ Store = (*CookieStore)(nil)
+// Revoker ends sessions from outside the browser that holds them: every
+// session of a user, every session of one provider session (back-channel
+// logout with sid), and remembers logout tokens already acted on. The Redis
+// store reaches every replica; the cookie store keeps the record on the
+// replica that received it. Counts are -1 where sessions cannot be counted
+// (cookies).
+type Revoker interface {
+	RevokeUser(ctx context.Context, issuer, subject string) (int, error)
+	RevokeSID(ctx context.Context, issuer, sid string) (int, error)
+	// FirstUse records key for ttl and reports whether it was new (the
+	// back-channel logout jti replay cache).
+	FirstUse(ctx context.Context, key string, ttl time.Duration) (bool, error)
+}
+
+// Backend is everything the gateway does with a session store. Both stores
+// implement all of it; New returns the one the configuration names.
+type Backend interface {
+	Store
+	Refresher
+	Revoker
+	// Name is the session cookie's name as browsers see it.
+	Name() string
+}
+
+// Lister lists and ends single sessions of a user, for the admin API. Only
+// the Redis store can: cookie sessions live in browsers.
+type Lister interface {
+	ListUser(ctx context.Context, issuer, subject string) ([]SessionInfo, error)
+	RevokeTicket(ctx context.Context, issuer, subject, id string) error
+}
+
+// Pinger reports whether a store's server answers, for /ready. Only the
+// Redis store has a server.
+type Pinger interface {
+	Ready(ctx context.Context) error
+}
+
+var (
+	_ Backend = (*CookieStore)(nil)
+	_ Backend = (*RedisStore)(nil)
+	_ Lister  = (*RedisStore)(nil)
+	_ Pinger  = (*RedisStore)(nil)
+)

@@ -1,0 +1,34 @@
+package session
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Options are the collaborators of the store New builds.
+type Options struct {
+	// Now is time.Now unless a test sets it.
+	Now func() time.Time
+	// Hooks observe every Redis command (main adds one for metrics).
+	Hooks []redis.Hook
+}
+
+// New validates cfg and builds the store it names: the cookie store, or the
+// Redis store (which connects, and fails naming every address when Redis
+// cannot be reached). A Redis store must be closed.
+func New(cfg Config, keys *KeyRing, opts Options) (Backend, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	switch cfg.Store {
+	case "redis":
+		return NewRedisStore(cfg.Redis, keys, RedisStoreOptions{
+			Cookie: cfg.Cookie, Lifetime: cfg.Lifetime, CACert: cfg.Redis.TLS.CAPEM, Now: opts.Now, Hooks: opts.Hooks,
+		})
+	case "cookie":
+		return NewCookieStore(cfg.Cookie, keys, CookieStoreOptions{Lifetime: cfg.Lifetime, Now: opts.Now})
+	}
+	return nil, fmt.Errorf("session: store %q: want cookie or redis", cfg.Store)
+}
