@@ -30,6 +30,7 @@ import (
 type fuzzProvider struct{}
 
 func (fuzzProvider) ID() string                  { return "corp" }
+func (fuzzProvider) Name() string                { return "corp" }
 func (fuzzProvider) Issuer() string              { return "https://idp.test" }
 func (fuzzProvider) Ready(context.Context) error { return nil }
 func (fuzzProvider) AuthCodeURL(_ context.Context, a providers.Attempt) (string, error) {
