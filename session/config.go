@@ -18,7 +18,8 @@ type Config struct {
 	Lifetime time.Duration `yaml:"lifetime"`
 	// IdleTimeout ends a session unused for this long, whatever its
 	// lifetime says. Default 1h; 0 keeps the default, a negative value
-	// turns it off.
+	// turns it off (and stays negative through Validate: anything not
+	// positive means off).
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// RefreshBefore refreshes the tokens (with the refresh token, when the
 	// provider issued one) this long before the access token expires, and
@@ -58,7 +59,8 @@ func (c *Config) Validate() error {
 	case c.IdleTimeout == 0:
 		c.IdleTimeout = DefaultIdleTimeout
 	case c.IdleTimeout < 0:
-		c.IdleTimeout = 0 // off
+		// Off. It stays negative: turned into 0, a second Validate would
+		// read it as unset and turn the idle timeout back on.
 	case c.IdleTimeout < time.Second:
 		return fmt.Errorf("session.idle_timeout %v: want at least 1s (or negative to turn it off)", c.IdleTimeout)
 	}
