@@ -24,11 +24,21 @@ func New(cfg Config, keys *KeyRing, opts Options) (Backend, error) {
 	}
 	switch cfg.Store {
 	case "redis":
-		return NewRedisStore(cfg.Redis, keys, RedisStoreOptions{
+		// Checked, not returned directly: a failed NewRedisStore would
+		// come back as a non-nil Backend holding a nil *RedisStore.
+		s, err := NewRedisStore(cfg.Redis, keys, RedisStoreOptions{
 			Cookie: cfg.Cookie, Lifetime: cfg.Lifetime, CACert: cfg.Redis.TLS.CAPEM, Now: opts.Now, Hooks: opts.Hooks,
 		})
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	case "cookie":
-		return NewCookieStore(cfg.Cookie, keys, CookieStoreOptions{Lifetime: cfg.Lifetime, Now: opts.Now})
+		s, err := NewCookieStore(cfg.Cookie, keys, CookieStoreOptions{Lifetime: cfg.Lifetime, Now: opts.Now})
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
 	return nil, fmt.Errorf("session: store %q: want cookie or redis", cfg.Store)
 }
