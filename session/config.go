@@ -1,20 +1,21 @@
 package session
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
 
-// DefaultIdleTimeout ends sessions unused for an hour (SECURITY.md §4.1).
-const DefaultIdleTimeout = time.Hour
-
-// Config is the `session` section.
+// Config is the `session` section. Validate fills its defaults and checks
+// it, subsections included; the constructors validate what they are given
+// again, so every default and bound below has one home that all of them
+// use.
 type Config struct {
 	// Store is "cookie" (the default: the whole session in an encrypted
 	// cookie) or "redis".
 	Store string `yaml:"store"`
 	// Lifetime is the absolute session lifetime from sign-in, whatever the
-	// tokens say. Default 12h, at most 168h.
+	// tokens say. Default 12h, at least 1m, at most 168h.
 	Lifetime time.Duration `yaml:"lifetime"`
 	// IdleTimeout ends a session unused for this long, whatever its
 	// lifetime says. Default 1h; 0 keeps the default, a negative value
@@ -37,23 +38,40 @@ type Config struct {
 	Redis RedisConfig `yaml:"redis"`
 }
 
-// Validate fills defaults and checks the section.
+// Session timing defaults and bounds. The lifetime default follows
+// SECURITY.md §4.1; its cap keeps a stolen cookie from being useful for
+// long and stays far under the 400-day cap browsers apply (RFC 6265bis
+// §5.5).
+const (
+	DefaultLifetime = 12 * time.Hour
+	MaxLifetime     = 7 * 24 * time.Hour
+	minLifetime     = time.Minute
+	// DefaultIdleTimeout ends sessions unused for an hour (SECURITY.md
+	// §4.1).
+	DefaultIdleTimeout   = time.Hour
+	minIdleTimeout       = time.Second
+	defaultRefreshBefore = time.Minute
+	maxRefreshBefore     = time.Hour
+)
+
+// Validate fills defaults and checks the whole section, the cookie and
+// (with store: redis) the redis subsections included, without building a
+// store. It reports every problem at once, each message naming its key.
+// Validating again changes nothing. Cookie secrets are NewKeyRing's to
+// check.
 func (c *Config) Validate() error {
+	p := problems{prefix: "session."}
 	switch c.Store {
 	case "", "cookie":
 		c.Store = "cookie"
 	case "redis":
-		if err := c.Redis.Validate(); err != nil {
-			return err
-		}
+		p.also(c.Redis.Validate())
 	default:
-		return fmt.Errorf("session.store %q: want cookie or redis", c.Store)
+		p.add("store %q: want cookie or redis", c.Store)
 	}
-	if c.Lifetime == 0 {
-		c.Lifetime = DefaultLifetime
-	}
-	if c.Lifetime < time.Minute || c.Lifetime > MaxLifetime {
-		return fmt.Errorf("session.lifetime %v: want between 1m and %v", c.Lifetime, MaxLifetime)
+	p.also(c.Cookie.Validate())
+	if err := checkLifetime(&c.Lifetime); err != nil {
+		p.add("%w", err)
 	}
 	switch {
 	case c.IdleTimeout == 0:
@@ -61,18 +79,54 @@ func (c *Config) Validate() error {
 	case c.IdleTimeout < 0:
 		// Off. It stays negative: turned into 0, a second Validate would
 		// read it as unset and turn the idle timeout back on.
-	case c.IdleTimeout < time.Second:
-		return fmt.Errorf("session.idle_timeout %v: want at least 1s (or negative to turn it off)", c.IdleTimeout)
+	case c.IdleTimeout < minIdleTimeout:
+		p.add("idle_timeout %v: want at least %v (or negative to turn it off)", c.IdleTimeout, minIdleTimeout)
 	}
 	if c.RefreshBefore == 0 {
-		c.RefreshBefore = time.Minute
+		c.RefreshBefore = defaultRefreshBefore
 	}
-	if c.RefreshBefore < 0 || c.RefreshBefore > time.Hour {
-		return fmt.Errorf("session.refresh_before %v: want between 0 and 1h", c.RefreshBefore)
+	if c.RefreshBefore < 0 || c.RefreshBefore > maxRefreshBefore {
+		p.add("refresh_before %v: want between 0 and %v", c.RefreshBefore, maxRefreshBefore)
 	}
 	if c.KeepIDToken == nil {
 		keep := c.Store == "redis"
 		c.KeepIDToken = &keep
 	}
+	return p.err()
+}
+
+// checkLifetime fills the default lifetime into *d and checks its bounds.
+// Config.Validate and both store constructors use it; the error names no
+// key, so each caller says where the value came from.
+func checkLifetime(d *time.Duration) error {
+	if *d == 0 {
+		*d = DefaultLifetime
+	}
+	if *d < minLifetime || *d > MaxLifetime {
+		return fmt.Errorf("lifetime %v: want between %v and %v", *d, minLifetime, MaxLifetime)
+	}
 	return nil
 }
+
+// problems collects what is wrong with a configuration section, so that
+// one run reports all of it. Every message starts with the section's YAML
+// path (prefix).
+type problems struct {
+	prefix string
+	errs   []error
+}
+
+// add records a problem; format continues the key path.
+func (p *problems) add(format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf(p.prefix+format, args...))
+}
+
+// also records the problems of a subsection, which name their own keys.
+func (p *problems) also(err error) {
+	if err != nil {
+		p.errs = append(p.errs, err)
+	}
+}
+
+// err joins the problems; nil when there are none.
+func (p *problems) err() error { return errors.Join(p.errs...) }

@@ -9,27 +9,6 @@ import (
 	"time"
 )
 
-// CookieConfig is the `session.cookie` section.
-type CookieConfig struct {
-	// Name of the session cookie. With Secure and no Domain the browser sees
-	// it as "__Host-" + Name (RFC 6265bis §4.1.3.2): host-only, so a sibling
-	// subdomain cannot toss or shadow it.
-	Name string `yaml:"name"`
-	// Secrets are base64 of at least 32 random bytes each; the first seals,
-	// all open, so keys rotate without signing anyone out.
-	Secrets []string `yaml:"secrets" secret:"true"`
-	// Secure marks cookies Secure. Default true; false only for plain-http
-	// development, where browsers would otherwise drop the cookies.
-	Secure *bool `yaml:"secure"`
-	// Domain shares the cookie with every host under it. Empty (the default)
-	// keeps it host-only. Every host under Domain can then read and overwrite
-	// the session, so only set it for single sign-on across subdomains.
-	Domain string `yaml:"domain"`
-	// SameSite is lax (default) or strict. Strict makes the first visit from
-	// an external link look signed-out.
-	SameSite string `yaml:"same_site"`
-}
-
 // Cookie limits. Browsers drop a cookie whose name plus value exceeds 4096
 // bytes (RFC 6265bis §5.6); Go's http.SetCookie does not warn. We stay under
 // that with room for attributes.
@@ -47,49 +26,14 @@ type cookieJar struct {
 	sameSite http.SameSite
 }
 
-func newCookieJar(cfg CookieConfig, defaultName string) (cookieJar, error) {
-	j := cookieJar{name: cfg.Name, secure: cfg.Secure == nil || *cfg.Secure, domain: cfg.Domain, sameSite: http.SameSiteLaxMode}
-	if j.name == "" {
-		j.name = defaultName
+// newCookieJar validates cfg and returns the jar for the session cookie it
+// names.
+func newCookieJar(cfg CookieConfig) (cookieJar, error) {
+	if err := cfg.Validate(); err != nil {
+		return cookieJar{}, fmt.Errorf("session: invalid cookie config: %w", err)
 	}
-	if !validCookieName(j.name) {
-		return j, fmt.Errorf("session: cookie name %q has characters a cookie name cannot carry", j.name)
-	}
-	switch strings.ToLower(cfg.SameSite) {
-	case "", "lax":
-	case "strict":
-		j.sameSite = http.SameSiteStrictMode
-	default:
-		return j, fmt.Errorf("session: cookie same_site %q: want lax or strict", cfg.SameSite)
-	}
-	if j.domain != "" {
-		if strings.ContainsAny(j.domain, "/:; ") {
-			return j, fmt.Errorf("session: cookie domain %q is not a host name", j.domain)
-		}
-		if strings.HasPrefix(j.name, "__Host-") {
-			return j, fmt.Errorf("session: cookie %q: a __Host- cookie cannot have a domain", j.name)
-		}
-	}
-	if j.secure && j.domain == "" && !strings.HasPrefix(j.name, "__Host-") && !strings.HasPrefix(j.name, "__Secure-") {
-		j.name = "__Host-" + j.name
-	}
-	if !j.secure && (strings.HasPrefix(j.name, "__Host-") || strings.HasPrefix(j.name, "__Secure-")) {
-		return j, fmt.Errorf("session: cookie %q needs secure: true (browsers reject prefixed cookies without Secure)", j.name)
-	}
-	return j, nil
-}
-
-func validCookieName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
-			return false
-		}
-	}
-	return true
+	sameSite, _ := sameSiteMode(cfg.SameSite)
+	return cookieJar{name: cfg.browserName(), secure: *cfg.Secure, domain: cfg.Domain, sameSite: sameSite}, nil
 }
 
 func (j cookieJar) cookie(name, value string, maxAge time.Duration) *http.Cookie {

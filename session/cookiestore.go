@@ -11,16 +11,9 @@ import (
 	"github.com/gorilla/securecookie"
 )
 
-// Lifetime bounds. The default follows SECURITY.md §4.1; the cap keeps a
-// stolen cookie from being useful for long and stays far under the 400-day
-// cap browsers apply (RFC 6265bis §5.5).
-const (
-	DefaultLifetime = 12 * time.Hour
-	MaxLifetime     = 7 * 24 * time.Hour
-	// clockSkew is how far in the future a session's creation time may lie
-	// (another replica's clock) before the session is refused.
-	clockSkew = time.Minute
-)
+// clockSkew is how far in the future a session's creation time may lie
+// (another replica's clock) before the session is refused.
+const clockSkew = time.Minute
 
 // CookieStore keeps the whole session in an encrypted, authenticated cookie
 // (gorilla/securecookie: AES-256-CTR then HMAC-SHA256 over name, time and
@@ -48,15 +41,12 @@ func NewCookieStore(cfg CookieConfig, keys *KeyRing, opts CookieStoreOptions) (*
 	if keys == nil {
 		return nil, errors.New("session: cookie store needs a key ring")
 	}
-	jar, err := newCookieJar(cfg, "_portcullis")
+	jar, err := newCookieJar(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if opts.Lifetime == 0 {
-		opts.Lifetime = DefaultLifetime
-	}
-	if opts.Lifetime < time.Minute || opts.Lifetime > MaxLifetime {
-		return nil, fmt.Errorf("session: lifetime %v must be between 1m and %v", opts.Lifetime, MaxLifetime)
+	if err := checkLifetime(&opts.Lifetime); err != nil {
+		return nil, fmt.Errorf("session: %w", err)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

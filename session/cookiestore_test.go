@@ -288,7 +288,7 @@ func TestCookieConfig(t *testing.T) {
 		{"bad same_site", CookieConfig{SameSite: "none"}, "", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			j, err := newCookieJar(tt.cfg, "_portcullis")
+			j, err := newCookieJar(tt.cfg)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
 			}

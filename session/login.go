@@ -60,7 +60,7 @@ func NewLoginCookies(cfg CookieConfig, keys *KeyRing, now func() time.Time) (*Lo
 	if keys == nil {
 		return nil, errors.New("session: login cookies need a key ring")
 	}
-	jar, err := newCookieJar(cfg, "_portcullis")
+	jar, err := newCookieJar(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -56,16 +56,14 @@ type RedisStore struct {
 	closeErr    error
 }
 
-// RedisStoreOptions are the collaborators of a RedisStore.
+// RedisStoreOptions are the collaborators of a RedisStore. (The CA to
+// trust comes in the config: RedisTLSConfig.CAPEM.)
 type RedisStoreOptions struct {
 	// Cookie configures the session cookie, which is the cookie store's:
 	// same name, attributes and chunking.
 	Cookie CookieConfig
 	// Lifetime is the absolute session lifetime; DefaultLifetime when zero.
 	Lifetime time.Duration
-	// CACert is the PEM content of tls.ca_file. main reads the file; the
-	// store never touches the file system.
-	CACert []byte
 	// Now is time.Now unless a test sets it.
 	Now func() time.Time
 	// Hooks observe every Redis command (main adds one for metrics).
@@ -87,15 +85,12 @@ func NewRedisStore(cfg RedisConfig, keys *KeyRing, opts RedisStoreOptions) (*Red
 	if keys == nil {
 		return nil, errors.New("session: redis store needs a key ring")
 	}
-	jar, err := newCookieJar(opts.Cookie, "_portcullis")
+	jar, err := newCookieJar(opts.Cookie)
 	if err != nil {
 		return nil, err
 	}
-	if opts.Lifetime == 0 {
-		opts.Lifetime = DefaultLifetime
-	}
-	if opts.Lifetime < time.Minute || opts.Lifetime > MaxLifetime {
-		return nil, fmt.Errorf("session: lifetime %v must be between 1m and %v", opts.Lifetime, MaxLifetime)
+	if err := checkLifetime(&opts.Lifetime); err != nil {
+		return nil, fmt.Errorf("session: %w", err)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -120,7 +115,7 @@ func NewRedisStore(cfg RedisConfig, keys *KeyRing, opts RedisStoreOptions) (*Red
 	for i := range keys.secrets {
 		s.meta = append(s.meta, newGCM(keys.derive(i, PurposeRedisMeta, "key", 32)))
 	}
-	if s.client, err = newRedisClient(&cfg, opts.CACert, opts.Hooks); err != nil {
+	if s.client, err = newRedisClient(&cfg, opts.Hooks); err != nil {
 		return nil, err
 	}
 	if err := connect(s.client, &cfg); err != nil {
@@ -294,18 +289,9 @@ func (s *RedisStore) Save(w http.ResponseWriter, r *http.Request, sess *Session)
 // lock is still held.
 func (s *RedisStore) save(ctx context.Context, w http.ResponseWriter, r *http.Request, sess *Session, lockToken string) error {
 	now := s.now()
-	if sess.Issuer == "" || sess.Subject == "" {
-		return errors.New("session: saving a session without issuer and subject")
-	}
-	if sess.CreatedAt.IsZero() {
-		sess.CreatedAt = now
-	}
-	if sess.ExpiresAt.IsZero() || sess.ExpiresAt.Sub(sess.CreatedAt) > s.lifetime {
-		sess.ExpiresAt = sess.CreatedAt.Add(s.lifetime)
-	}
-	ttl := sess.ExpiresAt.Sub(now)
-	if ttl <= 0 {
-		return errors.New("session: saving an expired session")
+	ttl, err := s.bound(sess, now)
+	if err != nil {
+		return err
 	}
 	tag := userTag(sess.Issuer, sess.Subject)
 	t := sess.handle
@@ -314,24 +300,15 @@ func (s *RedisStore) save(ctx context.Context, w http.ResponseWriter, r *http.Re
 		if lockToken != "" {
 			return errors.New("session: a refresh may not change the session's identity")
 		}
-		var err error
 		if t, err = newTicket(tag); err != nil {
 			return err
 		}
 	}
 	hash := t.hash()
 	n := s.names(tag, hash)
-	data, err := t.sealRecord(sess, n.session)
+	data, meta, err := s.seal(sess, t, n, r, now)
 	if err != nil {
-		return fmt.Errorf("session: sealing session: %w", err)
-	}
-	ua := ""
-	if r != nil {
-		ua = truncateUA(r.UserAgent())
-	}
-	meta, err := s.sealMeta(&sessionMeta{CreatedAt: sess.CreatedAt, LastSeen: now, ExpiresAt: sess.ExpiresAt, UserAgent: ua}, n.session)
-	if err != nil {
-		return fmt.Errorf("session: sealing metadata: %w", err)
+		return err
 	}
 	if sess.SID != "" {
 		if err := s.claimSID(ctx, sess, n); err != nil {
@@ -339,28 +316,13 @@ func (s *RedisStore) save(ctx context.Context, w http.ResponseWriter, r *http.Re
 		}
 	}
 	if fresh {
-		// The browser is about to forget the session its cookie names;
-		// nobody else should be able to use it either.
-		if prev, err := s.ticketFrom(r); err == nil && prev.id != t.id {
-			if _, err := s.deleteTicket(ctx, prev.tag, prev.hash()); err != nil {
-				return err
-			}
+		if err := s.dropPrevious(ctx, r, t); err != nil {
+			return err
 		}
 	}
 	epoch := s.cache.currentEpoch()
-	mustExist := "0"
-	if !fresh {
-		mustExist = "1"
-	}
-	res, err := saveScript.Run(ctx, s.client, []string{n.session, n.index, n.lock},
-		data, meta, ttl.Milliseconds(), sess.ExpiresAt.UnixMilli(), now.UnixMilli(), n.hash, mustExist, lockToken).Int()
-	switch {
-	case err != nil:
-		return storeErr("saving session", err)
-	case res == 0:
-		return fmt.Errorf("%w: session was revoked", ErrInvalidSession)
-	case res == -1:
-		return fmt.Errorf("%w: lost the refresh lock", ErrRefreshBusy)
+	if err := s.writeRecord(ctx, n, data, meta, ttl, sess.ExpiresAt, now, !fresh, lockToken); err != nil {
+		return err
 	}
 	if sess.SID != "" {
 		// A RevokeSID that ran between claimSID and the script above found
@@ -370,21 +332,100 @@ func (s *RedisStore) save(ctx context.Context, w http.ResponseWriter, r *http.Re
 		}
 	}
 	if fresh || sess.oldKey {
-		// A new ticket, or one sealed with a retiring secret: (re)issue
-		// the cookie under the current secret.
-		value, err := s.codecs[0].Encode(s.jar.name, t)
-		if err != nil {
-			return fmt.Errorf("session: sealing ticket cookie: %w", err)
-		}
-		if err := s.jar.write(w, r, value, ttl); err != nil {
+		if err := s.issueCookie(w, r, sess, t, ttl); err != nil {
 			return err
 		}
-		sess.handle, sess.oldKey = t, false
 	}
 	if !fresh {
 		s.publish(ctx, [][16]byte{hash}, nil) // the new version replaces ours below
 	}
 	s.cache.add(hash, tag, sess, now, epoch)
+	return nil
+}
+
+// bound checks that sess has an identity, fills its creation time, caps its
+// expiry at the store's lifetime, and returns how long it has left (the
+// record's TTL and the cookie's Max-Age).
+func (s *RedisStore) bound(sess *Session, now time.Time) (time.Duration, error) {
+	if sess.Issuer == "" || sess.Subject == "" {
+		return 0, errors.New("session: saving a session without issuer and subject")
+	}
+	if sess.CreatedAt.IsZero() {
+		sess.CreatedAt = now
+	}
+	if sess.ExpiresAt.IsZero() || sess.ExpiresAt.Sub(sess.CreatedAt) > s.lifetime {
+		sess.ExpiresAt = sess.CreatedAt.Add(s.lifetime)
+	}
+	ttl := sess.ExpiresAt.Sub(now)
+	if ttl <= 0 {
+		return 0, errors.New("session: saving an expired session")
+	}
+	return ttl, nil
+}
+
+// seal returns the record's two fields: the session sealed under the
+// ticket's key (d) and the admin-list metadata sealed under the server's
+// (m), each bound to the record's key.
+func (s *RedisStore) seal(sess *Session, t *ticket, n redisNames, r *http.Request, now time.Time) (data, meta []byte, err error) {
+	if data, err = t.sealRecord(sess, n.session); err != nil {
+		return nil, nil, fmt.Errorf("session: sealing session: %w", err)
+	}
+	ua := ""
+	if r != nil {
+		ua = truncateUA(r.UserAgent())
+	}
+	meta, err = s.sealMeta(&sessionMeta{CreatedAt: sess.CreatedAt, LastSeen: now, ExpiresAt: sess.ExpiresAt, UserAgent: ua}, n.session)
+	if err != nil {
+		return nil, nil, fmt.Errorf("session: sealing metadata: %w", err)
+	}
+	return data, meta, nil
+}
+
+// dropPrevious deletes the session the request's cookie names, when a
+// sign-in is about to replace it with t: the browser is about to forget
+// that session; nobody else should be able to use it either.
+func (s *RedisStore) dropPrevious(ctx context.Context, r *http.Request, t *ticket) error {
+	if prev, err := s.ticketFrom(r); err == nil && prev.id != t.id {
+		if _, err := s.deleteTicket(ctx, prev.tag, prev.hash()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeRecord runs saveScript: the record and its user-index entry, written
+// only if the record still exists when mustExist (an update) and only while
+// lockToken holds the refresh lock when it is set.
+func (s *RedisStore) writeRecord(ctx context.Context, n redisNames, data, meta []byte, ttl time.Duration,
+	expires, now time.Time, mustExist bool, lockToken string) error {
+	exist := "0"
+	if mustExist {
+		exist = "1"
+	}
+	res, err := saveScript.Run(ctx, s.client, []string{n.session, n.index, n.lock},
+		data, meta, ttl.Milliseconds(), expires.UnixMilli(), now.UnixMilli(), n.hash, exist, lockToken).Int()
+	switch {
+	case err != nil:
+		return storeErr("saving session", err)
+	case res == 0:
+		return fmt.Errorf("%w: session was revoked", ErrInvalidSession)
+	case res == -1:
+		return fmt.Errorf("%w: lost the refresh lock", ErrRefreshBusy)
+	}
+	return nil
+}
+
+// issueCookie sets the ticket cookie: for a new ticket, or one sealed with
+// a retiring secret, (re)issued under the current secret.
+func (s *RedisStore) issueCookie(w http.ResponseWriter, r *http.Request, sess *Session, t *ticket, ttl time.Duration) error {
+	value, err := s.codecs[0].Encode(s.jar.name, t)
+	if err != nil {
+		return fmt.Errorf("session: sealing ticket cookie: %w", err)
+	}
+	if err := s.jar.write(w, r, value, ttl); err != nil {
+		return err
+	}
+	sess.handle, sess.oldKey = t, false
 	return nil
 }
 

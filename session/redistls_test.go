@@ -8,7 +8,7 @@ import (
 	"github.com/portcullis/portcullis/redistest"
 )
 
-// TLS to Redis: the CA comes as PEM bytes through the options (main reads
+// TLS to Redis: the CA comes as PEM bytes in tls.CAPEM (main reads
 // tls.ca_file); without it the server's certificate is refused.
 func TestRedisTLS(t *testing.T) {
 	t.Parallel()
@@ -32,7 +32,8 @@ func TestRedisTLS(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.cfg.DialTimeout = 500 * time.Millisecond
 			tt.cfg.ReadTimeout = 500 * time.Millisecond
-			st, err := NewRedisStore(tt.cfg, keys, RedisStoreOptions{CACert: tt.ca})
+			tt.cfg.TLS.CAPEM = tt.ca
+			st, err := NewRedisStore(tt.cfg, keys, RedisStoreOptions{})
 			if tt.wantErr != "" {
 				if err == nil {
 					st.Close()
