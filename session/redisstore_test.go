@@ -36,7 +36,7 @@ func newRedisStore(t testing.TB, cfg RedisConfig, now func() time.Time, secrets 
 // cfg's Redis.
 func redisStores(cfg RedisConfig) newStoreFunc {
 	cfg.KeyPrefix = fmt.Sprintf("conf%d:", storeSeq.Add(1))
-	return func(t *testing.T, now func() time.Time, secrets ...string) Store {
+	return func(t *testing.T, now func() time.Time, secrets ...string) Backend {
 		return newRedisStore(t, cfg, now, secrets...)
 	}
 }
@@ -61,7 +61,7 @@ func recordTTL(t testing.TB, st *RedisStore, b browser) time.Duration {
 }
 
 func TestCookieStoreConformance(t *testing.T) {
-	runConformance(t, func(t *testing.T, now func() time.Time, secrets ...string) Store {
+	runConformance(t, func(t *testing.T, now func() time.Time, secrets ...string) Backend {
 		s, err := NewCookieStore(CookieConfig{Name: "_portcullis"}, mustKeys(t, secrets...),
 			CookieStoreOptions{Lifetime: time.Hour, Now: now})
 		if err != nil {

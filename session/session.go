@@ -1,8 +1,12 @@
 // Package session owns the signed-in state of a browser: the Session and the
-// Identity it carries, the Store interface, the encrypted cookie store, the
-// per-attempt login cookies, and the keys behind every cookie the gateway sets.
+// Identity it carries; the Store interface and the capabilities stores add
+// (Refresher, Revoker, Backend, Lister, Pinger); the two stores, the
+// encrypted cookie store and the Redis store, and New, which picks one; the
+// per-attempt login cookies; the keys behind every cookie the gateway sets;
+// and the `session` configuration section, which validates itself.
 //
-// It imports neither proxy nor providers; they depend on it.
+// It imports neither proxy nor providers; they depend on it. It reads no
+// files, flags or environment (main does) and does not log.
 package session
 
 import (
@@ -74,7 +78,9 @@ func (s *Session) Expired(now time.Time) bool {
 	return !s.ExpiresAt.IsZero() && !now.Before(s.ExpiresAt)
 }
 
-// Store keeps sessions between requests.
+// Store keeps sessions between requests. The cookie store keeps the whole
+// session, sealed, in the browser's cookie; the Redis store keeps it in
+// Redis, sealed under a per-session key, and only a ticket in the cookie.
 type Store interface {
 	// Load returns the request's session. It returns an error wrapping
 	// ErrNoSession when the request carries none, and one wrapping
@@ -89,12 +95,15 @@ type Store interface {
 	Clear(w http.ResponseWriter, r *http.Request) error
 }
 
-// Refresher is implemented by stores that can run a session refresh at
-// most once at a time: within a replica (single-flight) and, for shared
-// stores, across replicas (a lock in Redis). fn receives the current
-// session and returns the refreshed one, which the store saves in place
-// (re-issuing cookies on w where the cookie carries the session). Callers
-// that lose the race get the winner's result instead of calling fn.
+// Refresher runs a session refresh at most once at a time. fn receives the
+// current session and returns the refreshed one, which the store saves in
+// place; callers that lose the race get the winner's result instead of
+// calling fn. The cookie store runs one refresh per session within this
+// replica (single-flight), re-issues the cookie on every waiting caller's
+// w, and remembers the result for a minute for requests that were already
+// on their way; replicas do not coordinate. The Redis store adds a lock in
+// Redis, so one refresh runs across every replica, and the cookie (the
+// ticket) does not change.
 type Refresher interface {
 	RefreshOnce(ctx context.Context, w http.ResponseWriter, r *http.Request, s *Session,
 		fn func(ctx context.Context, s *Session) (*Session, error)) (*Session, error)
@@ -118,10 +127,14 @@ func IsAbsent(err error) bool {
 
 // Revoker ends sessions from outside the browser that holds them: every
 // session of a user, every session of one provider session (back-channel
-// logout with sid), and remembers logout tokens already acted on. The Redis
-// store reaches every replica; the cookie store keeps the record on the
-// replica that received it. Counts are -1 where sessions cannot be counted
-// (cookies).
+// logout with sid), and remembers logout tokens already acted on.
+//
+// The cookie store keeps revocations and used keys in the memory of the
+// replica that received them (other replicas still accept the cookies)
+// and returns -1 as the count: cookies live in browsers and cannot be
+// counted. The Redis store deletes the records in Redis and tells every
+// replica's cache at once through pub/sub, returns how many sessions it
+// ended, and keeps used keys in Redis for every replica.
 type Revoker interface {
 	RevokeUser(ctx context.Context, issuer, subject string) (int, error)
 	RevokeSID(ctx context.Context, issuer, sid string) (int, error)
@@ -130,8 +143,10 @@ type Revoker interface {
 	FirstUse(ctx context.Context, key string, ttl time.Duration) (bool, error)
 }
 
-// Backend is everything the gateway does with a session store. Both stores
-// implement all of it; New returns the one the configuration names.
+// Backend is everything the gateway does with every session store. Both
+// stores implement all of it (checked by the compiler below); New returns
+// the one the configuration names. What only the Redis store can do is in
+// Lister and Pinger.
 type Backend interface {
 	Store
 	Refresher
@@ -141,14 +156,17 @@ type Backend interface {
 }
 
 // Lister lists and ends single sessions of a user, for the admin API. Only
-// the Redis store can: cookie sessions live in browsers.
+// the Redis store implements it, across every replica (the ended session
+// leaves every cache through pub/sub); cookie sessions live in browsers and
+// cannot be listed.
 type Lister interface {
 	ListUser(ctx context.Context, issuer, subject string) ([]SessionInfo, error)
 	RevokeTicket(ctx context.Context, issuer, subject, id string) error
 }
 
 // Pinger reports whether a store's server answers, for /ready. Only the
-// Redis store has a server.
+// Redis store implements it (a PING; the error wraps ErrUnavailable); the
+// cookie store has no server and is always ready.
 type Pinger interface {
 	Ready(ctx context.Context) error
 }
