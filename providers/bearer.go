@@ -224,7 +224,9 @@ func (bi *bearerIssuer) verifierFor(ctx context.Context) (*oidc.IDTokenVerifier,
 	bi.lastTry = bi.now()
 	jwks, algs := bi.cfg.JWKSURL, bi.cfg.SigningAlgs
 	if jwks == "" {
-		ctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, bi.client), 10*time.Second)
+		// Detached from the caller, as OIDC.discovered is: a client hanging
+		// up must not be recorded as the issuer being down.
+		ctx, cancel := context.WithTimeout(oidc.ClientContext(context.WithoutCancel(ctx), bi.client), 10*time.Second)
 		defer cancel()
 		op, err := oidc.NewProvider(ctx, bi.cfg.IssuerURL)
 		if err != nil {

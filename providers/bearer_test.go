@@ -308,3 +308,19 @@ func TestBearerKeysOfTheNamedIssuer(t *testing.T) {
 		t.Errorf("a's claims under b's key = %+v, %v; want %v", id, err, ErrInvalidBearer)
 	}
 }
+
+// TestBearerDiscoveryIgnoresCallerCancellation: a client that hangs up
+// while its token's issuer is being discovered must not make the issuer
+// count as down for everyone else for the next 5 s.
+func TestBearerDiscoveryIgnoresCallerCancellation(t *testing.T) {
+	ti := newTestIssuer(t)
+	clk := newClock()
+	v := bearerVerifier(t, ti, clk, nil)
+	token := rsaKey.sign(t, ti.bearerClaims(clk.Now()))
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	v.Verify(gone, token)
+	if _, err := v.Verify(context.Background(), token); err != nil {
+		t.Errorf("Verify after another client gave up = %v, want nil (discovery fetched %d times)", err, ti.discoveryHits.Load())
+	}
+}
