@@ -52,12 +52,11 @@ var ErrInvalidBearer = errors.New("invalid bearer token")
 // BearerVerifier checks bearer tokens against the trusted issuers.
 type BearerVerifier struct {
 	issuers map[string]*bearerIssuer
-	now     func() time.Time
-	claims  []string
 }
 
 type bearerIssuer struct {
 	cfg    BearerIssuer
+	claims claimMapping // groups_claim and the policy's claims
 	client *http.Client
 	now    func() time.Time
 
@@ -74,7 +73,7 @@ func NewBearerVerifier(cfg BearerConfig, provs []Config, opts Options) (*BearerV
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	v := &BearerVerifier{issuers: map[string]*bearerIssuer{}, now: opts.Now, claims: opts.Claims}
+	v := &BearerVerifier{issuers: map[string]*bearerIssuer{}}
 	var errs []error
 	add := func(bi BearerIssuer, where string) {
 		if len(bi.Audiences) == 0 {
@@ -102,7 +101,12 @@ func NewBearerVerifier(cfg BearerConfig, provs []Config, opts Options) (*BearerV
 			prev.cfg.Audiences = append(prev.cfg.Audiences, bi.Audiences...)
 			return
 		}
-		v.issuers[bi.IssuerURL] = &bearerIssuer{cfg: bi, client: newHTTPClient(opts.Transport, 10*time.Second), now: opts.Now}
+		v.issuers[bi.IssuerURL] = &bearerIssuer{
+			cfg:    bi,
+			claims: claimMapping{groups: bi.GroupsClaim, policy: opts.Claims},
+			client: newHTTPClient(opts.Transport, 10*time.Second),
+			now:    opts.Now,
+		}
 	}
 	if len(cfg.Audiences) > 0 {
 		for _, p := range provs {
@@ -162,27 +166,15 @@ func (v *BearerVerifier) Verify(ctx context.Context, token string) (*session.Ide
 	if tok.Subject == "" {
 		return nil, fmt.Errorf("%w: no sub", ErrInvalidBearer)
 	}
-	id := &session.Identity{Issuer: tok.Issuer, Subject: tok.Subject, Groups: stringList(lookupClaim(all, bi.cfg.GroupsClaim))}
-	id.Email, _ = all["email"].(string)
-	id.EmailVerified = id.Email != "" && all["email_verified"] == true
-	id.PreferredUsername, _ = all["preferred_username"].(string)
-	id.Name, _ = all["name"].(string)
-	for _, name := range v.claims {
-		if vs := claimValues(lookupClaim(all, name)); len(vs) > 0 {
-			if id.Claims == nil {
-				id.Claims = map[string][]string{}
-			}
-			id.Claims[name] = vs
-		}
+	// A bearer token stands alone: every profile attribute comes from it,
+	// and an email it does not vouch for is kept as unverified (nothing to
+	// refuse: a machine client may have no email, and the policy decides).
+	id := &session.Identity{Issuer: tok.Issuer, Subject: tok.Subject}
+	if err := bi.claims.apply(id, all, claimUse{profile: true, email: reportEmail}); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidBearer, err)
 	}
-	checked := append([]string{id.Subject, id.Email, id.Name, id.PreferredUsername}, id.Groups...)
-	for _, vs := range id.Claims {
-		checked = append(checked, vs...)
-	}
-	for _, s := range checked {
-		if hasControl(s) {
-			return nil, fmt.Errorf("%w: claims contain control characters", ErrInvalidBearer)
-		}
+	if err := checkHeaderSafe(ErrInvalidBearer, id); err != nil {
+		return nil, err
 	}
 	return id, nil
 }

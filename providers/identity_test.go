@@ -3,8 +3,10 @@ package providers
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -292,6 +294,156 @@ func TestRefreshIdentity(t *testing.T) {
 			want.Issuer = ti.URL
 			if !reflect.DeepEqual(got.Identity, want) {
 				t.Errorf("identity = %+v\nwant       %+v", got.Identity, want)
+			}
+		})
+	}
+}
+
+// TestClaimMappingApply: the one mapping, for each way a source is used.
+func TestClaimMappingApply(t *testing.T) {
+	m := claimMapping{groups: "groups", policy: []string{"team", "level"}}
+	full := map[string]any{"email": "a@example.com", "email_verified": true, "name": "A", "preferred_username": "a",
+		"groups": []any{"g"}, "team": "t", "level": 3.0}
+	old := session.Identity{Subject: "s", Email: "old@example.com", EmailVerified: true, Name: "Old", PreferredUsername: "old",
+		Groups: []string{"old"}, Claims: map[string][]string{"team": {"old"}}}
+	signIn := claimUse{profile: true}
+	refresh := claimUse{profile: true, keepAbsent: true}
+	userinfo := claimUse{fillOnly: true}
+	bearer := claimUse{profile: true, email: reportEmail}
+	for _, tt := range []struct {
+		name    string
+		base    session.Identity
+		all     map[string]any
+		use     claimUse
+		want    session.Identity
+		wantErr error
+	}{
+		{"sign-in", session.Identity{Subject: "s"}, full, signIn, session.Identity{Subject: "s", Email: "a@example.com", EmailVerified: true,
+			Name: "A", PreferredUsername: "a", Groups: []string{"g"}, Claims: map[string][]string{"team": {"t"}, "level": {"3"}}}, nil},
+		{"sign-in, nothing", session.Identity{Subject: "s"}, map[string]any{}, signIn, session.Identity{Subject: "s"}, nil},
+		{"sign-in, unverified", session.Identity{Subject: "s"}, map[string]any{"email": "a@example.com", "email_verified": "true"}, signIn,
+			session.Identity{}, ErrUnverifiedEmail},
+		{"sign-in, unverified trusted", session.Identity{Subject: "s"}, map[string]any{"email": "a@example.com"},
+			claimUse{profile: true, email: trustEmail}, session.Identity{Subject: "s", Email: "a@example.com", EmailVerified: true}, nil},
+		{"sign-in, Email_Verified is not email_verified", session.Identity{Subject: "s"},
+			map[string]any{"email": "a@example.com", "Email_Verified": true}, signIn, session.Identity{}, ErrUnverifiedEmail},
+		{"refresh, nothing: profile kept, groups and claims gone", old, map[string]any{}, refresh,
+			session.Identity{Subject: "s", Email: "old@example.com", EmailVerified: true, Name: "Old", PreferredUsername: "old",
+				Claims: map[string][]string{}}, nil},
+		{"refresh, null name clears it", old, map[string]any{"name": nil}, refresh,
+			session.Identity{Subject: "s", Email: "old@example.com", EmailVerified: true, PreferredUsername: "old",
+				Claims: map[string][]string{}}, nil},
+		{"refresh, unverified new email", old, map[string]any{"email": "new@example.com"}, refresh, session.Identity{}, ErrUnverifiedEmail},
+		{"userinfo fills gaps only", session.Identity{Subject: "s", Claims: map[string][]string{"team": {"mine"}}}, full, userinfo,
+			session.Identity{Subject: "s", Groups: []string{"g"}, Claims: map[string][]string{"team": {"mine"}, "level": {"3"}}}, nil},
+		{"userinfo keeps groups the token had", old, full, userinfo,
+			session.Identity{Subject: "s", Email: "old@example.com", EmailVerified: true, Name: "Old", PreferredUsername: "old",
+				Groups: []string{"old"}, Claims: map[string][]string{"team": {"old"}, "level": {"3"}}}, nil},
+		{"userinfo as a profile source fills an empty name only", session.Identity{Subject: "s", Email: "mine@example.com", EmailVerified: true},
+			full, claimUse{profile: true, fillOnly: true}, session.Identity{Subject: "s", Email: "mine@example.com", EmailVerified: true,
+				Name: "A", PreferredUsername: "a", Groups: []string{"g"}, Claims: map[string][]string{"team": {"t"}, "level": {"3"}}}, nil},
+		{"bearer, unverified kept as such", session.Identity{Subject: "s"}, map[string]any{"email": "a@example.com", "email_verified": false},
+			bearer, session.Identity{Subject: "s", Email: "a@example.com"}, nil},
+		{"bearer, verified", session.Identity{Subject: "s"}, map[string]any{"email": "a@example.com", "email_verified": true},
+			bearer, session.Identity{Subject: "s", Email: "a@example.com", EmailVerified: true}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.base
+			got.Groups = slices.Clone(tt.base.Groups)
+			got.Claims = maps.Clone(tt.base.Claims)
+			err := m.apply(&got, tt.all, tt.use)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("apply = %v, want %v", err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("identity = %+v\nwant       %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckHeaderSafe(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		id    session.Identity
+		extra []string
+		ok    bool
+	}{
+		{"clean", session.Identity{Subject: "s", Email: "a@example.com", Name: "Zoë Ünal", Groups: []string{"a b"},
+			Claims: map[string][]string{"c": {"x"}}}, []string{"sid"}, true},
+		{"sub", session.Identity{Subject: "s\n"}, nil, false},
+		{"email", session.Identity{Email: "a@example.com\r"}, nil, false},
+		{"name", session.Identity{Name: "\x00"}, nil, false},
+		{"preferred_username", session.Identity{PreferredUsername: "\x1f"}, nil, false},
+		{"group", session.Identity{Groups: []string{"ok", "\x7f"}}, nil, false},
+		{"policy claim", session.Identity{Claims: map[string][]string{"c": {"ok", "a\tb"}}}, nil, false},
+		{"sid", session.Identity{}, []string{"\n"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkHeaderSafe(ErrInvalidBearer, &tt.id, tt.extra...)
+			if got := err == nil; got != tt.ok {
+				t.Fatalf("checkHeaderSafe = %v, want ok %v", err, tt.ok)
+			}
+			if err != nil && !errors.Is(err, ErrInvalidBearer) {
+				t.Errorf("err = %v, want the sentinel passed in", err)
+			}
+		})
+	}
+}
+
+func TestLookupClaim(t *testing.T) {
+	claims := map[string]any{
+		"groups":       []any{"a"},
+		"realm_access": map[string]any{"roles": []any{"r"}, "deeper": map[string]any{"x": "y"}},
+		"a.b":          "dotted name",
+		"a":            map[string]any{"b": "nested"},
+		"scalar":       "s",
+	}
+	for _, tt := range []struct {
+		name string
+		path string
+		want any
+	}{
+		{"top level", "groups", []any{"a"}},
+		{"nested", "realm_access.roles", []any{"r"}},
+		{"two levels", "realm_access.deeper.x", "y"},
+		{"own name with a dot wins", "a.b", "dotted name"},
+		{"missing", "nope", nil},
+		{"missing nested", "realm_access.nope", nil},
+		{"through a non-object", "scalar.x", nil},
+		{"empty path", "", nil},
+		{"trailing dot", "realm_access.", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := lookupClaim(claims, tt.path); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("lookupClaim(%q) = %#v, want %#v", tt.path, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestStringList(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		in   any
+		want []string
+	}{
+		{"nil", nil, nil},
+		{"string", "admins", []string{"admins"}},
+		{"empty string", "", nil},
+		{"list", []any{"a", "b"}, []string{"a", "b"}},
+		{"list drops non-strings and empties", []any{"a", 1.0, true, nil, "", map[string]any{}, "b"}, []string{"a", "b"}},
+		{"empty list", []any{}, []string{}},
+		{"number", 42.0, nil},
+		{"bool", true, nil},
+		{"object", map[string]any{"a": "b"}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := stringList(tt.in); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("stringList(%#v) = %#v, want %#v", tt.in, got, tt.want)
 			}
 		})
 	}

@@ -255,17 +255,16 @@ func (p *OIDC) Redeem(ctx context.Context, code string, a Attempt) (*session.Ses
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
-	id, claims, all, err := p.checkIDToken(idt, tok, a.Nonce)
+	all, err := p.checkIDToken(idt, tok, a.Nonce)
 	if err != nil {
 		return nil, err
 	}
-	if err := p.fillFromUserinfo(ctx, d, tok, &id); err != nil {
-		return nil, err
-	}
-	if err := p.flavor.identity(ctx, p, all, tok, &id); err != nil {
-		return nil, err
-	}
-	if err := checkHeaderSafe(&id); err != nil {
+	// Sign-in: the profile comes from this token alone (a claim it omits
+	// leaves the attribute empty), and an email it does not vouch for
+	// refuses the sign-in unless insecure_allow_unverified_email.
+	id, err := p.idTokenIdentity(ctx, d, tok, all, session.Identity{Issuer: idt.Issuer, Subject: idt.Subject},
+		claimUse{profile: true, email: p.emailRule()})
+	if err != nil {
 		return nil, err
 	}
 	expiry := tok.Expiry
@@ -275,7 +274,7 @@ func (p *OIDC) Redeem(ctx context.Context, code string, a Attempt) (*session.Ses
 	return &session.Session{
 		Identity:     id,
 		Provider:     p.cfg.ID,
-		SID:          claims.SID,
+		SID:          stringClaim(all, "sid"),
 		TokenExpiry:  expiry,
 		AccessToken:  tok.AccessToken,
 		RefreshToken: tok.RefreshToken,
@@ -305,13 +304,11 @@ func exchangeError(err error) error {
 // token's is not used (OpenID Connect Core §5.3.2); without groups the
 // user simply matches no group rule.
 func (p *OIDC) fillFromUserinfo(ctx context.Context, d *discovery, tok *oauth2.Token, id *session.Identity) error {
-	missing := id.Groups == nil
-	for _, c := range p.opts.Claims {
-		if _, ok := id.Claims[c]; !ok {
-			missing = true
-		}
-	}
-	if p.cfg.Userinfo == "never" || !missing || d.userinfo == "" || tok.AccessToken == "" {
+	// Userinfo fills gaps under the ID token, whose values win. Today it
+	// sets groups and policy claims only; Core §5.4 lets a provider return
+	// the profile there alone, which profile: true would take.
+	use := claimUse{fillOnly: true}
+	if p.cfg.Userinfo == "never" || !p.claims().lacks(id, use) || d.userinfo == "" || tok.AccessToken == "" {
 		return nil
 	}
 	ui, err := d.op.UserInfo(p.clientCtx(ctx), oauth2.StaticTokenSource(tok))
@@ -325,31 +322,8 @@ func (p *OIDC) fillFromUserinfo(ctx context.Context, d *discovery, tok *oauth2.T
 	if err := ui.Claims(&all); err != nil {
 		return fmt.Errorf("%w: userinfo claims: %v", ErrInvalidToken, err)
 	}
-	if id.Groups == nil {
-		id.Groups = stringList(lookupClaim(all, p.cfg.GroupsClaim))
+	if err := p.claims().apply(id, all, use); err != nil {
+		return err
 	}
-	for _, name := range p.opts.Claims {
-		if _, ok := id.Claims[name]; ok {
-			continue
-		}
-		if vs := claimValues(lookupClaim(all, name)); len(vs) > 0 {
-			if id.Claims == nil {
-				id.Claims = map[string][]string{}
-			}
-			id.Claims[name] = vs
-		}
-	}
-	for _, v := range id.Groups {
-		if hasControl(v) {
-			return fmt.Errorf("%w: userinfo groups contain control characters", ErrInvalidToken)
-		}
-	}
-	for _, vs := range id.Claims {
-		for _, v := range vs {
-			if hasControl(v) {
-				return fmt.Errorf("%w: userinfo claims contain control characters", ErrInvalidToken)
-			}
-		}
-	}
-	return nil
+	return checkHeaderSafe(ErrInvalidToken, id)
 }
