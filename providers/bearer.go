@@ -2,13 +2,10 @@ package providers
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -134,7 +131,7 @@ func NewBearerVerifier(cfg BearerConfig, provs []Config, opts Options) (*BearerV
 
 // Verify checks token and returns the identity it carries.
 func (v *BearerVerifier) Verify(ctx context.Context, token string) (*session.Identity, error) {
-	iss, err := unverifiedIssuer(token)
+	iss, err := peekIssuer(token)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidBearer, err)
 	}
@@ -177,29 +174,6 @@ func (v *BearerVerifier) Verify(ctx context.Context, token string) (*session.Ide
 		return nil, err
 	}
 	return id, nil
-}
-
-// unverifiedIssuer reads iss from a JWT's payload to pick the issuer whose
-// keys will verify it; nothing else is believed before the signature.
-func unverifiedIssuer(token string) (string, error) {
-	if len(token) > 16<<10 {
-		return "", errors.New("token too large")
-	}
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return "", errors.New("not a signed JWT")
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return "", errors.New("malformed payload")
-	}
-	var c struct {
-		Iss string `json:"iss"`
-	}
-	if err := json.Unmarshal(payload, &c); err != nil || c.Iss == "" {
-		return "", errors.New("no iss")
-	}
-	return c.Iss, nil
 }
 
 // verifierFor discovers the issuer's keys on first use, retrying at most
