@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -56,11 +55,7 @@ type bearerIssuer struct {
 	claims claimMapping // groups_claim and the policy's claims
 	client *http.Client
 	now    func() time.Time
-
-	mu       sync.Mutex
-	verifier *oidc.IDTokenVerifier
-	lastTry  time.Time
-	lastErr  error
+	found  discoveredOnce[oidc.IDTokenVerifier]
 }
 
 // NewBearerVerifier builds the verifier for cfg; providers lends the
@@ -179,53 +174,34 @@ func (v *BearerVerifier) Verify(ctx context.Context, token string) (*session.Ide
 // verifierFor discovers the issuer's keys on first use, retrying at most
 // every few seconds while it is unreachable.
 func (bi *bearerIssuer) verifierFor(ctx context.Context) (*oidc.IDTokenVerifier, error) {
-	bi.mu.Lock()
-	defer bi.mu.Unlock()
-	if bi.verifier != nil {
-		return bi.verifier, nil
-	}
-	if bi.lastErr != nil && bi.now().Sub(bi.lastTry) < retryDiscovery {
-		return nil, bi.lastErr
-	}
-	bi.lastTry = bi.now()
-	jwks, algs := bi.cfg.JWKSURL, bi.cfg.SigningAlgs
-	if jwks == "" {
-		// Detached from the caller, as OIDC.discovered is: a client hanging
-		// up must not be recorded as the issuer being down.
-		ctx, cancel := context.WithTimeout(oidc.ClientContext(context.WithoutCancel(ctx), bi.client), 10*time.Second)
-		defer cancel()
-		op, err := oidc.NewProvider(ctx, bi.cfg.IssuerURL)
+	return bi.found.get(ctx, bi.now, func(ctx context.Context) (*oidc.IDTokenVerifier, error) {
+		ik, err := discoverIssuer(ctx, bi.client, bi.now, issuerSpec{
+			issuer:  bi.cfg.IssuerURL,
+			jwks:    bi.cfg.JWKSURL,
+			timeout: 10 * time.Second,
+			algs:    bi.algs,
+			verify:  oidc.Config{SkipClientIDCheck: true}, // audiences are checked by Verify against the configured list
+		})
 		if err != nil {
-			bi.lastErr = fmt.Errorf("%w: bearer issuer %s: %v", ErrUnavailable, bi.cfg.IssuerURL, err)
-			return nil, bi.lastErr
+			return nil, fmt.Errorf("%w: bearer issuer %s: %v", ErrUnavailable, bi.cfg.IssuerURL, err)
 		}
-		var meta struct {
-			JWKS string   `json:"jwks_uri"`
-			Algs []string `json:"id_token_signing_alg_values_supported"`
-		}
-		if err := op.Claims(&meta); err != nil || meta.JWKS == "" {
-			bi.lastErr = fmt.Errorf("%w: bearer issuer %s: no jwks_uri", ErrUnavailable, bi.cfg.IssuerURL)
-			return nil, bi.lastErr
-		}
-		jwks = meta.JWKS
-		if len(algs) == 0 {
-			for _, a := range meta.Algs {
-				if slices.Contains(asymmetricAlgs, a) {
-					algs = append(algs, a)
-				}
-			}
-		}
-	}
-	if len(algs) == 0 {
-		algs = asymmetricAlgs
-	}
-	bi.verifier = oidc.NewVerifier(bi.cfg.IssuerURL, newKeySet(jwks, bi.client, bi.now), &oidc.Config{
-		SkipClientIDCheck:    true, // audiences are checked by Verify against the configured list
-		SupportedSigningAlgs: algs,
-		Now:                  bi.now,
+		return ik.verifier, nil
 	})
-	bi.lastErr = nil
-	return bi.verifier, nil
+}
+
+// algs picks the algorithms accepted for the issuer's access tokens:
+// signing_algs as configured; otherwise those it advertises that we accept
+// at all, or any of those when it advertises none of them. Discovery lists
+// the algorithms of ID tokens, not of access tokens, so unlike for sign-in
+// it narrows the default but never makes the issuer unusable.
+func (bi *bearerIssuer) algs(advertised []string) ([]string, error) {
+	if len(bi.cfg.SigningAlgs) > 0 {
+		return bi.cfg.SigningAlgs, nil
+	}
+	if algs := intersectAlgs(advertised, asymmetricAlgs); len(algs) > 0 {
+		return algs, nil
+	}
+	return asymmetricAlgs, nil
 }
 
 func truncateString(s string, n int) string {
