@@ -58,8 +58,8 @@ type bearerIssuer struct {
 	found  discoveredOnce[oidc.IDTokenVerifier]
 }
 
-// NewBearerVerifier builds the verifier for cfg; providers lends the
-// issuers of the configured providers to cfg.Audiences. It returns nil,
+// NewBearerVerifier builds the verifier for cfg; provs, the configured
+// providers, lend their issuers to cfg.Audiences. It returns nil,
 // nil when nothing is configured. It does no I/O.
 func NewBearerVerifier(cfg BearerConfig, provs []Config, opts Options) (*BearerVerifier, error) {
 	if opts.Now == nil {

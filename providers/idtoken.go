@@ -83,10 +83,11 @@ func checkAccessTokenHash(idt *oidc.IDToken, tok *oauth2.Token) error {
 	return nil
 }
 
-// idTokenIdentity builds the identity a verified ID token describes, at sign-in
-// and at refresh: the token's claims applied to base as use says, the
-// values checked for headers (with the sid), then what userinfo fills in,
-// then the flavor's refinements, checked in turn.
+// idTokenIdentity builds the identity a verified ID token describes, at
+// sign-in and at refresh: the token's claims applied to base as use says
+// and checked for headers (with the sid) before anything else is asked,
+// then what userinfo fills in, then the flavor's refinements, checked in
+// turn.
 func (p *OIDC) idTokenIdentity(ctx context.Context, d *discovery, tok *oauth2.Token, all map[string]any, base session.Identity, use claimUse) (session.Identity, error) {
 	id := base
 	if err := p.claims().apply(&id, all, use); err != nil {

@@ -16,8 +16,9 @@ import (
 )
 
 // OIDC is a generic OpenID Connect provider: discovery and ID-token
-// signatures through go-oidc, the code exchange through x/oauth2, and the
-// checks both leave to their caller in idtoken.go.
+// signatures through go-oidc (discovery.go), the code exchange through
+// x/oauth2, the checks both leave to their caller in idtoken.go, and the
+// identity built from the claims in identity.go.
 type OIDC struct {
 	cfg    Config
 	opts   Options
@@ -55,8 +56,8 @@ func (p *OIDC) Name() string { return p.cfg.Name }
 // Issuer implements Provider.
 func (p *OIDC) Issuer() string { return p.cfg.IssuerURL }
 
-// clientCtx attaches p's HTTP client the way go-oidc and x/oauth2 expect it.
-// Only this file knows that those libraries read the client from the context.
+// clientCtx attaches p's HTTP client the way go-oidc and x/oauth2 expect
+// it: both read the client from the context.
 func (p *OIDC) clientCtx(ctx context.Context) context.Context {
 	return oidc.ClientContext(context.WithValue(ctx, oauth2.HTTPClient, p.client), p.client)
 }
