@@ -257,11 +257,7 @@ func TestNewBearerVerifier(t *testing.T) {
 				if err == nil {
 					t.Fatal("NewBearerVerifier accepted the config")
 				}
-				for _, w := range tt.wantErr {
-					if !strings.Contains(err.Error(), w) {
-						t.Errorf("error %q does not mention %q", err, w)
-					}
-				}
+				checkMentions(t, err, tt.wantErr)
 				return
 			}
 			if err != nil {

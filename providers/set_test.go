@@ -74,11 +74,7 @@ func TestNewSet(t *testing.T) {
 				if err == nil || s != nil {
 					t.Fatalf("NewSet = %v, %v; want an error", s, err)
 				}
-				for _, w := range tt.wantErr {
-					if !strings.Contains(err.Error(), w) {
-						t.Errorf("error %q does not mention %q", err, w)
-					}
-				}
+				checkMentions(t, err, tt.wantErr)
 				return
 			}
 			if err != nil {
@@ -108,6 +104,17 @@ func TestNewSet(t *testing.T) {
 				t.Errorf("warnings = %q, want none", warnings)
 			}
 		})
+	}
+}
+
+// checkMentions asserts that err mentions every string in want: every
+// problem is reported at once.
+func checkMentions(t *testing.T, err error, want []string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
 	}
 }
 
@@ -147,11 +154,7 @@ func TestSetOf(t *testing.T) {
 				if err == nil || s != nil {
 					t.Fatalf("SetOf = %v, %v; want an error", s, err)
 				}
-				for _, w := range tt.wantErr {
-					if !strings.Contains(err.Error(), w) {
-						t.Errorf("error %q does not mention %q", err, w)
-					}
-				}
+				checkMentions(t, err, tt.wantErr)
 				return
 			}
 			if err != nil {
