@@ -2,14 +2,10 @@ package providers
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -52,29 +48,24 @@ var ErrInvalidBearer = errors.New("invalid bearer token")
 // BearerVerifier checks bearer tokens against the trusted issuers.
 type BearerVerifier struct {
 	issuers map[string]*bearerIssuer
-	now     func() time.Time
-	claims  []string
 }
 
 type bearerIssuer struct {
 	cfg    BearerIssuer
+	claims claimMapping // groups_claim and the policy's claims
 	client *http.Client
 	now    func() time.Time
-
-	mu       sync.Mutex
-	verifier *oidc.IDTokenVerifier
-	lastTry  time.Time
-	lastErr  error
+	found  discoveredOnce[oidc.IDTokenVerifier]
 }
 
-// NewBearerVerifier builds the verifier for cfg; providers lends the
-// issuers of the configured providers to cfg.Audiences. It returns nil,
+// NewBearerVerifier builds the verifier for cfg; provs, the configured
+// providers, lend their issuers to cfg.Audiences. It returns nil,
 // nil when nothing is configured. It does no I/O.
 func NewBearerVerifier(cfg BearerConfig, provs []Config, opts Options) (*BearerVerifier, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	v := &BearerVerifier{issuers: map[string]*bearerIssuer{}, now: opts.Now, claims: opts.Claims}
+	v := &BearerVerifier{issuers: map[string]*bearerIssuer{}}
 	var errs []error
 	add := func(bi BearerIssuer, where string) {
 		if len(bi.Audiences) == 0 {
@@ -102,7 +93,12 @@ func NewBearerVerifier(cfg BearerConfig, provs []Config, opts Options) (*BearerV
 			prev.cfg.Audiences = append(prev.cfg.Audiences, bi.Audiences...)
 			return
 		}
-		v.issuers[bi.IssuerURL] = &bearerIssuer{cfg: bi, client: newHTTPClient(opts.Transport, 10*time.Second), now: opts.Now}
+		v.issuers[bi.IssuerURL] = &bearerIssuer{
+			cfg:    bi,
+			claims: claimMapping{groups: bi.GroupsClaim, policy: opts.Claims},
+			client: newHTTPClient(opts.Transport, 10*time.Second),
+			now:    opts.Now,
+		}
 	}
 	if len(cfg.Audiences) > 0 {
 		for _, p := range provs {
@@ -130,7 +126,7 @@ func NewBearerVerifier(cfg BearerConfig, provs []Config, opts Options) (*BearerV
 
 // Verify checks token and returns the identity it carries.
 func (v *BearerVerifier) Verify(ctx context.Context, token string) (*session.Identity, error) {
-	iss, err := unverifiedIssuer(token)
+	iss, err := peekIssuer(token)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidBearer, err)
 	}
@@ -162,102 +158,50 @@ func (v *BearerVerifier) Verify(ctx context.Context, token string) (*session.Ide
 	if tok.Subject == "" {
 		return nil, fmt.Errorf("%w: no sub", ErrInvalidBearer)
 	}
-	id := &session.Identity{Issuer: tok.Issuer, Subject: tok.Subject, Groups: stringList(lookupClaim(all, bi.cfg.GroupsClaim))}
-	id.Email, _ = all["email"].(string)
-	id.EmailVerified = id.Email != "" && all["email_verified"] == true
-	id.PreferredUsername, _ = all["preferred_username"].(string)
-	id.Name, _ = all["name"].(string)
-	for _, name := range v.claims {
-		if vs := claimValues(lookupClaim(all, name)); len(vs) > 0 {
-			if id.Claims == nil {
-				id.Claims = map[string][]string{}
-			}
-			id.Claims[name] = vs
-		}
+	// A bearer token stands alone: every profile attribute comes from it,
+	// and an email it does not vouch for is kept as unverified (nothing to
+	// refuse: a machine client may have no email, and the policy decides).
+	id := &session.Identity{Issuer: tok.Issuer, Subject: tok.Subject}
+	if err := bi.claims.apply(id, all, claimUse{profile: true, email: reportEmail}); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidBearer, err)
 	}
-	checked := append([]string{id.Subject, id.Email, id.Name, id.PreferredUsername}, id.Groups...)
-	for _, vs := range id.Claims {
-		checked = append(checked, vs...)
-	}
-	for _, s := range checked {
-		if hasControl(s) {
-			return nil, fmt.Errorf("%w: claims contain control characters", ErrInvalidBearer)
-		}
+	if err := checkHeaderSafe(ErrInvalidBearer, id); err != nil {
+		return nil, err
 	}
 	return id, nil
-}
-
-// unverifiedIssuer reads iss from a JWT's payload to pick the issuer whose
-// keys will verify it; nothing else is believed before the signature.
-func unverifiedIssuer(token string) (string, error) {
-	if len(token) > 16<<10 {
-		return "", errors.New("token too large")
-	}
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return "", errors.New("not a signed JWT")
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return "", errors.New("malformed payload")
-	}
-	var c struct {
-		Iss string `json:"iss"`
-	}
-	if err := json.Unmarshal(payload, &c); err != nil || c.Iss == "" {
-		return "", errors.New("no iss")
-	}
-	return c.Iss, nil
 }
 
 // verifierFor discovers the issuer's keys on first use, retrying at most
 // every few seconds while it is unreachable.
 func (bi *bearerIssuer) verifierFor(ctx context.Context) (*oidc.IDTokenVerifier, error) {
-	bi.mu.Lock()
-	defer bi.mu.Unlock()
-	if bi.verifier != nil {
-		return bi.verifier, nil
-	}
-	if bi.lastErr != nil && bi.now().Sub(bi.lastTry) < retryDiscovery {
-		return nil, bi.lastErr
-	}
-	bi.lastTry = bi.now()
-	jwks, algs := bi.cfg.JWKSURL, bi.cfg.SigningAlgs
-	if jwks == "" {
-		ctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, bi.client), 10*time.Second)
-		defer cancel()
-		op, err := oidc.NewProvider(ctx, bi.cfg.IssuerURL)
+	return bi.found.get(ctx, bi.now, func(ctx context.Context) (*oidc.IDTokenVerifier, error) {
+		ik, err := discoverIssuer(ctx, bi.client, bi.now, issuerSpec{
+			issuer:  bi.cfg.IssuerURL,
+			jwks:    bi.cfg.JWKSURL,
+			timeout: 10 * time.Second,
+			algs:    bi.algs,
+			verify:  oidc.Config{SkipClientIDCheck: true}, // audiences are checked by Verify against the configured list
+		})
 		if err != nil {
-			bi.lastErr = fmt.Errorf("%w: bearer issuer %s: %v", ErrUnavailable, bi.cfg.IssuerURL, err)
-			return nil, bi.lastErr
+			return nil, fmt.Errorf("%w: bearer issuer %s: %v", ErrUnavailable, bi.cfg.IssuerURL, err)
 		}
-		var meta struct {
-			JWKS string   `json:"jwks_uri"`
-			Algs []string `json:"id_token_signing_alg_values_supported"`
-		}
-		if err := op.Claims(&meta); err != nil || meta.JWKS == "" {
-			bi.lastErr = fmt.Errorf("%w: bearer issuer %s: no jwks_uri", ErrUnavailable, bi.cfg.IssuerURL)
-			return nil, bi.lastErr
-		}
-		jwks = meta.JWKS
-		if len(algs) == 0 {
-			for _, a := range meta.Algs {
-				if slices.Contains(asymmetricAlgs, a) {
-					algs = append(algs, a)
-				}
-			}
-		}
-	}
-	if len(algs) == 0 {
-		algs = asymmetricAlgs
-	}
-	bi.verifier = oidc.NewVerifier(bi.cfg.IssuerURL, newKeySet(jwks, bi.client, bi.now), &oidc.Config{
-		SkipClientIDCheck:    true, // audiences are checked by Verify against the configured list
-		SupportedSigningAlgs: algs,
-		Now:                  bi.now,
+		return ik.verifier, nil
 	})
-	bi.lastErr = nil
-	return bi.verifier, nil
+}
+
+// algs picks the algorithms accepted for the issuer's access tokens:
+// signing_algs as configured; otherwise those it advertises that we accept
+// at all, or any of those when it advertises none of them. Discovery lists
+// the algorithms of ID tokens, not of access tokens, so unlike for sign-in
+// it narrows the default but never makes the issuer unusable.
+func (bi *bearerIssuer) algs(advertised []string) ([]string, error) {
+	if len(bi.cfg.SigningAlgs) > 0 {
+		return bi.cfg.SigningAlgs, nil
+	}
+	if algs := intersectAlgs(advertised, asymmetricAlgs); len(algs) > 0 {
+		return algs, nil
+	}
+	return asymmetricAlgs, nil
 }
 
 func truncateString(s string, n int) string {

@@ -74,9 +74,10 @@ func newEntra(cfg Config, opts Options) (Provider, error) {
 		graphURL:             cfg.GraphURL,
 		allowUnverifiedEmail: cfg.InsecureAllowUnverifiedEmail,
 	}
-	// Entra never sends email_verified. The generic checks would refuse
-	// every token with an email; the flavor decides instead (entra.email),
-	// and it runs after them at sign-in and at every refresh.
+	// Entra never sends email_verified. The generic mapping would refuse
+	// every token with an email; it trusts them here (trustEmail) and the
+	// flavor decides instead (entra.email), after the mapping at sign-in
+	// and at every refresh that brings an ID token.
 	inner := cfg
 	inner.InsecureAllowUnverifiedEmail = true
 	var f flavor = fl

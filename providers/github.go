@@ -170,7 +170,7 @@ func (g *GitHub) Redeem(ctx context.Context, code string, a Attempt) (*session.S
 	if err != nil {
 		return nil, err
 	}
-	if err := checkHeaderSafe(&id); err != nil {
+	if err := checkHeaderSafe(ErrInvalidToken, &id); err != nil {
 		return nil, err
 	}
 	// No refresh token is kept: there is no Refresh for GitHub.

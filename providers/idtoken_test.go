@@ -289,61 +289,6 @@ func TestRedeemAcceptsGoodIDTokens(t *testing.T) {
 	}
 }
 
-func TestLookupClaim(t *testing.T) {
-	claims := map[string]any{
-		"groups":       []any{"a"},
-		"realm_access": map[string]any{"roles": []any{"r"}, "deeper": map[string]any{"x": "y"}},
-		"a.b":          "dotted name",
-		"a":            map[string]any{"b": "nested"},
-		"scalar":       "s",
-	}
-	for _, tt := range []struct {
-		name string
-		path string
-		want any
-	}{
-		{"top level", "groups", []any{"a"}},
-		{"nested", "realm_access.roles", []any{"r"}},
-		{"two levels", "realm_access.deeper.x", "y"},
-		{"own name with a dot wins", "a.b", "dotted name"},
-		{"missing", "nope", nil},
-		{"missing nested", "realm_access.nope", nil},
-		{"through a non-object", "scalar.x", nil},
-		{"empty path", "", nil},
-		{"trailing dot", "realm_access.", nil},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := lookupClaim(claims, tt.path); !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("lookupClaim(%q) = %#v, want %#v", tt.path, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestStringList(t *testing.T) {
-	for _, tt := range []struct {
-		name string
-		in   any
-		want []string
-	}{
-		{"nil", nil, nil},
-		{"string", "admins", []string{"admins"}},
-		{"empty string", "", nil},
-		{"list", []any{"a", "b"}, []string{"a", "b"}},
-		{"list drops non-strings and empties", []any{"a", 1.0, true, nil, "", map[string]any{}, "b"}, []string{"a", "b"}},
-		{"empty list", []any{}, []string{}},
-		{"number", 42.0, nil},
-		{"bool", true, nil},
-		{"object", map[string]any{"a": "b"}, nil},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := stringList(tt.in); !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("stringList(%#v) = %#v, want %#v", tt.in, got, tt.want)
-			}
-		})
-	}
-}
-
 // TestRedeemNeedsAttemptNonce: an attempt that lost its nonce must not
 // match a token without one (Core §3.1.3.7 step 11).
 func TestRedeemNeedsAttemptNonce(t *testing.T) {

@@ -166,7 +166,7 @@ type tokenRequest struct {
 type testIssuer struct {
 	*httptest.Server
 
-	discoveryHits, jwksHits, tokenHits atomic.Int64
+	discoveryHits, jwksHits, tokenHits, userinfoHits atomic.Int64
 
 	mu              sync.Mutex
 	meta            map[string]any
@@ -174,6 +174,7 @@ type testIssuer struct {
 	keys            []jose.JSONWebKey
 	token           http.HandlerFunc
 	tokenReqs       []tokenRequest
+	userinfo        map[string]any // nil: no userinfo endpoint
 }
 
 // newTestIssuer starts an issuer publishing rsaKey and ecKey and advertising
@@ -185,6 +186,7 @@ func newTestIssuer(t testing.TB) *testIssuer {
 	mux.HandleFunc("GET /.well-known/openid-configuration", ti.serveDiscovery)
 	mux.HandleFunc("GET /jwks", ti.serveJWKS)
 	mux.HandleFunc("POST /token", ti.serveToken)
+	mux.HandleFunc("GET /userinfo", ti.serveUserinfo)
 	ti.Server = httptest.NewServer(mux)
 	t.Cleanup(ti.Close)
 	ti.meta = map[string]any{
@@ -226,6 +228,15 @@ func (ti *testIssuer) setKeys(keys ...jose.JSONWebKey) {
 	ti.mu.Lock()
 	defer ti.mu.Unlock()
 	ti.keys = keys
+}
+
+// setUserinfo makes the issuer advertise a userinfo endpoint answering
+// claims to the access token testAccessToken (OpenID Connect Core §5.3).
+func (ti *testIssuer) setUserinfo(claims map[string]any) {
+	ti.setMeta("userinfo_endpoint", ti.URL+"/userinfo")
+	ti.mu.Lock()
+	defer ti.mu.Unlock()
+	ti.userinfo = claims
 }
 
 // reply scripts the token endpoint.
@@ -286,6 +297,18 @@ func (ti *testIssuer) serveToken(w http.ResponseWriter, r *http.Request) {
 	h := ti.token
 	ti.mu.Unlock()
 	h(w, r)
+}
+
+func (ti *testIssuer) serveUserinfo(w http.ResponseWriter, r *http.Request) {
+	ti.userinfoHits.Add(1)
+	ti.mu.Lock()
+	claims := maps.Clone(ti.userinfo)
+	ti.mu.Unlock()
+	if claims == nil || r.Header.Get("Authorization") != "Bearer "+testAccessToken {
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "invalid_token"})
+		return
+	}
+	writeJSON(w, http.StatusOK, claims)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -8,9 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -19,19 +16,16 @@ import (
 )
 
 // OIDC is a generic OpenID Connect provider: discovery and ID-token
-// signatures through go-oidc, the code exchange through x/oauth2, and the
-// checks both leave to their caller in idtoken.go.
+// signatures through go-oidc (discovery.go), the code exchange through
+// x/oauth2, the checks both leave to their caller in idtoken.go, and the
+// identity built from the claims in identity.go.
 type OIDC struct {
 	cfg    Config
 	opts   Options
 	client *http.Client
 	flavor flavor
 
-	state atomic.Pointer[discovery]
-
-	mu        sync.Mutex // serialises discovery attempts
-	lastTry   time.Time
-	lastError error
+	state discoveredOnce[discovery]
 }
 
 var _ Provider = (*OIDC)(nil)
@@ -49,9 +43,6 @@ type discovery struct {
 	backchannel bool
 }
 
-// retryDiscovery spaces out discovery attempts while the provider is down.
-const retryDiscovery = 5 * time.Second
-
 func newOIDC(cfg Config, opts Options, fl flavor) *OIDC {
 	return &OIDC{cfg: cfg, opts: opts, client: newHTTPClient(opts.Transport, cfg.Timeout), flavor: fl}
 }
@@ -65,8 +56,8 @@ func (p *OIDC) Name() string { return p.cfg.Name }
 // Issuer implements Provider.
 func (p *OIDC) Issuer() string { return p.cfg.IssuerURL }
 
-// clientCtx attaches p's HTTP client the way go-oidc and x/oauth2 expect it.
-// Only this file knows that those libraries read the client from the context.
+// clientCtx attaches p's HTTP client the way go-oidc and x/oauth2 expect
+// it: both read the client from the context.
 func (p *OIDC) clientCtx(ctx context.Context) context.Context {
 	return oidc.ClientContext(context.WithValue(ctx, oauth2.HTTPClient, p.client), p.client)
 }
@@ -78,90 +69,53 @@ func (p *OIDC) Ready(ctx context.Context) error {
 }
 
 func (p *OIDC) discovered(ctx context.Context) (*discovery, error) {
-	if d := p.state.Load(); d != nil {
+	return p.state.get(ctx, p.opts.Now, func(ctx context.Context) (*discovery, error) {
+		d, err := p.discover(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: discovery at %s: %v", ErrUnavailable, p.cfg.ID, p.cfg.IssuerURL, err)
+		}
 		return d, nil
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if d := p.state.Load(); d != nil {
-		return d, nil
-	}
-	if p.lastError != nil && p.opts.Now().Sub(p.lastTry) < retryDiscovery {
-		return nil, p.lastError
-	}
-	p.lastTry = p.opts.Now()
-	// Detached from the caller: a client hanging up must not be recorded
-	// as the provider being down. The client's timeout still bounds it.
-	d, err := p.discover(context.WithoutCancel(ctx))
-	if err != nil {
-		p.lastError = fmt.Errorf("%w: %s: discovery at %s: %v", ErrUnavailable, p.cfg.ID, p.cfg.IssuerURL, err)
-		return nil, p.lastError
-	}
-	p.lastError = nil
-	p.state.Store(d)
-	return d, nil
+	})
 }
 
 func (p *OIDC) discover(ctx context.Context) (*discovery, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
-	defer cancel()
-	// NewProvider refuses metadata whose issuer differs from IssuerURL
-	// (OpenID Connect Discovery §4.3), except for a flavor that names the
-	// issuer its discovery document carries (and checks iss itself).
-	dctx := p.clientCtx(ctx)
-	ifl, templated := p.flavor.(issuerFlavor)
-	if templated {
-		dctx = oidc.InsecureIssuerURLContext(dctx, ifl.discoveryIssuer())
+	spec := issuerSpec{
+		issuer:  p.cfg.IssuerURL,
+		timeout: p.cfg.Timeout,
+		algs:    p.algs,
+		verify:  oidc.Config{ClientID: p.cfg.ClientID},
 	}
-	op, err := oidc.NewProvider(dctx, p.cfg.IssuerURL)
+	// A flavor whose tokens carry another issuer than its discovery URL
+	// names the one its discovery document carries, and checks iss itself
+	// (checkIDToken, checkRefreshedIDToken).
+	if ifl, ok := p.flavor.(issuerFlavor); ok {
+		spec.named = ifl.discoveryIssuer()
+	}
+	ik, err := discoverIssuer(ctx, p.client, p.opts.Now, spec)
 	if err != nil {
 		return nil, err
 	}
-	var meta struct {
-		JWKS        string   `json:"jwks_uri"`
-		Algs        []string `json:"id_token_signing_alg_values_supported"`
-		EndSession  string   `json:"end_session_endpoint"`
-		IssParam    bool     `json:"authorization_response_iss_parameter_supported"`
-		Backchannel bool     `json:"backchannel_logout_supported"`
-		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
-		PKCE        []string `json:"code_challenge_methods_supported"`
-	}
-	if err := op.Claims(&meta); err != nil {
-		return nil, fmt.Errorf("reading metadata: %w", err)
-	}
-	if meta.JWKS == "" {
-		return nil, errors.New("metadata has no jwks_uri")
-	}
+	meta := ik.meta
 	// RFC 7636 §7.2 forbids falling back to plain; a provider that says it
 	// only knows plain gets S256 anyway and will fail loudly.
 	if len(meta.PKCE) > 0 && !slices.Contains(meta.PKCE, "S256") {
 		return nil, fmt.Errorf("provider does not support PKCE S256 (code_challenge_methods_supported=%v)", meta.PKCE)
 	}
-	algs := p.algs(meta.Algs)
-	if len(algs) == 0 {
-		return nil, fmt.Errorf("no acceptable ID-token algorithm: provider offers %v, accepted %v", meta.Algs, p.accepted())
-	}
-	endpoint := op.Endpoint()
+	endpoint := ik.op.Endpoint()
 	// Pick one client authentication style instead of x/oauth2's
 	// auto-detection, which retries a failed exchange with the other style.
 	endpoint.AuthStyle = oauth2.AuthStyleInHeader
 	if len(meta.AuthMethods) > 0 && !slices.Contains(meta.AuthMethods, "client_secret_basic") && slices.Contains(meta.AuthMethods, "client_secret_post") {
 		endpoint.AuthStyle = oauth2.AuthStyleInParams
 	}
-	keys := newKeySet(meta.JWKS, p.client, p.opts.Now)
 	return &discovery{
-		endpoint: endpoint,
-		verifier: oidc.NewVerifier(p.cfg.IssuerURL, keys, &oidc.Config{
-			ClientID:             p.cfg.ClientID,
-			SupportedSigningAlgs: algs,
-			Now:                  p.opts.Now,
-			SkipIssuerCheck:      templated, // checked by the flavor in checkIDToken
-		}),
-		algs:        algs,
-		keys:        keys,
-		op:          op,
+		endpoint:    endpoint,
+		verifier:    ik.verifier,
+		algs:        ik.algs,
+		keys:        ik.keys,
+		op:          ik.op,
 		endSession:  meta.EndSession,
-		userinfo:    op.UserInfoEndpoint(),
+		userinfo:    ik.op.UserInfoEndpoint(),
 		issParam:    meta.IssParam,
 		backchannel: meta.Backchannel,
 	}, nil
@@ -174,20 +128,19 @@ func (p *OIDC) accepted() []string {
 	return asymmetricAlgs
 }
 
-// algs intersects what the provider advertises with what we accept. A
-// provider that advertises nothing gets RS256, the one algorithm OpenID
-// Connect requires (Core §15.1).
-func (p *OIDC) algs(offered []string) []string {
+// algs intersects what the provider advertises for ID tokens with what we
+// accept. A provider that advertises nothing gets RS256, the one algorithm
+// OpenID Connect requires (Core §15.1).
+func (p *OIDC) algs(advertised []string) ([]string, error) {
+	offered := advertised
 	if len(offered) == 0 {
 		offered = []string{"RS256"}
 	}
-	var out []string
-	for _, a := range offered {
-		if slices.Contains(p.accepted(), a) {
-			out = append(out, a)
-		}
+	algs := intersectAlgs(offered, p.accepted())
+	if len(algs) == 0 {
+		return nil, fmt.Errorf("no acceptable ID-token algorithm: provider offers %v, accepted %v", advertised, p.accepted())
 	}
-	return out
+	return algs, nil
 }
 
 func (p *OIDC) oauth2Config(d *discovery) *oauth2.Config {
@@ -255,17 +208,16 @@ func (p *OIDC) Redeem(ctx context.Context, code string, a Attempt) (*session.Ses
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
-	id, claims, all, err := p.checkIDToken(idt, tok, a.Nonce)
+	all, err := p.checkIDToken(idt, tok, a.Nonce)
 	if err != nil {
 		return nil, err
 	}
-	if err := p.fillFromUserinfo(ctx, d, tok, &id); err != nil {
-		return nil, err
-	}
-	if err := p.flavor.identity(ctx, p, all, tok, &id); err != nil {
-		return nil, err
-	}
-	if err := checkHeaderSafe(&id); err != nil {
+	// Sign-in: the profile comes from this token alone (a claim it omits
+	// leaves the attribute empty), and an email it does not vouch for
+	// refuses the sign-in unless insecure_allow_unverified_email.
+	id, err := p.idTokenIdentity(ctx, d, tok, all, session.Identity{Issuer: idt.Issuer, Subject: idt.Subject},
+		claimUse{profile: true, email: p.emailRule()})
+	if err != nil {
 		return nil, err
 	}
 	expiry := tok.Expiry
@@ -275,7 +227,7 @@ func (p *OIDC) Redeem(ctx context.Context, code string, a Attempt) (*session.Ses
 	return &session.Session{
 		Identity:     id,
 		Provider:     p.cfg.ID,
-		SID:          claims.SID,
+		SID:          stringClaim(all, "sid"),
 		TokenExpiry:  expiry,
 		AccessToken:  tok.AccessToken,
 		RefreshToken: tok.RefreshToken,
@@ -305,13 +257,11 @@ func exchangeError(err error) error {
 // token's is not used (OpenID Connect Core §5.3.2); without groups the
 // user simply matches no group rule.
 func (p *OIDC) fillFromUserinfo(ctx context.Context, d *discovery, tok *oauth2.Token, id *session.Identity) error {
-	missing := id.Groups == nil
-	for _, c := range p.opts.Claims {
-		if _, ok := id.Claims[c]; !ok {
-			missing = true
-		}
-	}
-	if p.cfg.Userinfo == "never" || !missing || d.userinfo == "" || tok.AccessToken == "" {
+	// Userinfo fills gaps under the ID token, whose values win. Today it
+	// sets groups and policy claims only; Core §5.4 lets a provider return
+	// the profile there alone, which profile: true would take.
+	use := claimUse{fillOnly: true}
+	if p.cfg.Userinfo == "never" || !p.claims().lacks(id, use) || d.userinfo == "" || tok.AccessToken == "" {
 		return nil
 	}
 	ui, err := d.op.UserInfo(p.clientCtx(ctx), oauth2.StaticTokenSource(tok))
@@ -325,31 +275,8 @@ func (p *OIDC) fillFromUserinfo(ctx context.Context, d *discovery, tok *oauth2.T
 	if err := ui.Claims(&all); err != nil {
 		return fmt.Errorf("%w: userinfo claims: %v", ErrInvalidToken, err)
 	}
-	if id.Groups == nil {
-		id.Groups = stringList(lookupClaim(all, p.cfg.GroupsClaim))
+	if err := p.claims().apply(id, all, use); err != nil {
+		return err
 	}
-	for _, name := range p.opts.Claims {
-		if _, ok := id.Claims[name]; ok {
-			continue
-		}
-		if vs := claimValues(lookupClaim(all, name)); len(vs) > 0 {
-			if id.Claims == nil {
-				id.Claims = map[string][]string{}
-			}
-			id.Claims[name] = vs
-		}
-	}
-	for _, v := range id.Groups {
-		if hasControl(v) {
-			return fmt.Errorf("%w: userinfo groups contain control characters", ErrInvalidToken)
-		}
-	}
-	for _, vs := range id.Claims {
-		for _, v := range vs {
-			if hasControl(v) {
-				return fmt.Errorf("%w: userinfo claims contain control characters", ErrInvalidToken)
-			}
-		}
-	}
-	return nil
+	return checkHeaderSafe(ErrInvalidToken, id)
 }

@@ -84,50 +84,17 @@ func (p *OIDC) checkRefreshedIDToken(ctx context.Context, d *discovery, raw stri
 	if idt.Issuer != s.Issuer || idt.Subject != s.Subject {
 		return fmt.Errorf("%w: refreshed ID token is for %s/%s, not %s/%s", ErrInvalidToken, idt.Issuer, idt.Subject, s.Issuer, s.Subject)
 	}
-	if idt.AccessTokenHash != "" {
-		if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
-			return fmt.Errorf("%w: refreshed at_hash does not match", ErrInvalidToken)
-		}
-	}
-	c := readIDClaims(all)
-	if c.AZP != "" && c.AZP != p.cfg.ClientID {
-		return fmt.Errorf("%w: azp %q is not this client", ErrInvalidToken, c.AZP)
-	}
-	id := s.Identity
-	if _, ok := all["email"]; ok {
-		if c.Email != "" && !c.EmailVerified && !p.cfg.InsecureAllowUnverifiedEmail {
-			return fmt.Errorf("%w: %s", ErrUnverifiedEmail, c.Email)
-		}
-		id.Email, id.EmailVerified = c.Email, c.Email != ""
-	}
-	if _, ok := all["name"]; ok {
-		id.Name = c.Name
-	}
-	if _, ok := all["preferred_username"]; ok {
-		id.PreferredUsername = c.PreferredUsername
-	}
-	if g := lookupClaim(all, p.cfg.GroupsClaim); g != nil {
-		id.Groups = stringList(g)
-	} else {
-		id.Groups = nil // from userinfo below, or none
-	}
-	for _, name := range p.opts.Claims {
-		if vs := claimValues(lookupClaim(all, name)); len(vs) > 0 {
-			if id.Claims == nil {
-				id.Claims = map[string][]string{}
-			}
-			id.Claims[name] = vs
-		} else {
-			delete(id.Claims, name)
-		}
-	}
-	if err := p.fillFromUserinfo(ctx, d, tok, &id); err != nil {
+	if err := checkAccessTokenHash(idt, tok); err != nil {
 		return err
 	}
-	if err := p.flavor.identity(ctx, p, all, tok, &id); err != nil {
-		return err
+	if azp := stringClaim(all, "azp"); azp != "" && azp != p.cfg.ClientID {
+		return fmt.Errorf("%w: azp %q is not this client", ErrInvalidToken, azp)
 	}
-	if err := checkHeaderSafe(&id, c.SID); err != nil {
+	// Refresh: a refreshed ID token need not repeat every claim, so a
+	// profile attribute whose claim it omits keeps its value; an email it
+	// does carry must be vouched for as at sign-in.
+	id, err := p.idTokenIdentity(ctx, d, tok, all, s.Identity, claimUse{profile: true, keepAbsent: true, email: p.emailRule()})
+	if err != nil {
 		return err
 	}
 	s.Identity = id
@@ -159,20 +126,4 @@ func cloneClaims(c map[string][]string) map[string][]string {
 		out[k] = append([]string(nil), v...)
 	}
 	return out
-}
-
-// checkHeaderSafe refuses identities with control characters: they would
-// go into headers.
-func checkHeaderSafe(id *session.Identity, extra ...string) error {
-	checked := append([]string{id.Subject, id.Email, id.Name, id.PreferredUsername}, extra...)
-	checked = append(checked, id.Groups...)
-	for _, vs := range id.Claims {
-		checked = append(checked, vs...)
-	}
-	for _, v := range checked {
-		if hasControl(v) {
-			return fmt.Errorf("%w: claims contain control characters", ErrInvalidToken)
-		}
-	}
-	return nil
 }

@@ -119,7 +119,7 @@ func (s *Set) Warnings() []string { return s.warnings }
 // wraps ErrInvalidLogoutToken; keys that cannot be fetched are
 // ErrUnavailable.
 func (s *Set) VerifyLogoutToken(ctx context.Context, raw string) (*LogoutToken, error) {
-	iss, err := unverifiedIssuer(raw)
+	iss, err := peekIssuer(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidLogoutToken, err)
 	}

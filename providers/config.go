@@ -1,0 +1,262 @@
+package providers
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Config is one entry of the `providers` list.
+type Config struct {
+	// ID names the provider in routes, sessions and logs. Required, unique.
+	ID string `yaml:"id"`
+	// Type is the provider kind: oidc (generic: Okta, Auth0, Dex,
+	// Authentik, Zitadel, …), keycloak, google, gitlab, entra or github.
+	// See docs/providers.md for what each adds.
+	Type string `yaml:"type"`
+	// Name is shown to users on sign-in pages; defaults to ID.
+	Name string `yaml:"name"`
+	// IssuerURL is the OpenID issuer; discovery reads
+	// IssuerURL/.well-known/openid-configuration and the issuer it names
+	// must equal IssuerURL exactly (OpenID Connect Discovery §4.3).
+	IssuerURL string `yaml:"issuer_url"`
+	// ClientID and ClientSecret are the credentials registered at the provider.
+	ClientID     string `yaml:"client_id"`
+	ClientSecret string `yaml:"client_secret" secret:"true"`
+	// Scopes requested; default [openid, email, profile]. openid is added
+	// when missing. Add offline_access for refresh tokens where the provider
+	// wants it.
+	Scopes []string `yaml:"scopes"`
+	// SigningAlgs are the ID-token algorithms accepted (RFC 8725 §3.1);
+	// default: the asymmetric algorithms the provider advertises. HS* and
+	// none are never accepted.
+	SigningAlgs []string `yaml:"signing_algs"`
+	// GroupsClaim names the claim holding groups, dotted for nested claims
+	// (realm_access.roles). Default "groups".
+	GroupsClaim string `yaml:"groups_claim"`
+	// Userinfo says when to ask the userinfo endpoint for groups and the
+	// claims the policy names: "auto" (default) when the ID token lacks
+	// them, "never" to rely on the ID token alone.
+	Userinfo string `yaml:"userinfo"`
+	// EndSession says whether sign-out continues to the provider's
+	// end_session_endpoint (RP-Initiated Logout): "auto" (default: when
+	// discovery names one) or "never".
+	EndSession string `yaml:"end_session"`
+	// Timeout bounds every call to the provider. Default 10s.
+	Timeout time.Duration `yaml:"timeout"`
+	// HostedDomains (google) admits only Google Workspace accounts whose ID
+	// token's hd claim is one of these domains; checked on the token, not
+	// only requested.
+	HostedDomains []string `yaml:"hosted_domains"`
+	// Tenant (entra) is the Entra ID tenant (directory) ID, or
+	// "organizations" / "common" for multi-tenant apps; Tenants then lists
+	// the tenant IDs admitted (empty: any).
+	Tenant  string   `yaml:"tenant"`
+	Tenants []string `yaml:"tenants"`
+	// GraphURL (entra) is Microsoft Graph's base URL, for groups overage.
+	GraphURL string `yaml:"graph_url"`
+	// BaseURL (github) is GitHub Enterprise Server's URL; empty for github.com.
+	BaseURL string `yaml:"base_url"`
+	// Orgs and Teams (github) admit only members of these organisations or
+	// teams ("org/team-slug"). Both empty: any GitHub user.
+	Orgs  []string `yaml:"orgs"`
+	Teams []string `yaml:"teams"`
+	// InsecureAllowUnverifiedEmail accepts identities whose email_verified
+	// claim is not true. It MUST stay off unless the provider never lets
+	// users set an address they do not own: otherwise anyone can claim any
+	// email, and email rules let them in.
+	InsecureAllowUnverifiedEmail bool `yaml:"insecure_allow_unverified_email"`
+}
+
+// DefaultScopes are requested when a provider lists none.
+var DefaultScopes = []string{"openid", "email", "profile"}
+
+// typeDefaults fills what each provider type implies.
+func (c *Config) typeDefaults() {
+	switch c.Type {
+	case "google":
+		if c.IssuerURL == "" {
+			c.IssuerURL = "https://accounts.google.com"
+		}
+	case "gitlab":
+		if c.IssuerURL == "" {
+			c.IssuerURL = "https://gitlab.com"
+		}
+		if c.GroupsClaim == "" {
+			// GitLab's ID token lists direct memberships there
+			// (group paths, e.g. "my-org/sub-group").
+			c.GroupsClaim = "groups_direct"
+		}
+	case "github":
+		// No OpenID issuer: the identity's issuer is the GitHub instance.
+		c.BaseURL = strings.TrimSuffix(c.BaseURL, "/")
+		if c.BaseURL == githubDotCom {
+			c.BaseURL = ""
+		}
+		if c.IssuerURL == "" {
+			c.IssuerURL = githubDotCom
+			if c.BaseURL != "" {
+				c.IssuerURL = c.BaseURL
+			}
+		}
+		if len(c.Scopes) == 0 {
+			// No openid: GitHub's OAuth apps are plain OAuth2. read:org
+			// lets /user/orgs and /user/teams show private memberships.
+			c.Scopes = []string{"read:user", "user:email"}
+			if len(c.Orgs) > 0 || len(c.Teams) > 0 {
+				c.Scopes = append(c.Scopes, "read:org")
+			}
+		}
+	case "entra":
+		// Tenant IDs are GUIDs; Entra writes them in lower case in
+		// issuers and tid.
+		c.Tenant = strings.ToLower(c.Tenant)
+		if c.IssuerURL == "" && c.Tenant != "" {
+			c.IssuerURL = "https://login.microsoftonline.com/" + c.Tenant + "/v2.0"
+		}
+		if c.GraphURL == "" {
+			c.GraphURL = "https://graph.microsoft.com"
+		}
+		if c.Userinfo == "" {
+			// Entra's userinfo endpoint (on Graph) has nothing the ID
+			// token lacks, never groups, and needs a Graph access token.
+			c.Userinfo = "never"
+		}
+	}
+}
+
+// asymmetricAlgs are the JWS algorithms we accept at all (RFC 8725 §3.1:
+// the caller fixes the set; MAC algorithms would make the client secret a
+// signing key, and none is no signature).
+var asymmetricAlgs = []string{"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA"}
+
+// validate fills in c's defaults and reports every problem at once, each
+// naming the provider and the key.
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("providers: %s: "+format, append([]any{c.ID}, args...)...))
+	}
+	c.checkID(bad)
+	if c.Type == "" {
+		c.Type = "oidc"
+	}
+	// Before typeDefaults fills them in: what is set here, the operator set.
+	c.checkTypeKeys(bad)
+	c.typeDefaults()
+	c.defaults()
+	c.checkClient(bad)
+	c.checkModes(bad)
+	switch c.Type {
+	case "entra":
+		c.validateEntra(bad)
+	case "github":
+		c.validateGitHub(bad)
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) checkID(bad func(format string, args ...any)) {
+	if c.ID == "" {
+		c.ID = "?"
+		bad("id is required")
+	} else if strings.Trim(c.ID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != "" {
+		bad("id %q: use letters, digits, - and _", c.ID)
+	}
+}
+
+// checkTypeKeys refuses keys of another type. They would be ignored
+// without a word: orgs on an oidc provider would read like a restriction
+// and admit everyone.
+func (c *Config) checkTypeKeys(bad func(format string, args ...any)) {
+	if c.Type != "github" && (c.BaseURL != "" || len(c.Orgs) > 0 || len(c.Teams) > 0) {
+		bad("base_url, orgs and teams apply only to type github")
+	}
+	if c.Type != "entra" && (c.Tenant != "" || len(c.Tenants) > 0 || c.GraphURL != "") {
+		bad("tenant, tenants and graph_url apply only to type entra")
+	}
+	if c.Type == "github" && c.IssuerURL != "" {
+		bad("issuer_url is not used by type github (GitHub has no OpenID discovery); set base_url for GitHub Enterprise Server")
+	}
+}
+
+// defaults fills what every type shares, after typeDefaults.
+func (c *Config) defaults() {
+	if c.Name == "" {
+		c.Name = c.ID
+	}
+	if len(c.Scopes) == 0 {
+		c.Scopes = slices.Clone(DefaultScopes)
+	}
+	if !slices.Contains(c.Scopes, "openid") && c.Type != "github" { // GitHub is plain OAuth2
+		c.Scopes = append([]string{"openid"}, c.Scopes...)
+	}
+	if c.GroupsClaim == "" {
+		c.GroupsClaim = "groups"
+	}
+	if c.EndSession == "" {
+		c.EndSession = "auto"
+	}
+	if c.Userinfo == "" {
+		c.Userinfo = "auto"
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 10 * time.Second
+	}
+}
+
+// checkClient checks what the gateway needs to be a client of the
+// provider: its issuer, the credentials, the ID-token algorithms.
+func (c *Config) checkClient(bad func(format string, args ...any)) {
+	if c.Type != "github" { // github's issuer is base_url, checked in validateGitHub
+		if problem := plainURLProblem(c.IssuerURL); problem != "" {
+			bad("issuer_url %s", problem)
+		}
+	}
+	if c.ClientID == "" {
+		bad("client_id is required")
+	}
+	if c.ClientSecret == "" {
+		bad("client_secret is required (or client_secret_file)")
+	}
+	for _, a := range c.SigningAlgs {
+		if !slices.Contains(asymmetricAlgs, a) {
+			bad("signing_algs: %q is not accepted (want one of %s)", a, strings.Join(asymmetricAlgs, ", "))
+		}
+	}
+}
+
+// checkModes checks the keys with a fixed set of values.
+func (c *Config) checkModes(bad func(format string, args ...any)) {
+	if c.EndSession != "auto" && c.EndSession != "never" {
+		bad("end_session %q: want auto or never", c.EndSession)
+	}
+	if c.Userinfo != "auto" && c.Userinfo != "never" {
+		bad("userinfo %q: want auto or never", c.Userinfo)
+	}
+	if c.Timeout < 0 || c.Timeout > time.Minute {
+		bad("timeout %v must be between 0 and 1m", c.Timeout)
+	}
+}
+
+// plainURLProblem says what is wrong with raw as the base of a provider's
+// URLs, or "" when it is a plain https URL (http only for loopback).
+func plainURLProblem(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case raw == "":
+		return "is required"
+	case err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.ForceQuery || strings.Contains(raw, "#"):
+		return fmt.Sprintf("%q is not a plain http(s) URL", raw)
+	case u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())):
+		return fmt.Sprintf("%q must use https (http only for loopback)", raw)
+	}
+	return ""
+}
+
+func isLoopback(host string) bool {
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
+}
