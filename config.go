@@ -2,9 +2,12 @@ package main
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -37,13 +40,86 @@ type config struct {
 	Log       logConfig              `yaml:"log"`
 }
 
-// logConfig is the `log` section.
-type logConfig struct {
-	Level  string `yaml:"level"`  // debug, info (default), warn, error
-	Format string `yaml:"format"` // text (default) or json
-	// Audit is where the audit log goes (always JSON, one event per
-	// line): stdout (default), stderr, or a file path (appended to).
-	Audit string `yaml:"audit"`
+// proxy is the part of the configuration package proxy owns.
+func (c *config) proxy() proxy.Config {
+	return proxy.Config{Server: c.Server, Upstreams: c.Upstreams, Policy: c.Policy, Headers: c.Headers, UI: c.UI, Assertion: c.Assertion}
+}
+
+// known is what the route table must know of the other sections: the
+// providers a route may pin, and whether bearer tokens can be verified.
+func (c *config) known(bearer bool) proxy.Known {
+	k := proxy.Known{Bearer: bearer}
+	for _, p := range c.Providers {
+		k.Providers = append(k.Providers, p.ID)
+	}
+	return k
+}
+
+// readFiles reads, in one step, every file the configuration names for
+// its contents (CA bundles, the admin token) and checks the TLS key pair,
+// so that -check reports a missing or broken file with the others. The
+// packages get contents, never paths to open. (Secrets given as *_file
+// are read while parsing; certificates are re-read when they change.)
+func (c *config) readFiles(read func(string) ([]byte, error)) error {
+	var errs []error
+	for i := range c.Upstreams {
+		tc := &c.Upstreams[i].TLS
+		if tc.CAFile == "" {
+			continue
+		}
+		var err error
+		if tc.CAPEM, err = read(tc.CAFile); err != nil {
+			errs = append(errs, fmt.Errorf("upstreams: %s: tls.ca_file: %w", c.Upstreams[i].Path, err))
+		}
+	}
+	if f := c.Session.Redis.TLS.CAFile; f != "" {
+		var err error
+		if c.Session.Redis.TLS.CAPEM, err = read(f); err != nil {
+			errs = append(errs, fmt.Errorf("session.redis.tls.ca_file: %w", err))
+		}
+	}
+	if t := c.Server.TLS; t.CertFile != "" && t.KeyFile != "" {
+		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+			errs = append(errs, fmt.Errorf("server.tls: %w", err))
+		}
+	}
+	errs = append(errs, c.readAdminToken(read))
+	return errors.Join(errs...)
+}
+
+// readAdminToken reads admin.token_file into admin.Token.
+func (c *config) readAdminToken(read func(string) ([]byte, error)) error {
+	if c.Admin.Listen == "" || c.Admin.TokenFile == "" {
+		return nil
+	}
+	b, err := read(c.Admin.TokenFile)
+	if err != nil {
+		return fmt.Errorf("admin.token_file: %w", err)
+	}
+	c.Admin.Token = string(b)
+	return nil
+}
+
+// cookieWarnings are the session cookie settings that work, but not as
+// intended.
+func cookieWarnings(c *config) []string {
+	secure := c.Session.Cookie.Secure == nil || *c.Session.Cookie.Secure
+	switch {
+	case !secure:
+		return []string{"session.cookie.secure is false: cookies travel over plain http; use only for local development"}
+	case strings.HasPrefix(c.Server.PublicURL, "http://") && !isLoopbackURL(c.Server.PublicURL):
+		return []string{"session.cookie.secure is true but server.public_url is http: browsers will not store the cookies; serve https or set secure: false for development"}
+	}
+	return nil
+}
+
+func isLoopbackURL(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(u.Hostname())
+	return u.Hostname() == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // source is where configuration comes from; tests replace it.

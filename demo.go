@@ -141,7 +141,7 @@ func startDemo(ctx context.Context, opts demoOptions) (*demoRun, error) {
 		Upstreams: []proxy.UpstreamConfig{{Path: "/", URL: "http://" + appLn.Addr().String()}},
 		Policy:    proxy.PolicyConfig{EmailDomains: []string{"*"}},
 	}
-	gw, err := build(cfg, opts.Log, buildOptions{connect: true})
+	gw, err := build(cfg, opts.Log, buildOptions{})
 	if err != nil {
 		ln.Close()
 		app.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"runtime"
 	"strings"
 	"time"
@@ -14,7 +15,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/portcullis/portcullis/proxy"
-	"github.com/portcullis/portcullis/session"
 )
 
 // metricsConfig is the `metrics` section.
@@ -57,16 +57,49 @@ func (t *telemetry) handler() http.Handler {
 	return promhttp.HandlerFor(t.reg, promhttp.HandlerOpts{Registry: t.reg})
 }
 
-// watchCache exports the Redis store's local-cache hits and misses.
-func (t *telemetry) watchCache(rs *session.RedisStore) {
+// proxyMetrics is what the handler records into; nil without metrics.
+func (t *telemetry) proxyMetrics() *proxy.Metrics {
+	if t == nil {
+		return nil
+	}
+	return t.proxy
+}
+
+// cacheStats is implemented by stores with a local cache (Redis).
+type cacheStats interface {
+	CacheStats() (hits, misses uint64)
+}
+
+// watchCache exports the store's local-cache hits and misses, when it has
+// a cache and metrics are on.
+func (t *telemetry) watchCache(store any) {
+	cs, ok := store.(cacheStats)
+	if t == nil || !ok {
+		return
+	}
 	t.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "portcullis_session_cache_hits_total",
 		Help: "Session loads answered from the replica's local cache.",
-	}, func() float64 { h, _ := rs.CacheStats(); return float64(h) }))
+	}, func() float64 { h, _ := cs.CacheStats(); return float64(h) }))
 	t.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "portcullis_session_cache_misses_total",
 		Help: "Session loads that went to Redis.",
-	}, func() float64 { _, m := rs.CacheStats(); return float64(m) }))
+	}, func() float64 { _, m := cs.CacheStats(); return float64(m) }))
+}
+
+// metricsMux serves /metrics on the metrics listener, and with pprof the
+// Go profiler under /debug/pprof/ (a CPU profile: /debug/pprof/profile?seconds=10).
+func metricsMux(t *telemetry, withPProf bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", t.handler())
+	if withPProf {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
+	return mux
 }
 
 // redisMetrics times Redis commands through a go-redis hook.
@@ -120,15 +153,4 @@ func (m *redisMetrics) observe(command string, err error, start time.Time) {
 		outcome = "error"
 	}
 	m.dur.WithLabelValues(strings.ToLower(command), outcome).Observe(time.Since(start).Seconds())
-}
-
-// revision is the VCS revision the binary was built from, if recorded.
-func revision() string {
-	if rev := buildSetting("vcs.revision"); rev != "" {
-		if buildSetting("vcs.modified") == "true" {
-			return rev + "-dirty"
-		}
-		return rev
-	}
-	return "unknown"
 }

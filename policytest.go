@@ -6,12 +6,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/portcullis/portcullis/providers"
 	"github.com/portcullis/portcullis/proxy"
 	"github.com/portcullis/portcullis/session"
 )
@@ -21,7 +24,10 @@ type policyCase struct {
 	Name     string        `yaml:"name"`
 	Identity *caseIdentity `yaml:"identity"` // absent: not signed in
 	Request  caseRequest   `yaml:"request"`
-	Expect   string        `yaml:"expect"` // allow, deny, or empty to only print
+	// Expect is allow, deny (403, or a request the gateway refuses with
+	// 400), sign_in (not signed in, or not with the provider the route
+	// pins) or not_found (no upstream serves it); empty only prints.
+	Expect string `yaml:"expect"`
 }
 
 type caseIdentity struct {
@@ -30,17 +36,28 @@ type caseIdentity struct {
 	EmailVerified *bool               `yaml:"email_verified"` // default true when an email is given
 	Groups        []string            `yaml:"groups"`
 	Claims        map[string][]string `yaml:"claims"`
+	// Provider is the provider the user signed in with; default the first
+	// one configured.
+	Provider string `yaml:"provider"`
+	// Bearer says the identity came from an Authorization: Bearer token
+	// rather than a session (pinned providers then do not apply).
+	Bearer bool `yaml:"bearer"`
 }
 
 type caseRequest struct {
 	Method string `yaml:"method"` // default GET
-	Host   string `yaml:"host"`
-	Path   string `yaml:"path"`
+	Host   string `yaml:"host"`   // default the host of server.public_url
+	Path   string `yaml:"path"`   // as a client sends it, escaped
+	// Mode is proxy (reverse proxy: an upstream must serve the request;
+	// the default when upstreams are configured) or auth (forward-auth).
+	Mode string `yaml:"mode"`
 }
 
+var expectations = []string{"allow", "deny", "sign_in", "not_found"}
+
 // runPolicyTest is `portcullis policy test -config FILE CASES`: it decides
-// every case with the configuration's policy, prints allow/deny and the
-// deciding rule, and exits 1 when a case's expect is not met.
+// every case with the gateway's own route table and decision, prints the
+// verdict and what decided, and exits 1 when a case's expect is not met.
 func runPolicyTest(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("portcullis policy test", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -56,16 +73,9 @@ func runPolicyTest(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	// Only the policy matters here: secrets need not be present, so unset
-	// variables and secret files read as placeholders.
-	cfg, err := loadConfig(*configPath, policySource(*configPath))
+	routes, cfg, err := policyRoutes(*configPath)
 	if err != nil {
 		fmt.Fprintln(stderr, "portcullis:", err)
-		return 1
-	}
-	pol, err := proxy.NewPolicy(cfg.Policy)
-	if err != nil {
-		fmt.Fprintln(stderr, "portcullis: policy:", err)
 		return 1
 	}
 	cases, err := readPolicyCases(fs.Arg(0))
@@ -80,20 +90,13 @@ func runPolicyTest(args []string, stdout, stderr io.Writer) int {
 		if name == "" {
 			name = fmt.Sprintf("case %d", i+1)
 		}
-		allow, rule, err := pol.Decide(c.Request.Method, c.Request.Host, c.Request.Path, c.Identity.toSession())
-		verdict := "deny"
-		if allow {
-			verdict = "allow"
-		}
-		if err != nil {
-			verdict, rule = "deny", "400: "+err.Error()
-		}
+		verdict, rule := decideCase(routes, cfg, c)
 		mark := ""
 		if c.Expect != "" && c.Expect != verdict {
 			mark = "  FAIL: expected " + c.Expect
 			failed++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s%s\n", strings.ToUpper(verdict), name, rule, mark)
+		fmt.Fprintf(tw, "%-6s %s\t%s%s\n", strings.ToUpper(verdict), name, rule, mark)
 	}
 	tw.Flush()
 	if failed > 0 {
@@ -104,16 +107,73 @@ func runPolicyTest(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func (c *caseIdentity) toSession() *session.Identity {
+// policyRoutes validates the configuration's routing and policy as the
+// gateway does and returns its route table. Only the configuration file is
+// read: secrets become placeholders and no certificate is opened.
+func policyRoutes(path string) (*proxy.Routes, *config, error) {
+	cfg, err := loadConfig(path, policySource(path))
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range cfg.Upstreams {
+		cfg.Upstreams[i].TLS.CAFile = "" // its contents decide nothing
+	}
+	bearer, err := providers.NewBearerVerifier(cfg.Bearer, cfg.Providers, providers.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := cfg.proxy().Validate(cfg.known(bearer != nil))
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.Routes(), cfg, nil
+}
+
+// decideCase is the gateway's verdict on one case and what decided it.
+func decideCase(routes *proxy.Routes, cfg *config, c policyCase) (verdict, rule string) {
+	r := c.Request
+	host := r.Host
+	if host == "" {
+		if u, err := url.Parse(cfg.Server.PublicURL); err == nil {
+			host = u.Host
+		}
+	}
+	proxied := len(cfg.Upstreams) > 0
+	switch r.Mode {
+	case "auth":
+		proxied = false
+	case "proxy":
+		proxied = true
+	}
+	t, err := proxy.ParseTarget(strings.ToUpper(r.Method), host, r.Path, proxied)
+	if err != nil {
+		return "deny", "400: " + err.Error()
+	}
+	s, via := c.Identity.session(cfg)
+	d := routes.Decide(t, s, via)
+	return d.Outcome.String(), d.Rule()
+}
+
+// session is the case's identity as a session of the gateway's.
+func (c *caseIdentity) session(cfg *config) (*session.Session, proxy.Via) {
 	if c == nil {
-		return nil
+		return nil, proxy.ViaSession
 	}
-	id := &session.Identity{Issuer: "policy-test", Subject: c.Subject, Email: c.Email, Groups: c.Groups, Claims: c.Claims}
-	if id.Subject == "" {
-		id.Subject = "policy-test-user"
+	s := &session.Session{
+		Identity: session.Identity{Issuer: "policy-test", Subject: c.Subject, Email: c.Email, Groups: c.Groups, Claims: c.Claims},
+		Provider: c.Provider,
 	}
-	id.EmailVerified = c.Email != "" && (c.EmailVerified == nil || *c.EmailVerified)
-	return id
+	if s.Subject == "" {
+		s.Subject = "policy-test-user"
+	}
+	if s.Provider == "" && len(cfg.Providers) > 0 {
+		s.Provider = cfg.Providers[0].ID
+	}
+	s.EmailVerified = c.Email != "" && (c.EmailVerified == nil || *c.EmailVerified)
+	if c.Bearer {
+		return s, proxy.ViaBearer
+	}
+	return s, proxy.ViaSession
 }
 
 // readPolicyCases reads a YAML (or JSON) list of cases, strictly.
@@ -129,11 +189,14 @@ func readPolicyCases(path string) ([]policyCase, error) {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	for i, c := range cases {
-		if c.Expect != "" && c.Expect != "allow" && c.Expect != "deny" {
-			return nil, fmt.Errorf("%s: case %d: expect %q: want allow or deny", path, i+1, c.Expect)
+		if c.Expect != "" && !slices.Contains(expectations, c.Expect) {
+			return nil, fmt.Errorf("%s: case %d: expect %q: want allow, deny, sign_in or not_found", path, i+1, c.Expect)
 		}
 		if c.Request.Path == "" {
 			return nil, fmt.Errorf("%s: case %d: request.path is required", path, i+1)
+		}
+		if m := c.Request.Mode; m != "" && m != "proxy" && m != "auth" {
+			return nil, fmt.Errorf("%s: case %d: request.mode %q: want proxy or auth", path, i+1, m)
 		}
 	}
 	return cases, nil

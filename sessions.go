@@ -50,9 +50,8 @@ func runSessions(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "portcullis: the configuration has no admin API (admin.listen and admin.token_file)")
 		return 1
 	}
-	token, err := os.ReadFile(cfg.Admin.TokenFile)
-	if err != nil {
-		fmt.Fprintln(stderr, "portcullis: admin.token_file:", err)
+	if err := cfg.readAdminToken(os.ReadFile); err != nil {
+		fmt.Fprintln(stderr, "portcullis:", err)
 		return 1
 	}
 	base := *adminURL
@@ -80,7 +79,7 @@ func runSessions(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "portcullis:", err)
 		return 1
 	}
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(cfg.Admin.Token))
 	resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
 	if err != nil {
 		fmt.Fprintln(stderr, "portcullis: admin API:", err)

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portcullis/portcullis/providers"
 	"github.com/portcullis/portcullis/session"
 )
 
@@ -31,35 +29,42 @@ type AdminConfig struct {
 	// public networks.
 	Listen string `yaml:"listen"`
 	// TokenFile holds the bearer token callers must present (at least 32
-	// characters). Read by main.
+	// characters). main reads it into Token.
 	TokenFile string `yaml:"token_file"`
+	Token     string `yaml:"-"`
 }
 
-// lister is implemented by stores that can list a user's sessions.
-type lister interface {
-	ListUser(ctx context.Context, issuer, subject string) ([]session.SessionInfo, error)
-	RevokeTicket(ctx context.Context, issuer, subject, id string) error
+// Validate checks the section: a listener needs a token, and the token
+// must be long enough.
+func (c AdminConfig) Validate() error {
+	switch {
+	case c.Listen == "":
+		return nil
+	case c.TokenFile == "":
+		return errors.New("admin.token_file is required when admin.listen is set")
+	}
+	return checkAdminToken(c.Token)
+}
+
+func checkAdminToken(token string) error {
+	if len(strings.TrimSpace(token)) < 32 {
+		return errors.New("admin.token_file: the token must be at least 32 characters (openssl rand -hex 32)")
+	}
+	return nil
 }
 
 // Admin serves the admin API.
 type Admin struct {
-	h         *Handler
-	token     []byte
-	store     session.Store
-	providers []providers.Provider
-	log       *slog.Logger
+	h     *Handler
+	token []byte
 }
 
 // NewAdmin builds the admin API. token is the contents of token_file.
 func NewAdmin(token string, h *Handler) (*Admin, error) {
-	token = strings.TrimSpace(token)
-	if len(token) < 32 {
-		return nil, errors.New("admin.token_file: the token must be at least 32 characters (openssl rand -hex 32)")
+	if err := checkAdminToken(token); err != nil {
+		return nil, err
 	}
-	if _, ok := h.store.(revoker); !ok {
-		return nil, errors.New("admin: the session store cannot revoke sessions")
-	}
-	return &Admin{h: h, token: []byte(token), store: h.store, providers: h.providers, log: h.log}, nil
+	return &Admin{h: h, token: []byte(strings.TrimSpace(token))}, nil
 }
 
 func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -69,101 +74,125 @@ func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if status >= 500 {
 		level = slog.LevelError
 	}
-	a.log.LogAttrs(r.Context(), level, "admin", slog.String("method", r.Method), slog.String("path", r.URL.Path),
+	a.h.log.LogAttrs(r.Context(), level, "admin", slog.String("method", r.Method), slog.String("path", r.URL.Path),
 		slog.String("user", r.URL.Query().Get("user")), slog.Int("status", status), slog.Duration("dur", time.Since(start)),
 		slog.String("remote", remoteIP(r)), slog.Any("err", err))
 }
 
+// adminCall is one authenticated admin request: whose sessions, and which
+// one ("" for all).
+type adminCall struct {
+	w           http.ResponseWriter
+	r           *http.Request
+	issuer, sub string
+	id          string
+}
+
+func (c adminCall) reply(code int, v any) (int, error) {
+	writeJSON(c.w, code, v)
+	return code, nil
+}
+
+func (c adminCall) problem(code int, msg string, err error) (int, error) {
+	writeJSON(c.w, code, map[string]string{"error": errorCode(code), "message": msg})
+	return code, err
+}
+
 func (a *Admin) serve(w http.ResponseWriter, r *http.Request) (int, error) {
-	reply := func(code int, v any) (int, error) {
-		writeJSON(w, code, v)
-		return code, nil
-	}
-	problem := func(code int, msg string, err error) (int, error) {
-		writeJSON(w, code, map[string]string{"error": errorCode(code), "message": msg})
-		return code, err
-	}
+	c := adminCall{w: w, r: r}
 	auth := r.Header.Get("Authorization")
 	if len(auth) < 7 || !strings.EqualFold(auth[:7], "Bearer ") ||
 		subtle.ConstantTimeCompare([]byte(strings.TrimSpace(auth[7:])), a.token) != 1 {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis-admin"`)
-		return problem(http.StatusUnauthorized, "A valid admin token is required.", errors.New("bad admin token"))
+		return c.problem(http.StatusUnauthorized, "A valid admin token is required.", errors.New("bad admin token"))
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/admin/sessions")
 	if !ok || (rest != "" && !strings.HasPrefix(rest, "/")) {
-		return problem(http.StatusNotFound, "Unknown admin endpoint.", nil)
+		return c.problem(http.StatusNotFound, "Unknown admin endpoint.", nil)
 	}
-	id := strings.TrimPrefix(rest, "/")
+	c.id = strings.TrimPrefix(rest, "/")
 	q := r.URL.Query()
-	sub := q.Get("user")
-	if sub == "" {
-		return problem(http.StatusBadRequest, "Name the user: ?user=<subject>.", nil)
+	if c.sub = q.Get("user"); c.sub == "" {
+		return c.problem(http.StatusBadRequest, "Name the user: ?user=<subject>.", nil)
 	}
 	issuer, err := a.issuer(q.Get("provider"))
 	if err != nil {
-		return problem(http.StatusBadRequest, err.Error(), nil)
+		return c.problem(http.StatusBadRequest, err.Error(), nil)
 	}
+	c.issuer = issuer
 	if iss := q.Get("issuer"); iss != "" {
 		// Sessions are keyed by the token's issuer, which can differ from
 		// the provider's (a multi-tenant Entra app: each tenant's own).
-		issuer = iss
+		c.issuer = iss
 	}
-	rv := a.store.(revoker)
-	ls, canList := a.store.(lister)
 	switch {
-	case r.Method == http.MethodGet && id == "":
-		if !canList {
-			return problem(http.StatusNotImplemented, "Cookie sessions live in browsers and cannot be listed; use session.store: redis.", nil)
-		}
-		infos, err := ls.ListUser(r.Context(), issuer, sub)
-		if err != nil {
-			return problem(http.StatusServiceUnavailable, "Sessions cannot be listed right now.", err)
-		}
-		out := make([]map[string]any, 0, len(infos))
-		for _, in := range infos {
-			out = append(out, map[string]any{"id": in.ID, "created": in.CreatedAt.UTC(), "last_seen": in.LastSeen.UTC(),
-				"expires": in.ExpiresAt.UTC(), "user_agent": in.UserAgent})
-		}
-		return reply(http.StatusOK, map[string]any{"user": sub, "issuer": issuer, "sessions": out})
-	case r.Method == http.MethodDelete && id == "":
-		n, err := rv.RevokeUser(r.Context(), issuer, sub)
-		if err != nil {
-			return problem(http.StatusServiceUnavailable, "Sessions cannot be revoked right now.", err)
-		}
-		a.h.metrics.ended("admin")
-		a.h.audit(r, nil, "revoked", nil, slog.String("issuer", issuer), slog.String("sub", sub), slog.Int("sessions", n))
-		return reply(http.StatusOK, map[string]any{"user": sub, "issuer": issuer, "revoked": n})
+	case r.Method == http.MethodGet && c.id == "":
+		return a.list(c)
+	case r.Method == http.MethodDelete && c.id == "":
+		return a.revokeUser(c)
 	case r.Method == http.MethodDelete:
-		if !canList {
-			return problem(http.StatusNotImplemented, "Single cookie sessions cannot be revoked; revoke the user, or use session.store: redis.", nil)
-		}
-		err := ls.RevokeTicket(r.Context(), issuer, sub, id)
-		switch {
-		case errors.Is(err, session.ErrNoSession):
-			return problem(http.StatusNotFound, "No such session for this user.", nil)
-		case err != nil:
-			return problem(http.StatusServiceUnavailable, "The session cannot be revoked right now.", err)
-		}
-		a.h.metrics.ended("admin")
-		a.h.audit(r, nil, "revoked", nil, slog.String("issuer", issuer), slog.String("sub", sub), slog.String("session", id))
-		return reply(http.StatusOK, map[string]any{"user": sub, "issuer": issuer, "revoked": 1})
+		return a.revokeOne(c)
 	}
 	w.Header().Set("Allow", "GET, DELETE")
-	return problem(http.StatusMethodNotAllowed, "Use GET to list and DELETE to revoke.", nil)
+	return c.problem(http.StatusMethodNotAllowed, "Use GET to list and DELETE to revoke.", nil)
+}
+
+// list is GET /admin/sessions: the user's sessions, without tokens.
+func (a *Admin) list(c adminCall) (int, error) {
+	if a.h.lister == nil {
+		return c.problem(http.StatusNotImplemented, "Cookie sessions live in browsers and cannot be listed; use session.store: redis.", nil)
+	}
+	infos, err := a.h.lister.ListUser(c.r.Context(), c.issuer, c.sub)
+	if err != nil {
+		return c.problem(http.StatusServiceUnavailable, "Sessions cannot be listed right now.", err)
+	}
+	out := make([]map[string]any, 0, len(infos))
+	for _, in := range infos {
+		out = append(out, map[string]any{"id": in.ID, "created": in.CreatedAt.UTC(), "last_seen": in.LastSeen.UTC(),
+			"expires": in.ExpiresAt.UTC(), "user_agent": in.UserAgent})
+	}
+	return c.reply(http.StatusOK, map[string]any{"user": c.sub, "issuer": c.issuer, "sessions": out})
+}
+
+// revokeUser is DELETE /admin/sessions: every session of the user.
+func (a *Admin) revokeUser(c adminCall) (int, error) {
+	n, err := a.h.sessions.RevokeUser(c.r.Context(), c.issuer, c.sub)
+	if err != nil {
+		return c.problem(http.StatusServiceUnavailable, "Sessions cannot be revoked right now.", err)
+	}
+	a.h.metrics.ended("admin")
+	a.h.audit(c.r, nil, "revoked", nil, slog.String("issuer", c.issuer), slog.String("sub", c.sub), slog.Int("sessions", n))
+	return c.reply(http.StatusOK, map[string]any{"user": c.sub, "issuer": c.issuer, "revoked": n})
+}
+
+// revokeOne is DELETE /admin/sessions/{id}: one session, by the id list
+// gave.
+func (a *Admin) revokeOne(c adminCall) (int, error) {
+	if a.h.lister == nil {
+		return c.problem(http.StatusNotImplemented, "Single cookie sessions cannot be revoked; revoke the user, or use session.store: redis.", nil)
+	}
+	err := a.h.lister.RevokeTicket(c.r.Context(), c.issuer, c.sub, c.id)
+	switch {
+	case errors.Is(err, session.ErrNoSession):
+		return c.problem(http.StatusNotFound, "No such session for this user.", nil)
+	case err != nil:
+		return c.problem(http.StatusServiceUnavailable, "The session cannot be revoked right now.", err)
+	}
+	a.h.metrics.ended("admin")
+	a.h.audit(c.r, nil, "revoked", nil, slog.String("issuer", c.issuer), slog.String("sub", c.sub), slog.String("session", c.id))
+	return c.reply(http.StatusOK, map[string]any{"user": c.sub, "issuer": c.issuer, "revoked": 1})
 }
 
 // issuer resolves ?provider=ID, or the only provider.
 func (a *Admin) issuer(id string) (string, error) {
 	if id == "" {
-		if len(a.providers) == 1 {
-			return a.providers[0].Issuer(), nil
+		if p := a.h.providers.Only(); p != nil {
+			return p.Issuer(), nil
 		}
 		return "", errors.New("several providers are configured: name one with ?provider=<id>")
 	}
-	for _, p := range a.providers {
-		if p.ID() == id {
-			return p.Issuer(), nil
-		}
+	if p := a.h.providers.Get(id); p != nil {
+		return p.Issuer(), nil
 	}
 	return "", fmt.Errorf("no provider %q", id)
 }

@@ -65,18 +65,28 @@ type cachedAssertion struct {
 	exp   time.Time
 }
 
+// validate fills the section's defaults and checks its bounds; only
+// consulted when some upstream asks for assertions.
+func (c *AssertionConfig) validate() error {
+	if c.Lifetime == 0 {
+		c.Lifetime = 2 * time.Minute
+	}
+	if c.Lifetime < 10*time.Second || c.Lifetime > 5*time.Minute {
+		return fmt.Errorf("assertion.lifetime %v: want between 10s and 5m", c.Lifetime)
+	}
+	if c.Rotation == 0 {
+		c.Rotation = 24 * time.Hour
+	}
+	if c.Rotation < time.Hour {
+		return fmt.Errorf("assertion.rotation %v: want at least 1h", c.Rotation)
+	}
+	return nil
+}
+
+// newAsserter signs for issuer with keys derived from the ring.
 func newAsserter(cfg AssertionConfig, issuer string, keys *session.KeyRing, now func() time.Time) (*asserter, error) {
-	if cfg.Lifetime == 0 {
-		cfg.Lifetime = 2 * time.Minute
-	}
-	if cfg.Lifetime < 10*time.Second || cfg.Lifetime > 5*time.Minute {
-		return nil, fmt.Errorf("assertion.lifetime %v: want between 10s and 5m", cfg.Lifetime)
-	}
-	if cfg.Rotation == 0 {
-		cfg.Rotation = 24 * time.Hour
-	}
-	if cfg.Rotation < time.Hour {
-		return nil, fmt.Errorf("assertion.rotation %v: want at least 1h", cfg.Rotation)
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	return &asserter{issuer: issuer, keys: keys, lifetime: cfg.Lifetime, rotation: cfg.Rotation, now: now, period: -1}, nil
 }

@@ -49,15 +49,19 @@ func (h *Handler) auth(w http.ResponseWriter, r *http.Request, rq *request) erro
 }
 
 // authEnvoy is /oauth2/auth/<original path> (Envoy ext_authz).
-func (h *Handler) authEnvoy(w http.ResponseWriter, r *http.Request, rq *request, path string) error {
-	p, raw, err := canonicalPath(path)
+func (h *Handler) authEnvoy(w http.ResponseWriter, r *http.Request, rq *request) error {
+	_, raw, err := canonicalPath(r.URL.EscapedPath())
 	if err != nil {
 		return errorf(http.StatusBadRequest, "The request path is not accepted by this gateway.", err)
 	}
-	t := target{method: r.Method, scheme: h.public.Scheme, hostport: r.Host, host: normHost(r.Host), path: p, rawPath: raw, query: r.URL.RawQuery}
+	p, raw, err := canonicalPath(strings.TrimPrefix(raw, h.prefix+"/auth"))
+	if err != nil {
+		return errorf(http.StatusBadRequest, "The request path is not accepted by this gateway.", err)
+	}
+	t := Target{Method: r.Method, Host: normHost(r.Host), Path: p, Scheme: h.public.Scheme, HostPort: r.Host, RawPath: raw, Query: r.URL.RawQuery}
 	if rq.fwd != nil && rq.fwd.proto != "" {
 		if proto := strings.ToLower(rq.fwd.proto); proto == "http" || proto == "https" {
-			t.scheme = proto
+			t.Scheme = proto
 		}
 	}
 	return h.answerAuth(w, r, rq, t, nil, true, http.StatusOK)
@@ -67,33 +71,32 @@ func (h *Handler) authEnvoy(w http.ResponseWriter, r *http.Request, rq *request,
 // header maps are only ever given a new slice, never written through.
 var noStore = []string{"no-store"}
 
-// answerAuth runs the decision core for t and renders the answer.
-func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request, t target, narrow []*rule, redirectBrowsers bool, okStatus int) error {
-	rq.rd, rq.back, rq.backAbs = "", t, true
-	a, err := h.authorize(w, r, rq, t, narrow)
+// answerAuth decides t and renders the answer the way proxies asking for
+// forward-auth understand it.
+func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request, t Target, narrow []*rule, redirectBrowsers bool, okStatus int) error {
+	t.Also = overrideMethods(r)
+	d, s, err := h.decide(w, r, rq, h.routes.Match(t), narrow)
 	if err != nil {
 		return err
 	}
-	h.recordDecision(r, rq, a)
 	hdr := w.Header()
 	hdr["Cache-Control"] = noStore
-	switch {
-	case a.d.allow:
-		if a.session != nil {
-			h.authHeaders(hdr, a.session)
+	switch d.Outcome {
+	case Allow:
+		if s != nil {
+			h.authHeaders(hdr, s)
 		}
 		w.WriteHeader(okStatus)
 		return nil
-	case a.session == nil && a.d.signIn:
-		rq.provider = a.d.pinned()
+	case SignIn:
 		if redirectBrowsers && !wantsJSON(r) {
 			setPageHeaders(hdr)
-			found(w, h.loginURL(t.url(), rq.provider))
+			found(w, h.loginURL(t.url(), d.Provider))
 			return nil
 		}
-		return &httpError{Code: http.StatusUnauthorized, Msg: "Sign in first.", SignIn: true, Err: errNoSession}
+		return &httpError{Code: http.StatusUnauthorized, Msg: "Sign in first.", LoginURL: h.loginURL(t.url(), d.Provider), Err: errNoSession}
 	}
-	return h.denied(a)
+	return denied(d, s)
 }
 
 // authHeaders sets the identity response headers the ingress copies

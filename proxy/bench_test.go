@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis/portcullis/providers"
 	"github.com/portcullis/portcullis/session"
 )
 
@@ -57,7 +56,7 @@ func benchHandler(b *testing.B, mutate func(*Config)) (*Handler, *session.Cookie
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	h, err := New(cfg, Options{Providers: []providers.Provider{newFakeProvider()}, Store: store, SessionCookie: store.Name(),
+	h, err := build(cfg, Options{Providers: mustSet(b, newFakeProvider()), Sessions: store,
 		Login: login, Keys: keys, Transport: memUpstream{}})
 	if err != nil {
 		b.Fatal(err)
@@ -143,14 +142,15 @@ func BenchmarkForwardAuth(b *testing.B) {
 }
 
 func BenchmarkPolicyDecide(b *testing.B) {
-	p, err := compilePolicy(issuePolicy)
+	p, err := policyTable(issuePolicy)
 	if err != nil {
 		b.Fatal(err)
 	}
-	id := verified("alice@example.com", "admins")
+	s := &session.Session{Identity: verified("alice@example.com", "admins")}
+	t := Target{Method: "GET", Host: "app.example.com", Path: "/admin/users/7"}
 	b.ReportAllocs()
 	for b.Loop() {
-		if d := p.decide("app.example.com", "GET", "/admin/users/7", &id); !d.allow {
+		if d := p.Match(t).Decide(s, ViaSession, nil); d.Outcome != Allow {
 			b.Fatal("denied")
 		}
 	}

@@ -1,183 +1,293 @@
 package proxy
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"strconv"
-	"strings"
 
-	"github.com/portcullis/portcullis/providers"
 	"github.com/portcullis/portcullis/session"
 )
 
-// decide.go is the one decision core: every mode (reverse proxy, nginx
-// auth_request, Traefik/Caddy forward-auth, Envoy ext_authz) turns its
-// request into a target, asks authorize, and only renders the answer its
-// own way.
+// decide.go is the one decision. Every mode (reverse proxy, nginx
+// auth_request, Traefik/Caddy forward-auth, Envoy ext_authz) and
+// `portcullis policy test` turn their request into a Target, match it in
+// the route table, and ask Decide. It is pure: no I/O, no clock, nothing
+// written anywhere; loading the session happens before it, writing the
+// response after it.
 
-// access is the outcome of authenticating and authorising one target.
-type access struct {
-	session *session.Session // nil when not signed in
-	d       decision
+// Target is the request a decision is about, canonical.
+type Target struct {
+	Method string   // upper case
+	Also   []string // methods the request's method-override headers name: each must pass too
+	Host   string   // lower case, no port: what routes match
+	Path   string   // canonical, decoded (canonicalPath)
+	// Proxied says an upstream must serve the target (reverse-proxy mode);
+	// forward-auth decides for whatever the ingress serves.
+	Proxied bool
+
+	// For links back to the request (sign-in's return address).
+	Scheme   string // http or https
+	HostPort string // as the client named it
+	RawPath  string // canonical, escaped
+	Query    string // raw, without "?"
 }
 
-// authorize finds who is asking (the session, if any) and what the policy
-// says about t for them. narrow, when set, must also admit the identity
-// (forward-auth's per-request allowed_* parameters can only narrow).
-func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rq *request, t target, narrow []*rule) (access, error) {
-	overrides := overrideMethods(r)
-	d := h.alsoFor(h.policy.decide(t.host, t.method, t.path, nil), t, nil, overrides)
-	if d.public {
-		// A public route needs no session; a signed-in user's identity is
-		// still passed on, but a store failure must not break the route.
-		s, _ := h.loadSession(r)
-		rq.rule, rq.why = d.rule, d.why
-		return access{session: s, d: d}, nil
+// uri is the request-target: escaped path and query.
+func (t Target) uri() string {
+	if t.Query == "" {
+		return t.RawPath
 	}
-	if d.route != nil && !d.allow && !d.signIn {
-		rq.rule, rq.why = d.rule, d.why // e.g. the method is not listed: signing in will not help
-		return access{d: d}, nil
+	return t.RawPath + "?" + t.Query
+}
+
+// url is the absolute URL the browser asked for.
+func (t Target) url() string { return t.Scheme + "://" + t.HostPort + t.uri() }
+
+// ParseTarget is the target of a request as a client sends it: the
+// method, the Host and the escaped path, canonicalised as the gateway
+// does. A request the gateway refuses with 400 is an error.
+func ParseTarget(method, host, escapedPath string, proxied bool) (Target, error) {
+	if method == "" {
+		method = "GET"
 	}
-	var s *session.Session
-	if token, ok := bearerToken(r); ok && d.route != nil && d.route.bearer {
-		if s, err := h.bearerSession(r, token); err != nil {
-			return access{}, err
-		} else {
-			return h.authorizeIdentity(rq, t, s, narrow, overrides), nil
-		}
+	if !isMethod(method) {
+		return Target{}, fmt.Errorf("method %q is not an upper-case HTTP method", truncate(method, 32))
 	}
-	s, err := h.loadSession(r)
+	path, raw, err := canonicalPath(escapedPath)
 	if err != nil {
-		return access{}, err
+		return Target{}, err
 	}
-	if s != nil {
-		if s, err = h.maintain(w, r, rq, s); err != nil {
-			return access{}, err
-		}
-	}
-	if s != nil && d.pinned() != "" && s.Provider != d.pinned() {
-		// Signed in, but with another provider than the route requires:
-		// for this route that is not signed in.
-		rq.rule = d.route.name + ": requires provider " + d.pinned()
-		return access{d: d}, nil
-	}
-	if s == nil {
-		rq.rule, rq.why = d.rule, d.why
-		return access{d: d}, nil
-	}
-	return h.authorizeIdentity(rq, t, s, narrow, overrides), nil
+	return Target{Method: method, Host: normHost(host), HostPort: host, Path: path, RawPath: raw, Proxied: proxied}, nil
 }
 
-// overrideMethods returns the methods the request's method-override
-// headers name, upper-cased.
-func overrideMethods(r *http.Request) []string {
-	var out []string
-	for k, vs := range r.Header {
-		if !methodOverrideHeaders.has(k) {
-			continue
-		}
-		for _, v := range vs {
-			out = append(out, strings.ToUpper(strings.TrimSpace(v)))
-		}
+// Via says where an identity came from.
+type Via uint8
+
+const (
+	ViaSession Via = iota // a session cookie
+	ViaBearer             // an Authorization: Bearer token (machine clients)
+)
+
+// Outcome is what happens to a request.
+type Outcome uint8
+
+const (
+	Deny     Outcome = iota // 403: this identity (or anyone) may not
+	SignIn                  // not signed in, or not with the provider the route pins: sign in first
+	Allow                   // may pass
+	NotFound                // no upstream serves the target (reverse-proxy mode): 404
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Allow:
+		return "allow"
+	case SignIn:
+		return "sign_in"
+	case NotFound:
+		return "not_found"
 	}
-	return out
+	return "deny"
 }
 
-// alsoFor narrows a decision: every method in others must be allowed too.
-func (h *Handler) alsoFor(d decision, t target, id *session.Identity, others []string) decision {
-	for _, m := range others {
-		if !d.allow {
-			return d
+// Decision is what the route table says about one request: a value to
+// print. The caller renders it.
+type Decision struct {
+	Outcome Outcome
+	// Route is the policy route that decided; nil when the default rule
+	// did (or nothing serves the target).
+	Route *Route
+	// Public is set on Allow by a public route: no identity was needed.
+	Public bool
+	// Provider is where a SignIn must go: the provider the route pins,
+	// "" for any.
+	Provider string
+	// rule and why name what decided, for the log and the audit event:
+	// rule "policy.routes[1] /admin/" and why " groups:admins" or ": not
+	// signed in". Kept apart so that deciding joins no strings.
+	rule, why string
+	upstream  int // the row's upstream, -1 for none
+}
+
+// Rule names what decided, as logs, audit events and tools show it.
+func (d Decision) Rule() string {
+	if d.why == "" {
+		return d.rule
+	}
+	return d.rule + d.why
+}
+
+// DenyMessage is what the 403 page says: the deciding route's
+// deny_message, or "" for the gateway's own sentence.
+func (d Decision) DenyMessage() string {
+	if d.Route == nil {
+		return ""
+	}
+	return d.Route.denyMessage
+}
+
+// ruleLabel is the bounded name of the route that decided, for metrics:
+// the configured route's name, or "default".
+func (d Decision) ruleLabel() string {
+	if d.Route == nil {
+		return "default"
+	}
+	return d.Route.name
+}
+
+// outcomeLabel sorts a decision for the decisions metric.
+func (d Decision) outcomeLabel() string {
+	switch {
+	case d.Public:
+		return "public"
+	case d.Outcome == Allow:
+		return "allowed"
+	case d.Outcome == SignIn:
+		return "unauthenticated"
+	}
+	return "denied"
+}
+
+// Match is a target's place in the route table: its row and the route
+// that governs its method. What does not depend on who asks is settled
+// here; Decide settles the rest.
+type Match struct {
+	t     Target
+	def   *rule
+	row   *row
+	route *Route // governs t.Method; nil: the default rule
+	// settled holds the decision when no identity can change it: nothing
+	// serves the target, its method is refused, or the route is public.
+	settled  Decision
+	isSettle bool
+}
+
+// Match finds t's row and the route for its method.
+func (rt *Routes) Match(t Target) Match {
+	rw := rt.lookup(t.Host, t.Path)
+	m := Match{t: t, def: rt.def, row: rw}
+	if t.Proxied && rw.upstream < 0 {
+		return m.settle(Decision{Outcome: NotFound, rule: "no upstream for " + t.Host + t.Path})
+	}
+	r, ok := rw.pick(t.Method)
+	m.route = r
+	if !ok {
+		// Signing in will not help.
+		return m.settle(Decision{Outcome: Deny, Route: r, rule: r.name + ": method " + t.Method + " not listed"})
+	}
+	if r != nil && r.public {
+		// Public for every method the request acts as, or not at all: an
+		// override naming a protected method is refused. Public routes
+		// load no identity to judge it with.
+		if d, ok := m.overrides(nil, ViaSession); !ok {
+			return m.settle(d)
 		}
-		if !isMethod(m) {
-			return decision{route: d.route, rule: "method override " + strconv.Quote(truncate(m, 16)) + " is not a method"}
-		}
-		if d2 := h.policy.decide(t.host, m, t.path, id); !d2.allow {
-			d2.signIn = false
-			d2.rule, d2.why = "method override "+m+": "+d2.text(), ""
-			return d2
+		return m.settle(Decision{Outcome: Allow, Route: r, Public: true, rule: r.name, why: " public"})
+	}
+	return m
+}
+
+func (m Match) settle(d Decision) Match {
+	d.upstream = m.row.upstream
+	m.settled, m.isSettle = d, true
+	return m
+}
+
+// NeedsIdentity reports whether who asks can change the decision: false
+// when nothing serves the target, its method is refused, or it is public.
+func (m Match) NeedsIdentity() bool { return !m.isSettle }
+
+// Public reports whether the target is on a public route: no identity is
+// needed, though a signed-in user's is passed on.
+func (m Match) Public() bool { return m.isSettle && m.settled.Public }
+
+// AcceptsBearer reports whether the route takes bearer tokens.
+func (m Match) AcceptsBearer() bool { return m.route != nil && m.route.bearer }
+
+// Decide says what happens to the target for s (nil: not signed in),
+// which came via via; narrow, when set, must also admit the identity
+// (forward-auth's allowed_* parameters can only narrow).
+func (m Match) Decide(s *session.Session, via Via, narrow []*rule) Decision {
+	if m.isSettle {
+		return m.settled
+	}
+	d := m.decideFor(m.t.Method, s, via)
+	if d.Outcome != Allow {
+		return d
+	}
+	if d2, ok := m.overrides(s, via); !ok {
+		return d2
+	}
+	for _, n := range narrow {
+		if ok, _ := n.allows(&s.Identity); !ok {
+			return Decision{Outcome: Deny, Route: d.Route, rule: "narrowed by " + n.name, upstream: d.upstream}
 		}
 	}
 	return d
 }
 
-// authorizeIdentity asks the policy about t for a known identity.
-func (h *Handler) authorizeIdentity(rq *request, t target, s *session.Session, narrow []*rule, overrides []string) access {
-	rq.user = h.userValue(s)
-	d := h.alsoFor(h.policy.decide(t.host, t.method, t.path, &s.Identity), t, &s.Identity, overrides)
-	if d.allow {
-		for _, n := range narrow {
-			if ok, _ := n.allows(&s.Identity); !ok {
-				d = decision{route: d.route, rule: "narrowed by " + n.name}
-				break
-			}
+// overrides judges the methods the request's method-override headers name:
+// a POST that may pass with X-HTTP-Method-Override: DELETE passes only if
+// a DELETE may. ok is false with the refusal otherwise.
+func (m Match) overrides(s *session.Session, via Via) (Decision, bool) {
+	for _, other := range m.t.Also {
+		if !isMethod(other) {
+			return Decision{Outcome: Deny, Route: m.route, rule: "method override " + strconv.Quote(truncate(other, 16)) + " is not a method", upstream: m.row.upstream}, false
+		}
+		if d := m.decideFor(other, s, via); d.Outcome != Allow {
+			return Decision{Outcome: Deny, Route: d.Route, rule: "method override " + other + ": " + d.Rule(), upstream: m.row.upstream}, false
 		}
 	}
-	rq.rule, rq.why = d.rule, d.why
-	return access{session: s, d: d}
+	return Decision{}, true
 }
 
-// bearerToken returns the token of an Authorization: Bearer header
-// (RFC 6750 §2.1; the scheme is case-insensitive).
-func bearerToken(r *http.Request) (string, bool) {
-	v := r.Header.Get("Authorization")
-	if len(v) < 7 || !strings.EqualFold(v[:7], "Bearer ") {
-		return "", false
+// decideFor judges one method of the target for s. Provider pins hold for
+// sessions only: a bearer token names its issuer, not a sign-in.
+func (m Match) decideFor(method string, s *session.Session, via Via) Decision {
+	d := Decision{upstream: m.row.upstream}
+	r := m.route
+	if method != m.t.Method {
+		var ok bool
+		if r, ok = m.row.pick(method); !ok {
+			d.Route, d.rule = r, r.name+": method "+method+" not listed"
+			return d
+		}
 	}
-	return strings.TrimSpace(v[7:]), true
-}
-
-// BearerVerifier checks machine clients' tokens (providers.BearerVerifier).
-type BearerVerifier interface {
-	Verify(ctx context.Context, token string) (*session.Identity, error)
-}
-
-// bearerSession verifies a bearer token into a session that lives for this
-// request only. A refused token is a 401 with WWW-Authenticate (RFC 6750
-// §3.1), never a redirect.
-func (h *Handler) bearerSession(r *http.Request, token string) (*session.Session, error) {
-	if h.bearer == nil {
-		return nil, &httpError{Code: http.StatusUnauthorized, Msg: "Bearer tokens are not configured on this gateway.",
-			Err: errors.New("bearer token on a bearer route, but no bearer section"), bearer: true}
+	d.Route = r
+	rl, name := m.def, "default"
+	if r != nil {
+		if r.public {
+			d.Outcome, d.Public, d.rule, d.why = Allow, true, r.name, " public"
+			return d
+		}
+		name = r.name
+		if r.rule != nil {
+			rl = r.rule
+		}
 	}
-	id, err := h.bearer.Verify(r.Context(), token)
 	switch {
-	case errors.Is(err, providers.ErrUnavailable):
-		return nil, errorf(http.StatusServiceUnavailable, "The token issuer cannot be reached right now. Please try again shortly.", err)
-	case err != nil:
-		return nil, &httpError{Code: http.StatusUnauthorized, Msg: "The bearer token is not valid.", Err: err, bearer: true}
+	case s == nil:
+		d.Outcome, d.rule, d.why = SignIn, name, ": not signed in"
+		if r != nil {
+			d.Provider = r.provider
+		}
+		return d
+	case via == ViaSession && r != nil && r.provider != "" && s.Provider != r.provider:
+		// Signed in, but with another provider than the route requires:
+		// for this route that is not signed in.
+		d.Outcome, d.Provider, d.rule = SignIn, r.provider, r.name+": requires provider "+r.provider
+		return d
 	}
-	return &session.Session{Identity: *id}, nil
+	allow, why := rl.allows(&s.Identity)
+	if !allow {
+		d.rule = name + ": no email, domain, group or claim matched"
+		return d
+	}
+	d.Outcome, d.rule, d.why = Allow, name, why
+	return d
 }
 
-// denied is the error for an identity the policy turned away.
-func (h *Handler) denied(a access) error {
-	msg := "You are signed in, but not allowed to use this application."
-	if a.session == nil {
-		msg = "This request is not allowed."
-	}
-	if a.d.route != nil && a.d.route.denyMessage != "" {
-		msg = a.d.route.denyMessage
-	}
-	sub := "-"
-	if a.session != nil {
-		sub = a.session.Subject
-	}
-	return &httpError{Code: http.StatusForbidden, Msg: msg, Err: fmt.Errorf("denied %s by %s", sub, a.d.text())}
-}
-
-// errNoSession marks 401s for requests without a session.
-var errNoSession = errors.New("no session")
-
-// recordDecision counts the decision, and audits denials of signed-in
-// users with the rule that denied them.
-func (h *Handler) recordDecision(r *http.Request, rq *request, a access) {
-	outcome := a.outcomeLabel()
-	h.metrics.decision(outcome, a.d.ruleLabel())
-	if outcome == "denied" {
-		h.audit(r, rq, "denied", a.session, slog.String("route", rq.route), slog.String("rule", a.d.text()))
-	}
+// Decide is Match and Decide in one call, for tools that decide requests
+// the gateway never sees (portcullis policy test).
+func (rt *Routes) Decide(t Target, s *session.Session, via Via) Decision {
+	return rt.Match(t).Decide(s, via, nil)
 }

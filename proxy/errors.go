@@ -11,11 +11,15 @@ type httpError struct {
 	Code int    // status sent to the client
 	Msg  string // sentence shown to the client; never err.Error()
 	Err  error  // cause, logged on the server
-	// SignIn offers a "sign in" link on the page (the user can retry).
-	SignIn bool
+	// LoginURL, when set, is offered as a "sign in" link on the page and as
+	// login_url in JSON (the user can retry).
+	LoginURL string
 	// bearer marks a refused bearer token: the 401 says so in
 	// WWW-Authenticate (RFC 6750 §3.1).
 	bearer bool
+	// body, when set, is sent as JSON instead of the page or the usual
+	// JSON: endpoints for machines with an error format of their own.
+	body any
 }
 
 func (e *httpError) Error() string { return fmt.Sprintf("%d %s: %v", e.Code, e.Msg, e.Err) }
@@ -46,16 +50,17 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, rq *request, e 
 	case e.Code == http.StatusUnauthorized && wantsJSON(r):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis"`)
 	}
+	if e.body != nil {
+		writeJSON(w, e.Code, e.body)
+		return
+	}
 	if wantsJSON(r) {
 		body := struct {
 			Error     string `json:"error"`
 			Message   string `json:"message"`
 			RequestID string `json:"request_id"`
 			LoginURL  string `json:"login_url,omitempty"`
-		}{errorCode(e.Code), e.Msg, rq.id, ""}
-		if e.SignIn {
-			body.LoginURL = h.loginURL(rq.returnTo(), rq.provider)
-		}
+		}{errorCode(e.Code), e.Msg, rq.id, e.LoginURL}
 		writeJSON(w, e.Code, body)
 		return
 	}
@@ -63,15 +68,8 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, rq *request, e 
 		Title:     http.StatusText(e.Code),
 		Message:   e.Msg,
 		RequestID: rq.id,
-		SignInURL: ifThen(e.SignIn, h.loginURL(rq.returnTo(), rq.provider)),
+		SignInURL: e.LoginURL,
 	})
-}
-
-func ifThen(cond bool, s string) string {
-	if cond {
-		return s
-	}
-	return ""
 }
 
 // errorCode is the machine-readable error for a status.

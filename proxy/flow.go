@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,20 +32,17 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request, rq *request) err
 		rd = "/"
 	}
 	if id := r.URL.Query().Get("provider"); id != "" {
-		p := h.provider(id)
+		p := h.providers.Get(id)
 		if p == nil {
 			return errorf(http.StatusBadRequest, "There is no such identity provider.", fmt.Errorf("unknown provider %q", truncate(id, 64)))
 		}
 		return h.beginLogin(w, r, rq, p, rd)
 	}
-	if len(h.providers) == 1 {
-		return h.beginLogin(w, r, rq, h.providers[0], rd)
+	if p := h.providers.Only(); p != nil {
+		return h.beginLogin(w, r, rq, p, rd)
 	}
 	return h.signInPage(w, rq, h.redirects.safe(rd))
 }
-
-// named is implemented by providers with a display name.
-type named interface{ Name() string }
 
 // signInPage lists the providers, each a plain link: no JavaScript needed.
 func (h *Handler) signInPage(w http.ResponseWriter, rq *request, rd string) error {
@@ -52,15 +50,28 @@ func (h *Handler) signInPage(w http.ResponseWriter, rq *request, rd string) erro
 	if data.Title == "" {
 		data.Title = "Sign in"
 	}
-	for _, p := range h.providers {
-		name := p.ID()
-		if n, ok := p.(named); ok && n.Name() != "" {
-			name = n.Name()
-		}
-		data.Providers = append(data.Providers, providerLink{Name: name, URL: h.loginURL(rd, p.ID())})
+	for _, p := range h.providers.All() {
+		data.Providers = append(data.Providers, providerLink{Name: p.Name(), URL: h.loginURL(rd, p.ID())})
 	}
 	h.pages.writeWith(w, http.StatusOK, "sign_in", data, h.logoCSP)
 	return nil
+}
+
+// loginURL is the sign-in URL that returns to rd, through provider when
+// one is named.
+func (h *Handler) loginURL(rd, provider string) string {
+	q := url.Values{}
+	if rd != "" && rd != "/" {
+		q.Set("rd", rd)
+	}
+	if provider != "" {
+		q.Set("provider", provider)
+	}
+	u := h.public.String() + h.prefix + "/start"
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	return u
 }
 
 // ownEndpoint reports whether a request-target points into the gateway's
@@ -101,16 +112,43 @@ func (h *Handler) beginLogin(w http.ResponseWriter, r *http.Request, rq *request
 // checked before the code is redeemed (RFC 9207 §2.4); the ID token is
 // verified before any identity is taken from it (RFC 9700 §4.5.3.2).
 func (h *Handler) callback(w http.ResponseWriter, r *http.Request, rq *request) error {
-	err := h.completeSignIn(w, r, rq)
-	if err != nil {
-		reason := signInFailure(err)
-		provider := rq.provider
-		if provider == "" {
-			provider = "unknown"
-		}
-		h.metrics.signIn(provider, reason)
-		h.audit(r, rq, "sign_in_failed", nil, slog.String("provider", provider), slog.String("reason", reason))
+	if r.Method != http.MethodGet {
+		return h.signInFailed(r, rq, "", errorf(http.StatusMethodNotAllowed, "This address only accepts the identity provider's redirect.", fmt.Errorf("method %s", r.Method)))
 	}
+	q := r.URL.Query()
+	state := q.Get("state")
+	st, err := h.login.Take(w, r, state)
+	if err != nil {
+		return h.signInFailed(r, rq, "", &httpError{Code: http.StatusBadRequest, LoginURL: h.loginURL("/", ""), Err: err,
+			Msg: "This sign-in link is no longer valid: it expired, was already used, or was started in another browser."})
+	}
+	s, err := h.completeSignIn(r, q, st)
+	if err != nil {
+		return h.signInFailed(r, rq, st.Provider, err)
+	}
+	h.keepNeededTokens(s)
+	// A fresh session at every sign-in: nothing from a previous cookie
+	// carries over (no session fixation).
+	s.CreatedAt, s.ExpiresAt, s.LastSeen = time.Time{}, time.Time{}, h.now()
+	if err := h.saveNew(w, r, rq, s); err != nil {
+		return h.signInFailed(r, rq, st.Provider, err)
+	}
+	rq.user = h.userValue(s)
+	h.metrics.signIn(s.Provider, "success")
+	h.audit(r, rq, "sign_in", s)
+	setPageHeaders(w.Header())
+	found(w, h.redirects.safe(st.RedirectTo))
+	return nil
+}
+
+// signInFailed counts and audits a failed sign-in and returns its error.
+func (h *Handler) signInFailed(r *http.Request, rq *request, provider string, err error) error {
+	reason := signInFailure(err)
+	if provider == "" {
+		provider = "unknown"
+	}
+	h.metrics.signIn(provider, reason)
+	h.audit(r, rq, "sign_in_failed", nil, slog.String("provider", provider), slog.String("reason", reason))
 	return err
 }
 
@@ -145,78 +183,61 @@ var (
 	errProviderError = errors.New("the provider answered with an error")
 )
 
-func (h *Handler) completeSignIn(w http.ResponseWriter, r *http.Request, rq *request) error {
-	if r.Method != http.MethodGet {
-		return errorf(http.StatusMethodNotAllowed, "This address only accepts the identity provider's redirect.", fmt.Errorf("method %s", r.Method))
-	}
-	q := r.URL.Query()
+// completeSignIn checks the authorization response for the attempt st
+// that this browser started and redeems its code: the provider's session,
+// not yet saved. Failures offer to sign in again, back to where st was
+// going.
+func (h *Handler) completeSignIn(r *http.Request, q url.Values, st *session.LoginState) (*session.Session, error) {
+	again := h.loginURL(st.RedirectTo, st.Provider)
 	restart := func(code int, msg string, err error) error {
-		return &httpError{Code: code, Msg: msg, Err: err, SignIn: true}
+		return &httpError{Code: code, Msg: msg, Err: err, LoginURL: again}
 	}
-	state := q.Get("state")
-	st, err := h.login.Take(w, r, state)
-	if err != nil {
-		return restart(http.StatusBadRequest, "This sign-in link is no longer valid: it expired, was already used, or was started in another browser.", err)
+	if !h.states.use(st.State, h.now()) {
+		return nil, restart(http.StatusBadRequest, "This sign-in link was already used.", errStateReplayed)
 	}
-	rq.rd, rq.provider = st.RedirectTo, st.Provider
-	if !h.states.use(state, h.now()) {
-		return restart(http.StatusBadRequest, "This sign-in link was already used.", errStateReplayed)
-	}
-	p := h.provider(st.Provider)
+	p := h.providers.Get(st.Provider)
 	if p == nil || p.Issuer() != st.Issuer {
-		return restart(http.StatusBadRequest, "This sign-in was started for an identity provider that is no longer configured.", fmt.Errorf("provider %q (issuer %q) unknown", st.Provider, st.Issuer))
+		return nil, restart(http.StatusBadRequest, "This sign-in was started for an identity provider that is no longer configured.", fmt.Errorf("provider %q (issuer %q) unknown", st.Provider, st.Issuer))
 	}
 	if err := p.CheckResponse(r.Context(), q); err != nil {
 		if errors.Is(err, providers.ErrUnavailable) {
-			return errorf(http.StatusServiceUnavailable, "The identity provider cannot be reached right now. Please try again shortly.", err)
+			return nil, errorf(http.StatusServiceUnavailable, "The identity provider cannot be reached right now. Please try again shortly.", err)
 		}
-		return restart(http.StatusBadRequest, "The sign-in response did not come from the expected identity provider.", err)
+		return nil, restart(http.StatusBadRequest, "The sign-in response did not come from the expected identity provider.", err)
 	}
 	if e := q.Get("error"); e != "" {
 		// RFC 9207 §2.4 and ISS-3: an error response may not come from
 		// where it claims; say something generic and act on nothing. The
 		// error code is logged (quoted), never rendered as given.
-		return restart(http.StatusForbidden, "The identity provider did not complete the sign-in.", fmt.Errorf("%w: %s", errProviderError, strconv.Quote(truncate(e, 64))))
+		return nil, restart(http.StatusForbidden, "The identity provider did not complete the sign-in.", fmt.Errorf("%w: %s", errProviderError, strconv.Quote(truncate(e, 64))))
 	}
 	code := q.Get("code")
 	if code == "" {
-		return restart(http.StatusBadRequest, "The sign-in response is missing its code.", errors.New("no code"))
+		return nil, restart(http.StatusBadRequest, "The sign-in response is missing its code.", errors.New("no code"))
 	}
 	s, err := p.Redeem(r.Context(), code, providers.Attempt{State: st.State, Nonce: st.Nonce, Verifier: st.Verifier})
 	switch {
 	case errors.Is(err, providers.ErrUnavailable):
-		return errorf(http.StatusBadGateway, "The identity provider could not complete the sign-in. Please try again.", err)
+		return nil, errorf(http.StatusBadGateway, "The identity provider could not complete the sign-in. Please try again.", err)
 	case errors.Is(err, providers.ErrUnverifiedEmail):
-		return errorf(http.StatusForbidden, "Your email address is not verified with the identity provider.", err)
+		return nil, errorf(http.StatusForbidden, "Your email address is not verified with the identity provider.", err)
 	case errors.Is(err, providers.ErrNotAdmitted):
-		return errorf(http.StatusForbidden, "Your account is not admitted by this gateway's identity provider settings.", err)
+		return nil, errorf(http.StatusForbidden, "Your account is not admitted by this gateway's identity provider settings.", err)
 	case errors.Is(err, providers.ErrRejected):
-		return restart(http.StatusBadRequest, "The identity provider rejected the sign-in code; it may have expired or been used already.", err)
+		return nil, restart(http.StatusBadRequest, "The identity provider rejected the sign-in code; it may have expired or been used already.", err)
 	case err != nil:
-		return restart(http.StatusForbidden, "The identity provider's answer could not be verified.", err)
+		return nil, restart(http.StatusForbidden, "The identity provider's answer could not be verified.", err)
 	}
-	h.keepNeededTokens(s)
-	// A fresh session at every sign-in: nothing from a previous cookie
-	// carries over (no session fixation).
-	s.CreatedAt, s.ExpiresAt, s.LastSeen = time.Time{}, time.Time{}, h.now()
-	if err := h.saveNew(w, r, rq, s); err != nil {
-		return err
-	}
-	rq.user = h.userValue(s)
-	h.metrics.signIn(s.Provider, "success")
-	h.audit(r, rq, "sign_in", s)
-	setPageHeaders(w.Header())
-	found(w, h.redirects.safe(st.RedirectTo))
-	return nil
+	return s, nil
 }
 
 // saveNew stores a new session. When its groups are too many for cookies,
 // it keeps only the groups the policy names (the rest cannot change a
 // decision), logs that, and tries again.
 func (h *Handler) saveNew(w http.ResponseWriter, r *http.Request, rq *request, s *session.Session) error {
-	err := h.store.Save(w, r, s)
+	err := h.sessions.Save(w, r, s)
 	if errors.Is(err, session.ErrTooLarge) {
-		named := h.policy.groupNames()
+		named := h.routes.groupNames()
 		kept := make([]string, 0, len(named))
 		for _, g := range s.Groups {
 			if named[g] {
@@ -227,7 +248,7 @@ func (h *Handler) saveNew(w http.ResponseWriter, r *http.Request, rq *request, s
 			slog.String("id", rq.id), slog.String("sub", s.Subject), slog.Int("groups", len(s.Groups)), slog.Int("kept", len(kept)),
 			slog.String("hint", "use session.store: redis to keep every group"))
 		s.Groups = kept
-		err = h.store.Save(w, r, s)
+		err = h.sessions.Save(w, r, s)
 	}
 	switch {
 	case errors.Is(err, session.ErrUnavailable):
@@ -249,22 +270,6 @@ func (h *Handler) keepNeededTokens(s *session.Session) {
 	}
 }
 
-func (h *Handler) provider(id string) providers.Provider {
-	for _, p := range h.providers {
-		if p.ID() == id {
-			return p
-		}
-	}
-	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
-
 // userinfo returns the signed-in identity as JSON. Never tokens: a script on
 // the app's origin can read this (Pomerium CVE-2024-39315).
 func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request, rq *request) error {
@@ -273,7 +278,7 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request, rq *request) 
 		return err
 	}
 	if s == nil {
-		return &httpError{Code: http.StatusUnauthorized, Msg: "Sign in first.", SignIn: true, Err: errors.New("no session")}
+		return &httpError{Code: http.StatusUnauthorized, Msg: "Sign in first.", LoginURL: h.loginURL("/", ""), Err: errNoSession}
 	}
 	rq.user = h.userValue(s)
 	groups := s.Groups
@@ -281,7 +286,7 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request, rq *request) 
 		groups = []string{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"user":               h.userValue(s),
+		"user":               rq.user,
 		"subject":            s.Subject,
 		"issuer":             s.Issuer,
 		"provider":           s.Provider,

@@ -17,30 +17,6 @@ import (
 // decision is about a fixed target nobody can steer: GET / on the
 // gateway's own host.
 
-// target is the request a decision is about.
-type target struct {
-	method   string
-	scheme   string // http or https
-	host     string // lower case, no port: what policy routes match
-	hostport string // as the client named it, for building URLs
-	path     string // canonical, decoded
-	rawPath  string // canonical, escaped
-	query    string // raw query, without "?"
-}
-
-// uri is the request-target: escaped path and query.
-func (t target) uri() string {
-	if t.query == "" {
-		return t.rawPath
-	}
-	return t.rawPath + "?" + t.query
-}
-
-// url is the absolute URL the browser asked for.
-func (t target) url() string {
-	return t.scheme + "://" + t.hostport + t.uri()
-}
-
 // trustedProxies is the parsed server.trusted_proxies.
 type trustedProxies []netip.Prefix
 
@@ -134,8 +110,8 @@ var errBadForwarded = errors.New("malformed forwarded request headers")
 
 // forwardedTarget builds the target of a forward-auth call from what a
 // trusted proxy sent; f is nil when the peer is not trusted.
-func (h *Handler) forwardedTarget(f *forwarded) (target, error) {
-	t := target{method: http.MethodGet, scheme: h.public.Scheme, hostport: h.public.Host, host: normHost(h.public.Host), path: "/", rawPath: "/"}
+func (h *Handler) forwardedTarget(f *forwarded) (Target, error) {
+	t := Target{Method: http.MethodGet, Scheme: h.public.Scheme, HostPort: h.public.Host, Host: normHost(h.public.Host), Path: "/", RawPath: "/"}
 	if f == nil {
 		return t, nil
 	}
@@ -171,20 +147,20 @@ func (h *Handler) forwardedTarget(f *forwarded) (target, error) {
 		if !isToken(m) {
 			return t, fmt.Errorf("%w: method %q", errBadForwarded, truncate(m, 32))
 		}
-		t.method = strings.ToUpper(m)
+		t.Method = strings.ToUpper(m)
 	}
 	if f.proto != "" {
 		p := strings.ToLower(strings.TrimSpace(f.proto))
 		if p != "http" && p != "https" {
 			return t, fmt.Errorf("%w: proto %q", errBadForwarded, truncate(f.proto, 32))
 		}
-		t.scheme = p
+		t.Scheme = p
 	}
 	if f.host != "" {
 		if !validHostPort(f.host) {
 			return t, fmt.Errorf("%w: host %q", errBadForwarded, truncate(f.host, 128))
 		}
-		t.hostport, t.host = strings.ToLower(f.host), normHost(f.host)
+		t.HostPort, t.Host = strings.ToLower(f.host), normHost(f.host)
 	}
 	if uri != "" {
 		path, query, _ := strings.Cut(uri, "?")
@@ -195,7 +171,7 @@ func (h *Handler) forwardedTarget(f *forwarded) (target, error) {
 		if err != nil {
 			return t, err
 		}
-		t.path, t.rawPath, t.query = p, raw, query
+		t.Path, t.RawPath, t.Query = p, raw, query
 	}
 	return t, nil
 }

@@ -52,20 +52,20 @@ func FuzzForwardedTarget(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if tg.scheme != "http" && tg.scheme != "https" {
-			t.Fatalf("scheme %q", tg.scheme)
+		if tg.Scheme != "http" && tg.Scheme != "https" {
+			t.Fatalf("scheme %q", tg.Scheme)
 		}
-		if !isToken(tg.method) || strings.ToUpper(tg.method) != tg.method {
-			t.Fatalf("method %q", tg.method)
+		if !isToken(tg.Method) || strings.ToUpper(tg.Method) != tg.Method {
+			t.Fatalf("method %q", tg.Method)
 		}
-		if tg.hostport != "gw.example.com" && !validHostPort(tg.hostport) {
-			t.Fatalf("host %q", tg.hostport)
+		if tg.HostPort != "gw.example.com" && !validHostPort(tg.HostPort) {
+			t.Fatalf("host %q", tg.HostPort)
 		}
-		if p, raw, err := canonicalPath(tg.rawPath); err != nil || p != tg.path || raw != tg.rawPath {
-			t.Fatalf("path %q / %q not canonical: %v", tg.path, tg.rawPath, err)
+		if p, raw, err := canonicalPath(tg.RawPath); err != nil || p != tg.Path || raw != tg.RawPath {
+			t.Fatalf("path %q / %q not canonical: %v", tg.Path, tg.RawPath, err)
 		}
-		if strings.ContainsAny(tg.query, "#\r\n") {
-			t.Fatalf("query %q", tg.query)
+		if strings.ContainsAny(tg.Query, "#\r\n") {
+			t.Fatalf("query %q", tg.Query)
 		}
 	})
 }

@@ -200,19 +200,47 @@ func newEnvOpts(t *testing.T, mutate func(*Config), opt func(*Options), extra ..
 	if mutate != nil {
 		mutate(&cfg)
 	}
+	set, err := providers.SetOf(append([]providers.Provider{e.idp}, e.extra...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	o := Options{
-		Providers: append([]providers.Provider{e.idp}, e.extra...), Store: e.store, SessionCookie: e.store.Name(),
+		Providers: set, Sessions: e.store,
 		Login: login, Keys: keys, Logger: newTestLogger(e.logs), Bearer: e.bearer,
 		Now: func() time.Time { return e.clock() },
 	}
 	if opt != nil {
 		opt(&o)
 	}
-	e.h, err = New(cfg, o)
+	e.h, err = build(cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// build validates cfg as main does, telling it what o provides, and
+// builds the handler.
+func build(cfg Config, o Options) (*Handler, error) {
+	known := Known{Bearer: o.Bearer != nil}
+	if o.Providers != nil {
+		known.Providers = o.Providers.IDs()
+	}
+	s, err := cfg.Validate(known)
+	if err != nil {
+		return nil, err
+	}
+	return New(s, o)
+}
+
+// mustSet makes a provider set or fails the test.
+func mustSet(tb testing.TB, ps ...providers.Provider) *providers.Set {
+	tb.Helper()
+	set, err := providers.SetOf(ps...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return set
 }
 
 // do sends a request through the handler.
@@ -300,7 +328,7 @@ func tryNew(t *testing.T, mutate func(*Config)) error {
 		Policy:    PolicyConfig{EmailDomains: []string{"example.com"}},
 	}
 	mutate(&cfg)
-	_, err = New(cfg, Options{Providers: []providers.Provider{newFakeProvider()}, Store: store, SessionCookie: store.Name(), Login: login, Keys: keys})
+	_, err = build(cfg, Options{Providers: mustSet(t, newFakeProvider()), Sessions: store, Login: login, Keys: keys})
 	return err
 }
 

@@ -7,6 +7,21 @@ import (
 	"github.com/portcullis/portcullis/session"
 )
 
+// HeadersConfig is the `headers` section: what upstreams are told.
+type HeadersConfig struct {
+	// User picks the X-Forwarded-User (and X-Auth-Request-User) value:
+	// subject (default, the only stable identifier: OpenID Connect Core
+	// §5.7), preferred_username or email. The latter two fall back to
+	// subject when absent.
+	User string `yaml:"user"`
+	// AuthRequestAccessToken adds X-Auth-Request-Access-Token to
+	// forward-auth answers.
+	AuthRequestAccessToken bool `yaml:"auth_request_access_token"`
+	// AuthRequestAuthorization adds Authorization: Bearer <access token>
+	// to forward-auth answers.
+	AuthRequestAuthorization bool `yaml:"auth_request_authorization"`
+}
+
 // Identity headers the gateway sets on upstream requests.
 const (
 	hdrUser              = "X-Forwarded-User"

@@ -80,14 +80,14 @@ func FuzzHandler(f *testing.F) {
 	}
 	login, _ := session.NewLoginCookies(session.CookieConfig{Name: "_portcullis"}, keys, nil)
 	up := &fuzzUpstream{}
-	h, err := New(Config{
+	h, err := build(Config{
 		Server:    ServerConfig{PublicURL: "https://gw.example.com", TrustedProxies: []string{"192.0.2.0/24"}, AllowedRedirectHosts: []string{"app.example.com"}},
 		Upstreams: []UpstreamConfig{{Path: "/", URL: "http://app.internal"}},
 		Policy: PolicyConfig{EmailDomains: []string{"example.com"}, Routes: []RouteConfig{
 			{Path: "/public/", Public: true},
 			{Path: "/admin/", Groups: []string{"admins"}},
 		}},
-	}, Options{Providers: []providers.Provider{fuzzProvider{}}, Store: store, SessionCookie: store.Name(), Login: login, Keys: keys,
+	}, Options{Providers: mustSet(f, fuzzProvider{}), Sessions: store, Login: login, Keys: keys,
 		Transport: up, Logger: newTestLogger(io.Discard)})
 	if err != nil {
 		f.Fatal(err)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -16,11 +17,6 @@ import (
 // lifecycle.go keeps a loaded session valid exactly as long as it should
 // be: idle timeout, token refresh before expiry (once across replicas),
 // re-sealing cookies under a new secret, and the last-seen mark.
-
-// refresher is implemented by providers that can refresh tokens.
-type refresher interface {
-	Refresh(ctx context.Context, s *session.Session) (*session.Session, error)
-}
 
 // maintain returns the session to use for this request, or nil when it
 // has ended (idle, or the provider revoked it).
@@ -69,7 +65,7 @@ func (h *Handler) maintain(w http.ResponseWriter, r *http.Request, rq *request, 
 	}
 	if s.SealedWithOldKey() || (h.idle > 0 && now.Sub(s.LastSeen) > h.touchEvery) {
 		s.LastSeen = now
-		if err := h.store.Save(w, r, s); err != nil {
+		if err := h.sessions.Save(w, r, s); err != nil {
 			h.log.LogAttrs(r.Context(), slog.LevelWarn, "could not update the session", slog.String("id", rq.id), slog.Any("err", err))
 		}
 	}
@@ -78,7 +74,7 @@ func (h *Handler) maintain(w http.ResponseWriter, r *http.Request, rq *request, 
 
 // endSession clears a session the gateway no longer honours.
 func (h *Handler) endSession(w http.ResponseWriter, r *http.Request, rq *request, s *session.Session, how, why string) {
-	if err := h.store.Clear(w, r); err != nil {
+	if err := h.sessions.Clear(w, r); err != nil {
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "could not clear the session", slog.String("id", rq.id), slog.Any("err", err))
 	}
 	h.metrics.ended(how)
@@ -94,13 +90,15 @@ func (h *Handler) refreshDue(s *session.Session, now time.Time) bool {
 }
 
 // refresh runs the provider's refresh at most once at a time for s, across
-// replicas when the store can lock.
+// replicas when the store is shared.
 func (h *Handler) refresh(w http.ResponseWriter, r *http.Request, s *session.Session) (*session.Session, error) {
-	p, _ := h.provider(s.Provider).(refresher)
+	p, _ := h.providers.Get(s.Provider).(providers.Refresher)
 	if p == nil {
-		return nil, errors.New("the session's provider cannot refresh")
+		// GitHub issues no refresh tokens; a provider removed from the
+		// configuration can refresh nothing either.
+		return nil, fmt.Errorf("provider %q cannot refresh sessions", s.Provider)
 	}
-	fn := func(ctx context.Context, cur *session.Session) (*session.Session, error) {
+	return h.sessions.RefreshOnce(r.Context(), w, r, s, func(ctx context.Context, cur *session.Session) (*session.Session, error) {
 		next, err := p.Refresh(ctx, cur)
 		if err != nil {
 			return nil, err
@@ -108,15 +106,7 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request, s *session.Ses
 		next.LastSeen = h.now()
 		h.keepNeededTokens(next)
 		return next, nil
-	}
-	if rs, ok := h.store.(session.Refresher); ok {
-		return rs.RefreshOnce(r.Context(), w, r, s, fn)
-	}
-	next, err := fn(r.Context(), s)
-	if err != nil {
-		return nil, err
-	}
-	return next, h.store.Save(w, r, next)
+	})
 }
 
 func backoffKey(s *session.Session) string {

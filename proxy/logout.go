@@ -1,11 +1,9 @@
 package proxy
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,24 +20,6 @@ import (
 // provider's end-session endpoint, RP-Initiated Logout 1.0), the return
 // from there, and the provider's back-channel logout (Back-Channel Logout
 // 1.0).
-
-// endSessioner is implemented by providers with RP-initiated logout.
-type endSessioner interface {
-	EndSessionURL(ctx context.Context, idTokenHint, postLogoutRedirect, state string) (string, error)
-}
-
-// logoutVerifier is implemented by providers that accept back-channel
-// logout tokens.
-type logoutVerifier interface {
-	VerifyLogoutToken(ctx context.Context, raw string) (*providers.LogoutToken, error)
-}
-
-// revoker is implemented by both session stores.
-type revoker interface {
-	RevokeUser(ctx context.Context, issuer, subject string) (int, error)
-	RevokeSID(ctx context.Context, issuer, sid string) (int, error)
-	FirstUse(ctx context.Context, key string, ttl time.Duration) (bool, error)
-}
 
 // signOut ends the session. A GET shows a confirmation page whose form
 // POSTs back with a token bound to the session; a POST is accepted with that
@@ -77,7 +57,7 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, rq *request) e
 		return &httpError{Code: http.StatusForbidden, Msg: "Sign-out must be confirmed on this gateway's own page.",
 			Err: errors.New("cross-site sign-out without a valid token")}
 	}
-	if err := h.store.Clear(w, r); err != nil {
+	if err := h.sessions.Clear(w, r); err != nil {
 		return errorf(http.StatusServiceUnavailable, "The session could not be ended right now. Please try again.", err)
 	}
 	h.login.ClearAll(w, r)
@@ -89,7 +69,7 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, rq *request) e
 		rq.user = h.userValue(s)
 		h.metrics.ended("sign_out")
 		h.audit(r, rq, "sign_out", s)
-		if p, ok := h.provider(s.Provider).(endSessioner); ok {
+		if p, ok := h.providers.Get(s.Provider).(providers.EndSessioner); ok {
 			u, err := p.EndSessionURL(r.Context(), s.IDToken, h.signedOutURL(), h.logoutState(rd))
 			switch {
 			case err != nil:
@@ -137,24 +117,9 @@ func (h *Handler) sameOrigin(r *http.Request) bool {
 	return true
 }
 
-// signedOutURL is the post_logout_redirect_uri to register at providers.
+// signedOutURL is where providers send the browser back after their own
+// sign-out.
 func (h *Handler) signedOutURL() string { return h.public.String() + h.prefix + "/signed_out" }
-
-// SignedOutURL is the post_logout_redirect_uri to register at providers.
-func SignedOutURL(publicURL, prefix string) string {
-	if prefix == "" {
-		prefix = "/oauth2"
-	}
-	return strings.TrimSuffix(publicURL, "/") + prefix + "/signed_out"
-}
-
-// BackchannelURL is the back-channel logout URI to register at providers.
-func BackchannelURL(publicURL, prefix string) string {
-	if prefix == "" {
-		prefix = "/oauth2"
-	}
-	return strings.TrimSuffix(publicURL, "/") + prefix + "/backchannel_logout"
-}
 
 // finishSignOut sends the browser on to rd, or shows the signed-out page.
 func (h *Handler) finishSignOut(w http.ResponseWriter, r *http.Request, rq *request, rd string) error {
@@ -206,10 +171,11 @@ func (h *Handler) signedOut(w http.ResponseWriter, r *http.Request, rq *request)
 // sessions it names on every replica. Any failure is a 400 and ends
 // nothing.
 func (h *Handler) backchannelLogout(w http.ResponseWriter, r *http.Request, rq *request) error {
+	// Back-Channel Logout §2.8: a refused request is a 400, optionally
+	// with an OAuth-style JSON error.
 	fail := func(err error) error {
-		rq.err = err
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "the logout token was not accepted"})
-		return nil
+		return &httpError{Code: http.StatusBadRequest, Msg: "The logout token was not accepted.", Err: err,
+			body: map[string]string{"error": "invalid_request", "error_description": "the logout token was not accepted"}}
 	}
 	if r.Method != http.MethodPost {
 		return errorf(http.StatusMethodNotAllowed, "Providers POST logout tokens here.", fmt.Errorf("method %s", r.Method))
@@ -222,20 +188,7 @@ func (h *Handler) backchannelLogout(w http.ResponseWriter, r *http.Request, rq *
 	if raw == "" || len(r.PostForm["logout_token"]) != 1 {
 		return fail(errors.New("no logout_token"))
 	}
-	iss, err := unverifiedClaim(raw, "iss")
-	if err != nil {
-		return fail(err)
-	}
-	var lv logoutVerifier
-	for _, p := range h.providers {
-		if p.Issuer() == iss {
-			lv, _ = p.(logoutVerifier)
-		}
-	}
-	if lv == nil {
-		return fail(fmt.Errorf("no provider with issuer %q accepts logout tokens", truncate(iss, 128)))
-	}
-	lt, err := lv.VerifyLogoutToken(r.Context(), raw)
+	lt, err := h.providers.VerifyLogoutToken(r.Context(), raw)
 	switch {
 	case errors.Is(err, providers.ErrUnavailable):
 		// The provider's keys cannot be fetched: not the token's fault,
@@ -244,15 +197,11 @@ func (h *Handler) backchannelLogout(w http.ResponseWriter, r *http.Request, rq *
 	case err != nil:
 		return fail(err)
 	}
-	rv, ok := h.store.(revoker)
-	if !ok {
-		return errors.New("the session store cannot revoke sessions")
-	}
 	// The jti replay cache (SECURITY.md BCL-8): kept at least as long as the
 	// token is valid, shared by every replica in Redis mode.
 	sum := sha256.Sum256([]byte(lt.Issuer + "\x00" + lt.ID))
 	ttl := max(time.Until(lt.Expiry)+2*time.Minute, 5*time.Minute)
-	first, err := rv.FirstUse(r.Context(), "jti:"+hex.EncodeToString(sum[:16]), ttl)
+	first, err := h.sessions.FirstUse(r.Context(), "jti:"+hex.EncodeToString(sum[:16]), ttl)
 	if err != nil {
 		return errorf(http.StatusServiceUnavailable, "Sessions cannot be ended right now.", err)
 	}
@@ -263,9 +212,9 @@ func (h *Handler) backchannelLogout(w http.ResponseWriter, r *http.Request, rq *
 	// session of the user (Back-Channel Logout §2.7).
 	var n int
 	if lt.SessionID != "" {
-		n, err = rv.RevokeSID(r.Context(), lt.Issuer, lt.SessionID)
+		n, err = h.sessions.RevokeSID(r.Context(), lt.Issuer, lt.SessionID)
 	} else {
-		n, err = rv.RevokeUser(r.Context(), lt.Issuer, lt.Subject)
+		n, err = h.sessions.RevokeUser(r.Context(), lt.Issuer, lt.Subject)
 	}
 	if err != nil {
 		return errorf(http.StatusServiceUnavailable, "Sessions cannot be ended right now.", err)
@@ -276,26 +225,4 @@ func (h *Handler) backchannelLogout(w http.ResponseWriter, r *http.Request, rq *
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	return nil
-}
-
-// unverifiedClaim reads one string claim from a JWT's payload without
-// verifying it, only to pick the provider whose keys will.
-func unverifiedClaim(raw, name string) (string, error) {
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 || len(raw) > 16<<10 {
-		return "", errors.New("not a signed JWT")
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return "", errors.New("malformed payload")
-	}
-	var claims map[string]any
-	if err := json.Unmarshal(b, &claims); err != nil {
-		return "", errors.New("malformed payload")
-	}
-	v, _ := claims[name].(string)
-	if v == "" {
-		return "", fmt.Errorf("no %s", name)
-	}
-	return v, nil
 }

@@ -29,7 +29,7 @@ func BenchmarkLoopback(b *testing.B) {
 		BufferPool: copyBuffers,
 	}
 	h, store := benchHandler(b, func(c *Config) { c.Upstreams = []UpstreamConfig{{Path: "/", URL: up.URL}} })
-	h.routes[0].rp.Transport = upstreamTransport()
+	h.upstreams[0].rp.Transport = upstreamTransport()
 	cookie := benchCookie(b, store)
 	for _, tt := range []struct {
 		name     string

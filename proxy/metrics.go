@@ -92,28 +92,6 @@ func (m *Metrics) ended(how string) {
 	m.signOuts.WithLabelValues(how).Inc()
 }
 
-// ruleLabel is the bounded name of the route that decided: the
-// configured route's name, or "default".
-func (d decision) ruleLabel() string {
-	if d.route == nil {
-		return "default"
-	}
-	return d.route.name
-}
-
-// outcomeLabel sorts a decision for the decisions metric.
-func (a access) outcomeLabel() string {
-	switch {
-	case a.d.public:
-		return "public"
-	case a.d.allow:
-		return "allowed"
-	case a.session == nil && a.d.signIn:
-		return "unauthenticated"
-	}
-	return "denied"
-}
-
 // InstrumentTransport times calls to an identity provider, for
 // portcullis_provider_request_duration_seconds.
 func InstrumentTransport(reg prometheus.Registerer, base http.RoundTripper) func(provider string) http.RoundTripper {

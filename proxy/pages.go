@@ -52,6 +52,15 @@ const pageTemplates = `{{define "top"}}<!doctype html>
 <p><a class="button" href="{{.SignInURL}}">Sign in again</a></p>
 {{template "bottom" .}}{{end}}`
 
+// UIConfig is the `ui` section: how the gateway's own pages look.
+type UIConfig struct {
+	// Title heads the sign-in page (default "Sign in").
+	Title string `yaml:"title"`
+	// LogoURL is an https URL (or a data:image URL) of a logo shown above
+	// it. The page's Content-Security-Policy admits that one origin.
+	LogoURL string `yaml:"logo_url"`
+}
+
 type pageData struct {
 	Title      string
 	Message    string

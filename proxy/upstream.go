@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -63,72 +62,76 @@ type UpstreamTLS struct {
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
-type upstream struct {
-	cfg    UpstreamConfig
-	host   string
-	prefix string
-	target *url.URL
-	rp     *httputil.ReverseProxy
-}
-
-// proxied is what the Rewrite hook needs from the handler for one request.
-type proxied struct {
-	session *session.Session
-	path    string // canonical path, as judged
-	rawPath string
-	id      string // request id
-}
-
-func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) (*upstream, error) {
-	if cfg.Path == "" {
-		cfg.Path = "/"
+// validate fills the upstream's defaults and checks it; errors name its
+// path.
+func (c *UpstreamConfig) validate() error {
+	if c.Path == "" {
+		c.Path = "/"
 	}
-	if !strings.HasPrefix(cfg.Path, "/") {
-		return nil, fmt.Errorf("upstream path %q must start with /", cfg.Path)
+	if !strings.HasPrefix(c.Path, "/") {
+		return fmt.Errorf("upstream path %q must start with /", c.Path)
 	}
-	if p, _, err := canonicalPath(cfg.Path); err != nil || p != cfg.Path {
-		return nil, fmt.Errorf("upstream path %q is not a canonical path", cfg.Path)
+	if p, _, err := canonicalPath(c.Path); err != nil || p != c.Path {
+		return fmt.Errorf("upstream path %q is not a canonical path", c.Path)
 	}
-	u, err := url.Parse(cfg.URL)
+	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("upstream %s: url %q must be http(s)://host[:port][/path] without credentials, query or fragment", cfg.Path, cfg.URL)
+		return fmt.Errorf("upstream %s: url %q must be http(s)://host[:port][/path] without credentials, query or fragment", c.Path, c.URL)
 	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 60 * time.Second
+	if c.Timeout == 0 {
+		c.Timeout = 60 * time.Second
 	}
-	if cfg.Timeout < 0 {
-		return nil, fmt.Errorf("upstream %s: negative timeout", cfg.Path)
+	if c.Timeout < 0 {
+		return fmt.Errorf("upstream %s: negative timeout", c.Path)
 	}
-	if transport == nil {
-		t := newTransport(cfg.Timeout)
-		if tc := cfg.TLS; tc.CAFile != "" || tc.ServerName != "" || tc.InsecureSkipVerify {
-			if u.Scheme != "https" {
-				return nil, fmt.Errorf("upstream %s: tls settings need an https url", cfg.Path)
-			}
-			conf := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: tc.ServerName, InsecureSkipVerify: tc.InsecureSkipVerify}
-			if tc.CAFile != "" {
-				pool := x509.NewCertPool()
-				if !pool.AppendCertsFromPEM(tc.CAPEM) {
-					return nil, fmt.Errorf("upstream %s: tls.ca_file %s holds no PEM certificate", cfg.Path, tc.CAFile)
-				}
-				conf.RootCAs = pool
-			}
-			t.TLSClientConfig = conf
+	if tc := c.TLS; tc.CAFile != "" || tc.ServerName != "" || tc.InsecureSkipVerify {
+		if u.Scheme != "https" {
+			return fmt.Errorf("upstream %s: tls settings need an https url", c.Path)
 		}
-		transport = t
+		if tc.CAFile != "" && !x509.NewCertPool().AppendCertsFromPEM(tc.CAPEM) {
+			return fmt.Errorf("upstream %s: tls.ca_file %s holds no PEM certificate", c.Path, tc.CAFile)
+		}
 	}
-	if cfg.Host != "" && (strings.ContainsAny(cfg.Host, "/@ *?#") || normHost(cfg.Host) == "") {
-		return nil, fmt.Errorf("upstream %s: host %q is not a host name", cfg.Path, cfg.Host)
+	if c.Host != "" && (strings.ContainsAny(c.Host, "/@ *?#") || normHost(c.Host) == "") {
+		return fmt.Errorf("upstream %s: host %q is not a host name", c.Path, c.Host)
 	}
-	if a := &cfg.Assertion; a.Header != "" {
+	if a := &c.Assertion; a.Header != "" {
 		if !validHeaderName(a.Header) {
-			return nil, fmt.Errorf("upstream %s: assertion.header %q is not a header name", cfg.Path, a.Header)
+			return fmt.Errorf("upstream %s: assertion.header %q is not a header name", c.Path, a.Header)
 		}
 		if a.Audience == "" {
 			a.Audience = assertionAudience(u)
 		}
 	}
-	up := &upstream{cfg: cfg, host: normHost(cfg.Host), prefix: cfg.Path, target: u}
+	return nil
+}
+
+// upstream is one application behind the gateway and the reverse proxy
+// that reaches it.
+type upstream struct {
+	cfg    UpstreamConfig
+	prefix string
+	rp     *httputil.ReverseProxy
+}
+
+// proxied is what the Rewrite hook and the error handler need of one
+// request, found in its context.
+type proxied struct {
+	rq      *request
+	session *session.Session // nil on a public route without one
+	path    string           // canonical path, as judged
+	rawPath string
+}
+
+type proxiedKey struct{}
+
+// newUpstream builds the reverse proxy for a validated upstream.
+func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) *upstream {
+	u, _ := url.Parse(cfg.URL) // validated
+	if transport == nil {
+		transport = transportFor(cfg)
+	}
+	up := &upstream{cfg: cfg, prefix: cfg.Path}
 	passHost := cfg.PassHostHeader == nil || *cfg.PassHostHeader
 	up.rp = &httputil.ReverseProxy{
 		// Rewrite, never Director: hop-by-hop headers (and anything named in
@@ -136,12 +139,9 @@ func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) (
 		// make the proxy drop the identity headers we set here
 		// (SECURITY.md §2.8-6).
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			var px *proxied
-			if rq, _ := pr.In.Context().Value(requestKey{}).(*request); rq != nil {
-				px = rq.px
-			}
+			px, _ := pr.In.Context().Value(proxiedKey{}).(*proxied)
 			if px == nil {
-				// Unreachable: ServeHTTP always sets it. Fail closed anyway:
+				// Unreachable: proxy always sets it. Fail closed anyway:
 				// a request without a host ends in the 502 error path.
 				pr.Out.URL.Host = ""
 				return
@@ -160,16 +160,10 @@ func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) (
 				delete(out, "Authorization")
 			}
 			stripGatewayCookies(out, h.cookieBases)
-			out[hdrRequestID] = []string{px.id}
+			out[hdrRequestID] = []string{px.rq.id}
 			if px.session != nil {
 				h.identityHeaders(out, px.session, up)
-				if up.cfg.Assertion.Header != "" && h.asserter != nil {
-					if tok, err := h.asserter.sign(px.session, up.cfg.Assertion.Audience); err == nil {
-						out[http.CanonicalHeaderKey(up.cfg.Assertion.Header)] = []string{tok}
-					} else {
-						h.log.LogAttrs(pr.In.Context(), slog.LevelError, "signing the identity assertion", slog.String("id", px.id), slog.Any("err", err))
-					}
-				}
+				h.assert(pr.In.Context(), out, px, up)
 			}
 		},
 		// An upstream may not set or clear the gateway's own cookies.
@@ -183,7 +177,36 @@ func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) (
 		ErrorLog:      slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
 		ErrorHandler:  h.upstreamError,
 	}
-	return up, nil
+	return up
+}
+
+// assert adds the upstream's signed identity assertion, when it asks for
+// one.
+func (h *Handler) assert(ctx context.Context, out http.Header, px *proxied, up *upstream) {
+	if up.cfg.Assertion.Header == "" || h.asserter == nil {
+		return
+	}
+	tok, err := h.asserter.sign(px.session, up.cfg.Assertion.Audience)
+	if err != nil {
+		h.log.LogAttrs(ctx, slog.LevelError, "signing the identity assertion", slog.String("id", px.rq.id), slog.Any("err", err))
+		return
+	}
+	out[http.CanonicalHeaderKey(up.cfg.Assertion.Header)] = []string{tok}
+}
+
+// transportFor is a validated upstream's own transport, with its TLS
+// settings.
+func transportFor(cfg UpstreamConfig) *http.Transport {
+	t := newTransport(cfg.Timeout)
+	if tc := cfg.TLS; tc.CAFile != "" || tc.ServerName != "" || tc.InsecureSkipVerify {
+		conf := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: tc.ServerName, InsecureSkipVerify: tc.InsecureSkipVerify}
+		if tc.CAFile != "" {
+			conf.RootCAs = x509.NewCertPool()
+			conf.RootCAs.AppendCertsFromPEM(tc.CAPEM)
+		}
+		t.TLSClientConfig = conf
+	}
+	return t
 }
 
 // copyBuffers lends the 32 KiB buffers ReverseProxy copies bodies with;
@@ -211,34 +234,12 @@ func newTransport(responseTimeout time.Duration) *http.Transport {
 	}
 }
 
-// routes is the upstream table, longest prefix first.
-type routes []*upstream
-
-func (rs routes) sort() {
-	sort.SliceStable(rs, func(i, j int) bool {
-		if len(rs[i].prefix) != len(rs[j].prefix) {
-			return len(rs[i].prefix) > len(rs[j].prefix)
-		}
-		return rs[i].host != "" && rs[j].host == ""
-	})
-}
-
-// match returns the upstream for a host and canonical path, or nil.
-func (rs routes) match(host, path string) *upstream {
-	for _, u := range rs {
-		if (u.host == "" || u.host == host) && pathHasPrefix(path, u.prefix) {
-			return u
-		}
-	}
-	return nil
-}
-
 // upstreamError is the ReverseProxy's one error path: a timeout is a 504,
 // anything else a 502, shown as our page; the cause goes to the log.
 func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
-	rq, _ := r.Context().Value(requestKey{}).(*request)
-	if rq == nil {
-		rq = &request{id: "-"}
+	rq := &request{id: "-"}
+	if px, _ := r.Context().Value(proxiedKey{}).(*proxied); px != nil {
+		rq = px.rq
 	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// The client went away; nobody is left to read a page.

@@ -1,0 +1,174 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/portcullis/portcullis/providers"
+	"github.com/portcullis/portcullis/session"
+)
+
+// access.go is the step every mode shares between routing and the answer:
+// find who is asking (the session, kept valid, or a bearer token) when the
+// match says it matters, ask the decision, and count and audit it. Each
+// mode (reverse proxy, forward-auth) then renders the decision its own way.
+
+// decide identifies the requester as m needs and decides m for them.
+// narrow, when set, must also admit the identity. The session is returned
+// for the answer (identity headers), nil when none was loaded.
+func (h *Handler) decide(w http.ResponseWriter, r *http.Request, rq *request, m Match, narrow []*rule) (Decision, *session.Session, error) {
+	s, via, err := h.identify(w, r, rq, m)
+	if err != nil {
+		return Decision{}, nil, err
+	}
+	d := m.Decide(s, via, narrow)
+	user := ""
+	if s != nil && m.NeedsIdentity() {
+		user = h.userValue(s)
+	}
+	rq.decided(d, user)
+	if d.Outcome != NotFound {
+		h.metrics.decision(d.outcomeLabel(), d.ruleLabel())
+	}
+	if d.Outcome == Deny {
+		h.audit(r, rq, "denied", s, slog.String("route", rq.route), slog.String("rule", d.Rule()))
+	}
+	return d, s, nil
+}
+
+// identify finds who is asking, as far as m needs to know: nobody when the
+// decision is settled; on a public route the session if there is one (a
+// store failure must not break the route); else a bearer token where the
+// route takes one, or the session, refreshed or ended as its lifecycle
+// says.
+func (h *Handler) identify(w http.ResponseWriter, r *http.Request, rq *request, m Match) (*session.Session, Via, error) {
+	if !m.NeedsIdentity() {
+		if m.Public() {
+			s, _ := h.loadSession(r)
+			return s, ViaSession, nil
+		}
+		return nil, ViaSession, nil
+	}
+	if m.AcceptsBearer() {
+		if token, ok := bearerToken(r); ok {
+			s, err := h.bearerSession(r, token)
+			return s, ViaBearer, err
+		}
+	}
+	s, err := h.loadSession(r)
+	if err != nil || s == nil {
+		return nil, ViaSession, err
+	}
+	s, err = h.maintain(w, r, rq, s)
+	return s, ViaSession, err
+}
+
+// loadSession returns the request's session, nil when there is none (or
+// none that can be trusted), or an error when the store failed.
+func (h *Handler) loadSession(r *http.Request) (*session.Session, error) {
+	s, err := h.sessions.Load(r)
+	switch {
+	case err == nil:
+		return s, nil
+	case errors.Is(err, session.ErrNoSession):
+		return nil, nil
+	case session.IsAbsent(err):
+		h.log.LogAttrs(r.Context(), slog.LevelDebug, "session cookie rejected", slog.String("reason", err.Error()))
+		return nil, nil
+	}
+	return nil, errorf(http.StatusServiceUnavailable, "Sessions are unavailable right now. Please try again shortly.", err)
+}
+
+// overrideMethods returns the methods the request's method-override
+// headers name, upper-cased; nil (no allocation) when there are none.
+func overrideMethods(r *http.Request) []string {
+	var out []string
+	for k, vs := range r.Header {
+		if !methodOverrideHeaders.has(k) {
+			continue
+		}
+		for _, v := range vs {
+			out = append(out, strings.ToUpper(strings.TrimSpace(v)))
+		}
+	}
+	return out
+}
+
+// bearerToken returns the token of an Authorization: Bearer header
+// (RFC 6750 §2.1; the scheme is case-insensitive).
+func bearerToken(r *http.Request) (string, bool) {
+	v := r.Header.Get("Authorization")
+	if len(v) < 7 || !strings.EqualFold(v[:7], "Bearer ") {
+		return "", false
+	}
+	return strings.TrimSpace(v[7:]), true
+}
+
+// BearerVerifier checks machine clients' tokens (providers.BearerVerifier).
+type BearerVerifier interface {
+	Verify(ctx context.Context, token string) (*session.Identity, error)
+}
+
+var _ BearerVerifier = (*providers.BearerVerifier)(nil)
+
+// bearerSession verifies a bearer token into a session that lives for this
+// request only. A refused token is a 401 with WWW-Authenticate (RFC 6750
+// §3.1), never a redirect.
+func (h *Handler) bearerSession(r *http.Request, token string) (*session.Session, error) {
+	if h.bearer == nil {
+		return nil, &httpError{Code: http.StatusUnauthorized, Msg: "Bearer tokens are not configured on this gateway.",
+			Err: errors.New("bearer token on a bearer route, but no bearer section"), bearer: true}
+	}
+	id, err := h.bearer.Verify(r.Context(), token)
+	switch {
+	case errors.Is(err, providers.ErrUnavailable):
+		return nil, errorf(http.StatusServiceUnavailable, "The token issuer cannot be reached right now. Please try again shortly.", err)
+	case err != nil:
+		return nil, &httpError{Code: http.StatusUnauthorized, Msg: "The bearer token is not valid.", Err: err, bearer: true}
+	}
+	return &session.Session{Identity: *id}, nil
+}
+
+// unauthenticated answers a request without a session: API clients get a
+// 401 with a login_url; browsers go straight to the provider when the
+// route pins one or only one is configured, else to the sign-in page.
+// returnTo is where the sign-in comes back to.
+func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request, rq *request, returnTo, pinned string) error {
+	if wantsJSON(r) {
+		return &httpError{Code: http.StatusUnauthorized, Msg: "Sign in first.", LoginURL: h.loginURL(returnTo, pinned), Err: errNoSession}
+	}
+	p := h.providers.Get(pinned)
+	if p == nil {
+		p = h.providers.Only()
+	}
+	if p == nil {
+		setPageHeaders(w.Header())
+		found(w, h.loginURL(returnTo, ""))
+		return nil
+	}
+	return h.beginLogin(w, r, rq, p, returnTo)
+}
+
+// denied is the error for a request the decision refused; s is who asked,
+// nil when nobody's identity was looked at.
+func denied(d Decision, s *session.Session) error {
+	msg := "You are signed in, but not allowed to use this application."
+	if s == nil {
+		msg = "This request is not allowed."
+	}
+	if m := d.DenyMessage(); m != "" {
+		msg = m
+	}
+	sub := "-"
+	if s != nil {
+		sub = s.Subject
+	}
+	return &httpError{Code: http.StatusForbidden, Msg: msg, Err: fmt.Errorf("denied %s by %s", sub, d.Rule())}
+}
+
+// errNoSession marks 401s for requests without a session.
+var errNoSession = errors.New("no session")

@@ -1,0 +1,126 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+)
+
+// config.go turns the sections package proxy owns into Settings: every
+// default filled here once, every rule checked, the route table compiled.
+// It needs no collaborator, so `portcullis -check` validates without
+// building a session store, and `portcullis policy test` decides with the
+// very table the gateway serves with.
+
+// Config is the part of the configuration package proxy owns.
+type Config struct {
+	Server    ServerConfig
+	Upstreams []UpstreamConfig
+	Policy    PolicyConfig
+	Headers   HeadersConfig
+	UI        UIConfig
+	Assertion AssertionConfig
+}
+
+// Settings is a validated Config, what New builds a Handler from.
+// Immutable.
+type Settings struct {
+	cfg       Config // defaults filled
+	public    *url.URL
+	redirects *redirectPolicy
+	routes    *Routes
+	trusted   trustedProxies
+	logoCSP   string // img-src for the sign-in page's logo, "" without one
+	// assertionHeaders are the headers upstreams receive signed
+	// assertions in; clients may never send them.
+	assertionHeaders []string
+}
+
+// Validate fills the defaults, checks every rule of every section proxy
+// owns and compiles the route table, reporting every problem at once.
+// known says what other sections provide. It does no I/O.
+func (c Config) Validate(known Known) (*Settings, error) {
+	s := &Settings{}
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	var err error
+	s.public, err = c.Server.validate()
+	add(err)
+	if s.public != nil {
+		s.redirects, err = newRedirectPolicy(s.public, c.Server.AllowedRedirectHosts)
+		add(err)
+	}
+	add(c.Headers.validate())
+	s.routes, err = compileRoutes(c.Upstreams, c.Policy, c.Server.Prefix, known)
+	add(err)
+	if s.routes != nil {
+		c.Upstreams = s.routes.ups // with their defaults
+		for _, uc := range c.Upstreams {
+			if uc.Assertion.Header != "" {
+				s.assertionHeaders = append(s.assertionHeaders, uc.Assertion.Header)
+			}
+		}
+		if len(s.assertionHeaders) > 0 {
+			add(c.Assertion.validate())
+		}
+	}
+	s.logoCSP, err = logoSource(c.UI.LogoURL)
+	add(err)
+	s.trusted, err = parseTrustedProxies(c.Server.TrustedProxies)
+	add(err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	s.cfg = c
+	return s, nil
+}
+
+// Server returns the server section with its defaults filled in.
+func (s *Settings) Server() ServerConfig { return s.cfg.Server }
+
+// Routes returns the compiled route table.
+func (s *Settings) Routes() *Routes { return s.routes }
+
+// Warnings lists configuration that is valid but probably not intended.
+func (s *Settings) Warnings() []string {
+	var w []string
+	if len(s.routes.ups) == 0 {
+		w = append(w, "no upstreams: serving forward-auth only (/oauth2/auth); other requests get 404")
+	}
+	if s.routes.denies() {
+		w = append(w, "policy admits nobody: set policy.email_domains, emails or groups (\"*\" admits every signed-in user)")
+	}
+	if s.public.Scheme != "https" {
+		w = append(w, "server.public_url is plain http: use https outside local development")
+	}
+	return w
+}
+
+// keepAccess reports whether anything sends the access token on: then
+// sessions keep it.
+func (s *Settings) keepAccess() bool {
+	if s.cfg.Headers.AuthRequestAccessToken || s.cfg.Headers.AuthRequestAuthorization {
+		return true
+	}
+	for _, uc := range s.cfg.Upstreams {
+		if uc.PassAccessToken || uc.PassAuthorizationHeader {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *HeadersConfig) validate() error {
+	switch c.User {
+	case "":
+		c.User = "subject"
+	case "subject", "preferred_username", "email":
+	default:
+		return fmt.Errorf("headers.user %q: want subject, preferred_username or email", c.User)
+	}
+	return nil
+}

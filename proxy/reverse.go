@@ -1,0 +1,58 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// reverse.go is reverse-proxy mode: an application request is matched in
+// the route table, decided, and then forwarded to the row's upstream or
+// answered here (404, sign-in, 403).
+
+// proxy serves an application request at the canonical path.
+func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, rq *request, path, rawPath string) error {
+	rq.mode = "proxy"
+	t := Target{Method: r.Method, Also: overrideMethods(r), Host: normHost(r.Host), Path: path, Proxied: true,
+		Scheme: h.public.Scheme, HostPort: r.Host, RawPath: rawPath, Query: r.URL.RawQuery}
+	m := h.routes.Match(t)
+	rq.route = h.routeLabel(m.row.upstream)
+	d, s, err := h.decide(w, r, rq, m, nil)
+	if err != nil {
+		return err
+	}
+	switch d.Outcome {
+	case NotFound:
+		return errorf(http.StatusNotFound, "There is nothing here.", errors.New(d.Rule()))
+	case SignIn:
+		return h.unauthenticated(w, r, rq, t.uri(), d.Provider)
+	case Deny:
+		return denied(d, s)
+	}
+	if isUpgrade(r) {
+		// Websockets outlive the server's read and write deadlines.
+		rc := http.NewResponseController(w)
+		rc.SetReadDeadline(time.Time{})
+		rc.SetWriteDeadline(time.Time{})
+	}
+	// The Rewrite hook and the error handler find what they need in the
+	// context; only proxied requests pay for that Request copy.
+	px := &proxied{rq: rq, session: s, path: path, rawPath: rawPath}
+	h.upstreams[d.upstream].rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), proxiedKey{}, px)))
+	return nil
+}
+
+// routeLabel names an upstream for logs and metrics: its configured path,
+// or "none".
+func (h *Handler) routeLabel(i int) string {
+	if i < 0 {
+		return "none"
+	}
+	return h.upstreams[i].prefix
+}
+
+func isUpgrade(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != "" && strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade")
+}
