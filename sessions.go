@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/portcullis/portcullis/proxy"
 )
 
 // runSessions is `portcullis sessions list|revoke`: the command-line form
@@ -27,18 +29,18 @@ func runSessions(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "revoke") {
 		return usage()
 	}
-	verb := args[0]
-	fs := flag.NewFlagSet("portcullis sessions "+verb, flag.ContinueOnError)
+	c := sessionsCall{verb: args[0]}
+	fs := flag.NewFlagSet("portcullis sessions "+c.verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "configuration file (YAML)")
-	user := fs.String("user", "", "the user's subject (sub claim)")
-	provider := fs.String("provider", "", "provider id, when several are configured")
-	sessionID := fs.String("session", "", "revoke only this session (an id from list)")
-	adminURL := fs.String("admin", "", "admin API base URL (default: http://<admin.listen>)")
+	fs.StringVar(&c.user, "user", "", "the user's subject (sub claim)")
+	fs.StringVar(&c.provider, "provider", "", "provider id, when several are configured")
+	fs.StringVar(&c.session, "session", "", "revoke only this session (an id from list)")
+	fs.StringVar(&c.admin, "admin", "", "admin API base URL (default: http://<admin.listen>)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
-	if *configPath == "" || *user == "" || fs.NArg() > 0 || (verb == "list" && *sessionID != "") {
+	if *configPath == "" || c.user == "" || fs.NArg() > 0 || (c.verb == "list" && c.session != "") {
 		return usage()
 	}
 	cfg, err := loadConfig(*configPath, policySource(*configPath))
@@ -54,72 +56,89 @@ func runSessions(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "portcullis:", err)
 		return 1
 	}
-	base := *adminURL
+	body, err := c.do(cfg.Admin)
+	if err != nil {
+		fmt.Fprintln(stderr, "portcullis:", err)
+		return 1
+	}
+	c.print(stdout, body)
+	return 0
+}
+
+// sessionsCall is one `portcullis sessions` command.
+type sessionsCall struct {
+	verb, user, provider, session, admin string
+}
+
+// sessionsReply is what the admin API answers.
+type sessionsReply struct {
+	Message  string `json:"message"`
+	Revoked  int    `json:"revoked"`
+	Sessions []struct {
+		ID        string    `json:"id"`
+		Created   time.Time `json:"created"`
+		LastSeen  time.Time `json:"last_seen"`
+		Expires   time.Time `json:"expires"`
+		UserAgent string    `json:"user_agent"`
+	} `json:"sessions"`
+}
+
+// do calls the admin API at c.admin, or at admin.listen.
+func (c sessionsCall) do(admin proxy.AdminConfig) (*sessionsReply, error) {
+	base := c.admin
 	if base == "" {
-		host, port, _ := net.SplitHostPort(cfg.Admin.Listen)
+		host, port, _ := net.SplitHostPort(admin.Listen)
 		if host == "" || host == "0.0.0.0" || host == "::" {
 			host = "127.0.0.1"
 		}
 		base = "http://" + net.JoinHostPort(host, port)
 	}
 	u := strings.TrimSuffix(base, "/") + "/admin/sessions"
-	if *sessionID != "" {
-		u += "/" + url.PathEscape(*sessionID)
+	if c.session != "" {
+		u += "/" + url.PathEscape(c.session)
 	}
-	q := url.Values{"user": {*user}}
-	if *provider != "" {
-		q.Set("provider", *provider)
+	q := url.Values{"user": {c.user}}
+	if c.provider != "" {
+		q.Set("provider", c.provider)
 	}
 	method := http.MethodGet
-	if verb == "revoke" {
+	if c.verb == "revoke" {
 		method = http.MethodDelete
 	}
 	req, err := http.NewRequest(method, u+"?"+q.Encode(), nil)
 	if err != nil {
-		fmt.Fprintln(stderr, "portcullis:", err)
-		return 1
+		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(cfg.Admin.Token))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(admin.Token))
 	resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
 	if err != nil {
-		fmt.Fprintln(stderr, "portcullis: admin API:", err)
-		return 1
+		return nil, fmt.Errorf("admin API: %w", err)
 	}
 	defer resp.Body.Close()
-	var body struct {
-		Message  string `json:"message"`
-		Revoked  int    `json:"revoked"`
-		Sessions []struct {
-			ID        string    `json:"id"`
-			Created   time.Time `json:"created"`
-			LastSeen  time.Time `json:"last_seen"`
-			Expires   time.Time `json:"expires"`
-			UserAgent string    `json:"user_agent"`
-		} `json:"sessions"`
-	}
+	var body sessionsReply
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
-		fmt.Fprintf(stderr, "portcullis: admin API answered %s\n", resp.Status)
-		return 1
+		return nil, fmt.Errorf("admin API answered %s", resp.Status)
 	}
 	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "portcullis: admin API answered %s: %s\n", resp.Status, body.Message)
-		return 1
+		return nil, fmt.Errorf("admin API answered %s: %s", resp.Status, body.Message)
 	}
-	switch verb {
-	case "list":
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	return &body, nil
+}
+
+func (c sessionsCall) print(w io.Writer, body *sessionsReply) {
+	if c.verb == "list" {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tCREATED\tLAST SEEN\tEXPIRES\tUSER AGENT")
 		for _, s := range body.Sessions {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Created.Format(time.RFC3339), s.LastSeen.Format(time.RFC3339),
 				s.Expires.Format(time.RFC3339), s.UserAgent)
 		}
 		tw.Flush()
-	case "revoke":
-		if body.Revoked < 0 {
-			fmt.Fprintf(stdout, "revoked every session of %s (cookie store: on the replica that answered)\n", *user)
-		} else {
-			fmt.Fprintf(stdout, "revoked %d session(s) of %s\n", body.Revoked, *user)
-		}
+		return
 	}
-	return 0
+	if body.Revoked < 0 {
+		fmt.Fprintf(w, "revoked every session of %s (cookie store: on the replica that answered)\n", c.user)
+	} else {
+		fmt.Fprintf(w, "revoked %d session(s) of %s\n", body.Revoked, c.user)
+	}
 }

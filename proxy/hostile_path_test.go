@@ -260,8 +260,8 @@ func TestMethodCase(t *testing.T) {
 		}
 	}
 	if len(leaked) > 0 {
-		t.Errorf("bob (not an admin) reaches the upstream with a lower-case DELETE: %v. proxy/handler.go proxy() builds the target with method: r.Method as sent, "+
-			"so policy.decide matches no DELETE route and falls to the method-less one, while forwardedTarget and Policy.Decide upper-case the method. "+
+		t.Errorf("bob (not an admin) reaches the upstream with a lower-case DELETE: %v. proxy/reverse.go proxy() builds the target with Method: r.Method as sent, "+
+			"so Routes.Match finds no DELETE route and falls to the method-less one, while forwardedTarget and ParseTarget upper-case the method. "+
 			"Fix: judge strings.ToUpper(r.Method) and send the upstream that same method, or refuse methods that are not upper case with 400/405", leaked)
 	}
 }

@@ -51,91 +51,106 @@ const pathMaxLen = 8192
 // and ASCII characters that are not allowed in a path segment are escaped. A
 // trailing "/" is preserved. canonicalPath(rawPath) returns the same result.
 func canonicalPath(escaped string) (path, rawPath string, err error) {
-	fail := func(reason string) (string, string, error) {
-		return "", "", fmt.Errorf("%w: %s", errAmbiguousPath, reason)
-	}
-	if len(escaped) > pathMaxLen {
-		return fail("longer than 8192 bytes")
-	}
-	if escaped == "" || escaped[0] != '/' {
-		return fail(`does not start with "/"`)
-	}
-	if plainPath(escaped) {
+	reason := ""
+	switch {
+	case len(escaped) > pathMaxLen:
+		reason = "longer than 8192 bytes"
+	case escaped == "" || escaped[0] != '/':
+		reason = `does not start with "/"`
+	case plainPath(escaped):
 		// The common case: nothing escaped, nothing to refuse byte by
 		// byte, all ASCII. The path is its own canonical form.
 		path, rawPath = escaped, escaped
-	} else {
-		var p, raw strings.Builder
-		p.Grow(len(escaped))
-		raw.Grow(len(escaped))
-		for i := 0; i < len(escaped); i++ {
-			c := escaped[i]
-			switch {
-			case c == '%':
-				if i+2 >= len(escaped) || !isHex(escaped[i+1]) || !isHex(escaped[i+2]) {
-					return fail("invalid percent-encoding")
-				}
-				b := unhex(escaped[i+1])<<4 | unhex(escaped[i+2])
-				i += 2
-				if reason := pathEncodedReason(b); reason != "" {
-					return fail(reason)
-				}
-				p.WriteByte(b)
-				if pathUnreserved(b) {
-					raw.WriteByte(b)
-				} else {
-					pathWriteEscaped(&raw, b)
-				}
-			case c < 0x20 || c == 0x7f:
-				return fail("control character")
-			case c == '\\':
-				return fail("backslash")
-			case c == ';':
-				return fail("semicolon (path parameter)")
-			case c == '#':
-				return fail(`raw "#" (fragment delimiter) in path`)
-			case c == '?':
-				return fail(`raw "?" (query delimiter) in path`)
-			case c == '/' || pathUnreserved(c) || c == '.' || pathSubDelim(c):
-				p.WriteByte(c)
-				raw.WriteByte(c)
-			default: // non-ASCII bytes and ASCII not allowed in a segment: " <>[]^`{|}
-				p.WriteByte(c)
-				pathWriteEscaped(&raw, c)
+	default:
+		path, rawPath, reason = decodePath(escaped)
+	}
+	if reason == "" {
+		reason = checkSegments(path)
+	}
+	if reason != "" {
+		return "", "", fmt.Errorf("%w: %s", errAmbiguousPath, reason)
+	}
+	return path, rawPath, nil
+}
+
+// decodePath decodes an escaped path byte by byte into the path and its
+// canonical escaped form, or names why it is refused.
+func decodePath(escaped string) (path, rawPath, reason string) {
+	var p, raw strings.Builder
+	p.Grow(len(escaped))
+	raw.Grow(len(escaped))
+	for i := 0; i < len(escaped); i++ {
+		c := escaped[i]
+		switch {
+		case c == '%':
+			if i+2 >= len(escaped) || !isHex(escaped[i+1]) || !isHex(escaped[i+2]) {
+				return "", "", "invalid percent-encoding"
 			}
-		}
-		path, rawPath = p.String(), raw.String()
-		if len(rawPath) > pathMaxLen {
-			return fail("longer than 8192 bytes once escaped")
-		}
-		if !utf8.ValidString(path) {
-			return fail("not UTF-8 once decoded")
-		}
-		for _, r := range path {
-			if pathDelimiterLookalike(r) {
-				return fail("Unicode look-alike of a path delimiter")
+			b := unhex(escaped[i+1])<<4 | unhex(escaped[i+2])
+			i += 2
+			if reason := pathEncodedReason(b); reason != "" {
+				return "", "", reason
 			}
+			p.WriteByte(b)
+			if pathUnreserved(b) {
+				raw.WriteByte(b)
+			} else {
+				pathWriteEscaped(&raw, b)
+			}
+		case c < 0x20 || c == 0x7f:
+			return "", "", "control character"
+		case c == '\\':
+			return "", "", "backslash"
+		case c == ';':
+			return "", "", "semicolon (path parameter)"
+		case c == '#':
+			return "", "", `raw "#" (fragment delimiter) in path`
+		case c == '?':
+			return "", "", `raw "?" (query delimiter) in path`
+		case c == '/' || pathUnreserved(c) || c == '.' || pathSubDelim(c):
+			p.WriteByte(c)
+			raw.WriteByte(c)
+		default: // non-ASCII bytes and ASCII not allowed in a segment: " <>[]^`{|}
+			p.WriteByte(c)
+			pathWriteEscaped(&raw, c)
 		}
 	}
+	path, rawPath = p.String(), raw.String()
+	if len(rawPath) > pathMaxLen {
+		return "", "", "longer than 8192 bytes once escaped"
+	}
+	if !utf8.ValidString(path) {
+		return "", "", "not UTF-8 once decoded"
+	}
+	for _, r := range path {
+		if pathDelimiterLookalike(r) {
+			return "", "", "Unicode look-alike of a path delimiter"
+		}
+	}
+	return path, rawPath, ""
+}
+
+// checkSegments names what is wrong with a decoded path's segments, or
+// returns "".
+func checkSegments(path string) string {
 	for rest := path[1:]; ; {
 		seg, tail, more := strings.Cut(rest, "/")
 		switch {
 		case seg == "" && more:
-			return fail(`empty segment ("//")`)
+			return `empty segment ("//")`
 		case seg == "." || seg == "..":
-			return fail("dot segment")
+			return "dot segment"
 		case seg != "" && (seg[len(seg)-1] == '.' || seg[len(seg)-1] == ' '):
 			// Windows file systems and IIS ignore trailing dots and
 			// spaces: "/admin./x" and "/admin%20/x" would be "/admin/x"
 			// there while a rule for "/admin/" did not apply here.
-			return fail("segment ends in a dot or a space")
+			return "segment ends in a dot or a space"
 		}
 		if !more {
-			break
+			return ""
 		}
 		rest = tail
 	}
-	return path, rawPath, nil
 }
 
 // pathHasPrefix reports whether path is under prefix at a segment boundary: prefix "/api/" matches
