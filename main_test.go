@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -81,5 +83,58 @@ func TestBuiltServerHasTimeouts(t *testing.T) {
 	}
 	if sc.ShutdownTimeout != 30*time.Second {
 		t.Errorf("shutdown grace = %v", sc.ShutdownTimeout)
+	}
+}
+
+// TestCheckReportsEverySection: -check validates every section without
+// building anything (a Redis store nobody runs is not dialled), and one run
+// names every problem of every section.
+func TestCheckReportsEverySection(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	secret := "3kS1JsuaZLXS/H3jQHWtpBJKPM8iU5rz3XgTLwImVig="
+	good := write("good.yaml", `
+server: {public_url: https://gw.example.com}
+providers: [{id: corp, issuer_url: https://idp.example.com, client_id: c, client_secret: s}]
+session:
+  store: redis
+  redis: {addrs: ["127.0.0.1:1"]}
+  cookie: {secrets: [`+secret+`]}
+upstreams: [{path: /, url: http://127.0.0.1:8080}]
+policy: {email_domains: ["*"]}
+`)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"-config", good, "-check"}, &out, &errOut); code != 0 {
+		t.Fatalf("-check of a Redis config with no Redis running: exit %d\n%s", code, errOut.String())
+	}
+	bad := write("bad.yaml", `
+server: {public_url: https://gw.example.com}
+providers: [{id: corp, issuer_url: http://idp.example.com, client_id: c, client_secret: s}]
+session:
+  lifetime: 1000h
+  cookie: {name: "a;b", secrets: [`+secret+`]}
+upstreams: [{path: /, url: ftp://x, tls: {ca_file: `+filepath.Join(dir, "missing.pem")+`}}]
+policy:
+  routes: [{path: /x/, provider: ghost}]
+admin: {listen: "127.0.0.1:0"}
+`)
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"-config", bad, "-check"}, &out, &errOut); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	for _, want := range []string{
+		"providers: corp: issuer_url", "session.lifetime", "session.cookie.name", "upstreams: /: tls.ca_file", "must be http(s)",
+		`pins provider "ghost"`, "admin.token_file is required",
+	} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("-check output lacks %q:\n%s", want, errOut.String())
+		}
 	}
 }

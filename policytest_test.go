@@ -70,3 +70,46 @@ func TestExampleConfigsAreValid(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyTestGatewayVerdicts runs the pinned-provider example: the
+// command gives the gateway's own verdict for a route pinned to another
+// provider (sign in with that one) and for a host no upstream serves (404),
+// where a policy-only tool would say allow.
+func TestPolicyTestGatewayVerdicts(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := run([]string{"policy", "test", "-config", "docs/examples/partners.yaml", "docs/examples/partners-cases.yaml"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{
+		"SIGN_IN the partner area asks employees to sign in with partners",
+		"policy.routes[0] /partners/: requires provider partners",
+		"NOT_FOUND a host no upstream serves is not found",
+		"no upstream for grafana.example.com/",
+		"ALLOW  forward-auth decides any host the ingress serves",
+		"ALLOW  API clients with a bearer token",
+		"SIGN_IN the API takes sessions from corp only",
+		"9 cases, all as expected",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestPolicyTestRefusesBadCases: an unknown expectation or mode is an
+// error naming the case, not a verdict.
+func TestPolicyTestRefusesBadCases(t *testing.T) {
+	for _, tt := range []struct{ cases, want string }{
+		{"- request: {path: /}\n  expect: denied\n", `case 1: expect "denied": want allow, deny, sign_in or not_found`},
+		{"- request: {path: /, mode: sidecar}\n", `case 1: request.mode "sidecar": want proxy or auth`},
+		{"- request: {host: a}\n", "case 1: request.path is required"},
+	} {
+		file := filepath.Join(t.TempDir(), "cases.yaml")
+		os.WriteFile(file, []byte(tt.cases), 0o600)
+		var out, errOut bytes.Buffer
+		if code := run([]string{"policy", "test", "-config", "docs/examples/partners.yaml", file}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), tt.want) {
+			t.Errorf("cases %q: exit %d, stderr %q; want 1 and %q", tt.cases, code, errOut.String(), tt.want)
+		}
+	}
+}

@@ -276,11 +276,19 @@ func (rt *Routes) rowsFor(host string) []*row {
 	for k := range keys {
 		rows = append(rows, &row{prefix: k.prefix, exact: k.exact, upstream: rt.upstreamAt(host, k.prefix), routes: rt.routesAt(host, k.prefix)})
 	}
+	// Longest first. Two rows of one length never both match a path,
+	// except an exact row and a prefix row of the same string, which hold
+	// the same upstream and routes; the rest of the order only makes the
+	// table print the same every time.
 	sort.Slice(rows, func(i, j int) bool {
-		if len(rows[i].prefix) != len(rows[j].prefix) {
-			return len(rows[i].prefix) > len(rows[j].prefix)
+		a, b := rows[i], rows[j]
+		if len(a.prefix) != len(b.prefix) {
+			return len(a.prefix) > len(b.prefix)
 		}
-		return rows[i].exact && !rows[j].exact
+		if a.prefix != b.prefix {
+			return a.prefix < b.prefix
+		}
+		return a.exact && !b.exact
 	})
 	return rows
 }
