@@ -20,7 +20,7 @@ import (
 // decide identifies the requester as m needs and decides m for them.
 // narrow, when set, must also admit the identity. The session is returned
 // for the answer (identity headers), nil when none was loaded.
-func (h *Handler) decide(w http.ResponseWriter, r *http.Request, rq *request, m Match, narrow []*rule) (Decision, *session.Session, error) {
+func (h *Handler) decide(w http.ResponseWriter, r *http.Request, rq *request, m *Match, narrow []*rule) (Decision, *session.Session, error) {
 	s, via, err := h.identify(w, r, rq, m)
 	if err != nil {
 		return Decision{}, nil, err
@@ -45,7 +45,7 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request, rq *request, m 
 // store failure must not break the route); else a bearer token where the
 // route takes one, or the session, refreshed or ended as its lifecycle
 // says.
-func (h *Handler) identify(w http.ResponseWriter, r *http.Request, rq *request, m Match) (*session.Session, Via, error) {
+func (h *Handler) identify(w http.ResponseWriter, r *http.Request, rq *request, m *Match) (*session.Session, Via, error) {
 	if !m.NeedsIdentity() {
 		if m.Public() {
 			s, _ := h.loadSession(r)

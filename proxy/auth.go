@@ -75,7 +75,8 @@ var noStore = []string{"no-store"}
 // forward-auth understand it.
 func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request, t Target, narrow []*rule, redirectBrowsers bool, okStatus int) error {
 	t.Also = overrideMethods(r)
-	d, s, err := h.decide(w, r, rq, h.routes.Match(t), narrow)
+	m := h.routes.Match(t)
+	d, s, err := h.decide(w, r, rq, &m, narrow)
 	if err != nil {
 		return err
 	}

@@ -151,66 +151,68 @@ func (d Decision) outcomeLabel() string {
 // that governs its method. What does not depend on who asks is settled
 // here; Decide settles the rest.
 type Match struct {
-	t     Target
-	def   *rule
-	row   *row
-	route *Route // governs t.Method; nil: the default rule
+	method string   // the target's
+	also   []string // and its method overrides'
+	def    *rule
+	row    *row
+	route  *Route // governs method; nil: the default rule
 	// settled holds the decision when no identity can change it: nothing
 	// serves the target, its method is refused, or the route is public.
-	settled  Decision
-	isSettle bool
+	settled   Decision
+	settledOK bool
 }
 
 // Match finds t's row and the route for its method.
 func (rt *Routes) Match(t Target) Match {
 	rw := rt.lookup(t.Host, t.Path)
-	m := Match{t: t, def: rt.def, row: rw}
+	m := Match{method: t.Method, also: t.Also, def: rt.def, row: rw}
 	if t.Proxied && rw.upstream < 0 {
-		return m.settle(Decision{Outcome: NotFound, rule: "no upstream for " + t.Host + t.Path})
+		m.settle(Decision{Outcome: NotFound, rule: "no upstream for " + t.Host + t.Path})
+		return m
 	}
 	r, ok := rw.pick(t.Method)
 	m.route = r
-	if !ok {
+	switch {
+	case !ok:
 		// Signing in will not help.
-		return m.settle(Decision{Outcome: Deny, Route: r, rule: r.name + ": method " + t.Method + " not listed"})
-	}
-	if r != nil && r.public {
+		m.settle(Decision{Outcome: Deny, Route: r, rule: r.name + ": method " + t.Method + " not listed"})
+	case r != nil && r.public:
 		// Public for every method the request acts as, or not at all: an
 		// override naming a protected method is refused. Public routes
 		// load no identity to judge it with.
 		if d, ok := m.overrides(nil, ViaSession); !ok {
-			return m.settle(d)
+			m.settle(d)
+		} else {
+			m.settle(Decision{Outcome: Allow, Route: r, Public: true, rule: r.name, why: " public"})
 		}
-		return m.settle(Decision{Outcome: Allow, Route: r, Public: true, rule: r.name, why: " public"})
 	}
 	return m
 }
 
-func (m Match) settle(d Decision) Match {
+func (m *Match) settle(d Decision) {
 	d.upstream = m.row.upstream
-	m.settled, m.isSettle = d, true
-	return m
+	m.settled, m.settledOK = d, true
 }
 
 // NeedsIdentity reports whether who asks can change the decision: false
 // when nothing serves the target, its method is refused, or it is public.
-func (m Match) NeedsIdentity() bool { return !m.isSettle }
+func (m *Match) NeedsIdentity() bool { return !m.settledOK }
 
 // Public reports whether the target is on a public route: no identity is
 // needed, though a signed-in user's is passed on.
-func (m Match) Public() bool { return m.isSettle && m.settled.Public }
+func (m *Match) Public() bool { return m.settledOK && m.settled.Public }
 
 // AcceptsBearer reports whether the route takes bearer tokens.
-func (m Match) AcceptsBearer() bool { return m.route != nil && m.route.bearer }
+func (m *Match) AcceptsBearer() bool { return m.route != nil && m.route.bearer }
 
 // Decide says what happens to the target for s (nil: not signed in),
 // which came via via; narrow, when set, must also admit the identity
 // (forward-auth's allowed_* parameters can only narrow).
-func (m Match) Decide(s *session.Session, via Via, narrow []*rule) Decision {
-	if m.isSettle {
+func (m *Match) Decide(s *session.Session, via Via, narrow []*rule) Decision {
+	if m.settledOK {
 		return m.settled
 	}
-	d := m.decideFor(m.t.Method, s, via)
+	d := m.decideFor(m.method, s, via)
 	if d.Outcome != Allow {
 		return d
 	}
@@ -228,8 +230,8 @@ func (m Match) Decide(s *session.Session, via Via, narrow []*rule) Decision {
 // overrides judges the methods the request's method-override headers name:
 // a POST that may pass with X-HTTP-Method-Override: DELETE passes only if
 // a DELETE may. ok is false with the refusal otherwise.
-func (m Match) overrides(s *session.Session, via Via) (Decision, bool) {
-	for _, other := range m.t.Also {
+func (m *Match) overrides(s *session.Session, via Via) (Decision, bool) {
+	for _, other := range m.also {
 		if !isMethod(other) {
 			return Decision{Outcome: Deny, Route: m.route, rule: "method override " + strconv.Quote(truncate(other, 16)) + " is not a method", upstream: m.row.upstream}, false
 		}
@@ -242,10 +244,10 @@ func (m Match) overrides(s *session.Session, via Via) (Decision, bool) {
 
 // decideFor judges one method of the target for s. Provider pins hold for
 // sessions only: a bearer token names its issuer, not a sign-in.
-func (m Match) decideFor(method string, s *session.Session, via Via) Decision {
+func (m *Match) decideFor(method string, s *session.Session, via Via) Decision {
 	d := Decision{upstream: m.row.upstream}
 	r := m.route
-	if method != m.t.Method {
+	if method != m.method {
 		var ok bool
 		if r, ok = m.row.pick(method); !ok {
 			d.Route, d.rule = r, r.name+": method "+method+" not listed"
@@ -289,5 +291,6 @@ func (m Match) decideFor(method string, s *session.Session, via Via) Decision {
 // Decide is Match and Decide in one call, for tools that decide requests
 // the gateway never sees (portcullis policy test).
 func (rt *Routes) Decide(t Target, s *session.Session, via Via) Decision {
-	return rt.Match(t).Decide(s, via, nil)
+	m := rt.Match(t)
+	return m.Decide(s, via, nil)
 }

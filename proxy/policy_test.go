@@ -152,7 +152,7 @@ func (rt *Routes) decideAt(host, method, path string, id *session.Identity) Deci
 	if id != nil {
 		s = &session.Session{Identity: *id}
 	}
-	return rt.Match(Target{Method: method, Host: host, Path: path}).Decide(s, ViaSession, nil)
+	return rt.Decide(Target{Method: method, Host: host, Path: path}, s, ViaSession)
 }
 
 // issuePolicy is the example policy from the routes issue.

@@ -19,7 +19,7 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, rq *request, pat
 		Scheme: h.public.Scheme, HostPort: r.Host, RawPath: rawPath, Query: r.URL.RawQuery}
 	m := h.routes.Match(t)
 	rq.route = h.routeLabel(m.row.upstream)
-	d, s, err := h.decide(w, r, rq, m, nil)
+	d, s, err := h.decide(w, r, rq, &m, nil)
 	if err != nil {
 		return err
 	}
