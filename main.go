@@ -24,14 +24,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -256,128 +254,6 @@ func (gw *gateway) wire(opts buildOptions) error {
 		gw.admin, err = proxy.NewAdmin(cfg.Admin.Token, gw.handler)
 	}
 	return err
-}
-
-// serve listens (on ln when given) until ctx ends, then shuts down
-// gracefully, letting in-flight requests finish within the shutdown timeout.
-func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
-	sc := gw.parts.settings.Server()
-	srv := sc.HTTPServer(gw.handler, gw.log)
-	if ln == nil {
-		var err error
-		if ln, err = net.Listen("tcp", srv.Addr); err != nil {
-			return fmt.Errorf("listening on %s: %w", srv.Addr, err)
-		}
-	}
-	ln, tlsConf, err := gw.listenTLS(ln, sc)
-	if err != nil {
-		return err
-	}
-	srv.TLSConfig = tlsConf
-	gw.log.Info("portcullis starting", "version", version(), "revision", revision(), "go", runtime.Version(), "listen", ln.Addr().String(), "tls", tlsConf != nil,
-		"public_url", sc.PublicURL, "callback", gw.callback, "session_store", gw.cfg.Session.Store)
-	for _, w := range gw.warnings {
-		gw.log.Warn(w)
-	}
-	go gw.discover(ctx)
-
-	errc := make(chan error, 4) // every server's result; none may block on exit
-	go func() { errc <- srv.Serve(ln) }()
-	sides, err := gw.serveSides(tlsConf != nil, errc)
-	defer func() {
-		for _, s := range sides {
-			s.Close()
-		}
-	}()
-	if err != nil {
-		srv.Close()
-		return err
-	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	gw.log.Info("shutting down", "grace", sc.ShutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), sc.ShutdownTimeout)
-	defer cancel()
-	for _, s := range sides {
-		s.Shutdown(sctx)
-	}
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	gw.log.Info("stopped")
-	return nil
-}
-
-// serveSides starts the side listeners the configuration asks for: the
-// HTTP-to-HTTPS redirector, metrics, the admin API.
-func (gw *gateway) serveSides(withTLS bool, errc chan<- error) ([]*http.Server, error) {
-	var sides []*http.Server
-	start := func(what, addr string, h http.Handler) error {
-		s, ln, err := listenSide(what, addr, h)
-		if err != nil {
-			return err
-		}
-		gw.log.Info(what+" listening", "listen", ln.Addr().String())
-		sides = append(sides, s)
-		go func() { errc <- s.Serve(ln) }()
-		return nil
-	}
-	sc := gw.parts.settings.Server()
-	if withTLS && sc.TLS.RedirectHTTP != "" {
-		if err := start("server.tls.redirect_http", sc.TLS.RedirectHTTP, redirectToHTTPS(sc.PublicURL)); err != nil {
-			return sides, err
-		}
-	}
-	if gw.telemetry != nil {
-		if err := start("metrics", gw.cfg.Metrics.Listen, metricsMux(gw.telemetry, gw.cfg.Metrics.PProf)); err != nil {
-			return sides, err
-		}
-	}
-	if gw.admin != nil {
-		if err := start("admin API", gw.cfg.Admin.Listen, gw.admin); err != nil {
-			return sides, err
-		}
-	}
-	return sides, nil
-}
-
-// listenSide opens a side listener (metrics, admin API, HTTP→HTTPS
-// redirect): short timeouts and small headers, since none of them streams.
-func listenSide(what, addr string, h http.Handler) (*http.Server, net.Listener, error) {
-	s := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s on %s: %w", what, addr, err)
-	}
-	return s, ln, nil
-}
-
-// discover contacts every provider at start, retrying until it answers, so
-// the log says early whether sign-in will work and /ready turns green.
-func (gw *gateway) discover(ctx context.Context) {
-	for _, p := range gw.parts.providers.All() {
-		go func() {
-			delay := time.Second
-			for {
-				err := p.Ready(ctx)
-				if err == nil {
-					gw.log.Info("provider ready", "provider", p.ID(), "issuer", p.Issuer())
-					return
-				}
-				gw.log.Warn("provider not reachable yet; sign-ins fail until it is", "provider", p.ID(), "err", err, "retry_in", delay)
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(delay):
-				}
-				delay = min(delay*2, time.Minute)
-			}
-		}()
-	}
 }
 
 // close releases what build opened (Redis connections, the audit file).

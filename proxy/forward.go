@@ -71,6 +71,16 @@ type forwarded struct {
 	err                      error  // a header was present more than once
 }
 
+// forwarded reads what the request's peer forwarded, when the peer is a
+// trusted proxy; nil otherwise.
+func (h *Handler) forwarded(r *http.Request) *forwarded {
+	if !h.trusted.trusts(r) {
+		return nil
+	}
+	f := readForwarded(r.Header)
+	return &f
+}
+
 func readForwarded(h http.Header) forwarded {
 	var f forwarded
 	// The names are canonical already: index the map directly rather than

@@ -177,15 +177,10 @@ func endpointURL(publicURL, prefix, name string) string {
 // ServeHTTP is the edge: strip what clients must not send, dispatch, map
 // errors to responses, and log one line.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rq := &request{id: h.newRequestID(), start: h.now()}
-	rec := &recorder{ResponseWriter: w}
-
 	// 1. Forwarded headers are read from trusted proxies only, and then no
 	// client-supplied identity, in any spelling, gets any further.
-	if h.trusted.trusts(r) {
-		f := readForwarded(r.Header)
-		rq.fwd = &f
-	}
+	rq := &request{id: h.newRequestID(), start: h.now(), fwd: h.forwarded(r)}
+	rec := &recorder{ResponseWriter: w}
 	h.managed.strip(r.Header)
 
 	if err := h.serve(rec, r, rq); err != nil {

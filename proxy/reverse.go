@@ -14,11 +14,10 @@ import (
 
 // proxy serves an application request at the canonical path.
 func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, rq *request, path, rawPath string) error {
-	rq.mode = "proxy"
 	t := Target{Method: r.Method, Also: overrideMethods(r), Host: normHost(r.Host), Path: path, Proxied: true,
 		Scheme: h.public.Scheme, HostPort: r.Host, RawPath: rawPath, Query: r.URL.RawQuery}
 	m := h.routes.Match(t)
-	rq.route = h.routeLabel(m.row.upstream)
+	rq.mode, rq.route = "proxy", h.routeLabel(m.row.upstream)
 	d, s, err := h.decide(w, r, rq, &m, nil)
 	if err != nil {
 		return err

@@ -241,20 +241,28 @@ func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	if px, _ := r.Context().Value(proxiedKey{}).(*proxied); px != nil {
 		rq = px.rq
 	}
-	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
-		// The client went away; nobody is left to read a page.
-		rq.err = fmt.Errorf("client closed the request: %w", err)
-		w.WriteHeader(499)
+	e := upstreamFailure(r, err)
+	rq.err = e
+	if e.Code == statusClientClosed {
+		w.WriteHeader(e.Code) // nobody is left to read a page
 		return
 	}
-	code, msg := http.StatusBadGateway, "The application behind this gateway is not answering."
+	h.render(w, r, rq, e)
+}
+
+// statusClientClosed is nginx's 499: the client went away first.
+const statusClientClosed = 499
+
+// upstreamFailure sorts why the upstream did not answer.
+func upstreamFailure(r *http.Request, err error) *httpError {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return errorf(statusClientClosed, "The request was cancelled.", fmt.Errorf("client closed the request: %w", err))
+	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		code, msg = http.StatusGatewayTimeout, "The application behind this gateway took too long to answer."
+		return errorf(http.StatusGatewayTimeout, "The application behind this gateway took too long to answer.", fmt.Errorf("upstream: %w", err))
 	}
-	e := errorf(code, msg, fmt.Errorf("upstream: %w", err))
-	rq.err = e
-	h.render(w, r, rq, e)
+	return errorf(http.StatusBadGateway, "The application behind this gateway is not answering.", fmt.Errorf("upstream: %w", err))
 }
 
 // validHeaderName reports whether s is an HTTP header field name
