@@ -383,9 +383,6 @@ func (rw *row) pick(method string) (r *Route, ok bool) {
 	return nil, true
 }
 
-// upstreamConfig returns the upstream configuration a row points at.
-func (rt *Routes) upstreamConfig(i int) *UpstreamConfig { return &rt.ups[i] }
-
 // denies reports whether the default rule admits nobody and no route can
 // admit anyone either.
 func (rt *Routes) denies() bool {
