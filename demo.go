@@ -37,6 +37,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	defer ignoreHangup(log)()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	d, err := startDemo(ctx, demoOptions{Listen: *listen, IDPListen: *idpListen, Log: log})

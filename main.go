@@ -87,6 +87,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	}
 	err = errors.Join(err, cfg.readFiles(osSource.readFile))
 	log, logErr := newLogger(cfg.Log, stderr)
+	defer ignoreHangup(log)()
 	gw, buildErr := build(cfg, log, buildOptions{validateOnly: *check})
 	if err := errors.Join(err, logErr, buildErr); err != nil {
 		fmt.Fprintf(stderr, "portcullis: %s is not valid:\n", *configPath)

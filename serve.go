@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"runtime"
+	"syscall"
 	"time"
 )
 
@@ -132,5 +136,30 @@ func (gw *gateway) discover(ctx context.Context) {
 				delay = min(delay*2, time.Minute)
 			}
 		}()
+	}
+}
+
+// ignoreHangup keeps SIGHUP from ending the process (its default action
+// is to exit, status 129, with nothing drained): a configuration manager
+// or a closing terminal sending it must not take the gateway down. Until
+// configuration reload exists, each one is logged with what to do instead.
+// The returned function restores the default.
+func ignoreHangup(log *slog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Warn("SIGHUP received and ignored: this version does not reload its configuration; restart the gateway to apply a change")
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
 	}
 }

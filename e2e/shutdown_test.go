@@ -61,3 +61,29 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatal("gateway did not exit")
 	}
 }
+
+// TestHangupIsNotFatal sends SIGHUP twice: the gateway logs it, keeps its
+// sessions and keeps serving (its default action would exit with 129).
+func TestHangupIsNotFatal(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	c := browser(t)
+	decodeSeen(t, w.signIn(c, "/", "alice"))
+	for range 2 {
+		if err := w.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !w.logs.waitFor("SIGHUP received and ignored") {
+		t.Fatalf("no log line for SIGHUP:\n%s", w.logs.String())
+	}
+	resp, err := c.Get(w.gateway + "/after-hup")
+	if err != nil {
+		t.Fatalf("gateway gone after SIGHUP: %v\n%s", err, w.logs.String())
+	}
+	if seen := decodeSeen(t, resp); seen.Header.Get("X-Forwarded-User") == "" {
+		t.Errorf("session lost after SIGHUP: upstream saw no user")
+	}
+	if w.cmd.ProcessState != nil {
+		t.Fatalf("gateway exited: %v", w.cmd.ProcessState)
+	}
+}
