@@ -169,6 +169,32 @@ func TestCallbackWrongState(t *testing.T) {
 	}
 }
 
+// TestCallbackRepeatedParams: the real provider's callback with a second
+// code or state appended (RFC 6749 §3.1) is refused with 400 before the
+// code is redeemed; the untouched callback then still signs in.
+func TestCallbackRepeatedParams(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	cb, c := w.callbackURL(t, "alice")
+	for _, extra := range []string{"&code=injected", "&state=forged", "&iss=" + url.QueryEscape(w.idp.URL) + "&iss=x"} {
+		resp, err := noFollow(c).Get(cb + extra)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("callback with %s appended = %d, want 400", extra, resp.StatusCode)
+		}
+	}
+	if n := w.idp.Stats().TokenRequests["authorization_code"]; n != 0 {
+		t.Errorf("code exchanges after repeated parameters = %d, want 0", n)
+	}
+	resp, err := c.Get(cb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decodeSeen(t, resp)
+}
+
 func TestCallbackReplayed(t *testing.T) {
 	w := newWorld(t, worldOptions{})
 	cb, c := w.callbackURL(t, "alice")

@@ -115,9 +115,12 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request, rq *request) 
 	if r.Method != http.MethodGet {
 		return h.signInFailed(r, rq, "", errorf(http.StatusMethodNotAllowed, "This address only accepts the identity provider's redirect.", fmt.Errorf("method %s", r.Method)))
 	}
-	q := r.URL.Query()
-	state := q.Get("state")
-	st, err := h.login.Take(w, r, state)
+	q, err := responseParams(r.URL.RawQuery)
+	if err != nil {
+		return h.signInFailed(r, rq, "", &httpError{Code: http.StatusBadRequest, LoginURL: h.loginURL("/", ""), Err: err,
+			Msg: "This sign-in response is malformed. Please sign in again."})
+	}
+	st, err := h.login.Take(w, r, q.Get("state"))
 	if err != nil {
 		return h.signInFailed(r, rq, "", &httpError{Code: http.StatusBadRequest, LoginURL: h.loginURL("/", ""), Err: err,
 			Msg: "This sign-in link is no longer valid: it expired, was already used, or was started in another browser."})
@@ -158,6 +161,8 @@ func signInFailure(err error) string {
 	switch {
 	case errors.Is(err, session.ErrNoLogin), errors.Is(err, session.ErrLoginMismatch), errors.Is(err, errStateReplayed):
 		return "state_invalid"
+	case errors.Is(err, errMalformed):
+		return "response_malformed"
 	case errors.Is(err, providers.ErrMixUp):
 		return "issuer_mismatch"
 	case errors.Is(err, errProviderError):
@@ -181,7 +186,27 @@ func signInFailure(err error) string {
 var (
 	errStateReplayed = errors.New("state replayed")
 	errProviderError = errors.New("the provider answered with an error")
+	errMalformed     = errors.New("malformed authorization response")
 )
+
+// responseParams parses the authorization response's query. RFC 6749
+// §3.1: parameters "MUST NOT be included more than once", so a repeated
+// one (two codes, two states, two iss: which did the provider send?) is
+// refused before the login cookie is looked at, as is a query Go would
+// parse only in part (a ';' separator, a bad escape), so nothing later
+// reads a different parameter set than the one checked here.
+func responseParams(raw string) (url.Values, error) {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errMalformed, err)
+	}
+	for k, vs := range q {
+		if len(vs) > 1 {
+			return nil, fmt.Errorf("%w: parameter %s repeated %d times", errMalformed, strconv.Quote(truncate(k, 32)), len(vs))
+		}
+	}
+	return q, nil
+}
 
 // completeSignIn checks the authorization response for the attempt st
 // that this browser started and redeems its code: the provider's session,

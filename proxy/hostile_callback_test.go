@@ -113,6 +113,39 @@ func TestCallbackStateAttacks(t *testing.T) {
 		{"code twice", func(m, _ attempt) (string, string) {
 			return "code=never-issued&code=c&state=" + url.QueryEscape(m.state), m.login
 		}, 400},
+		{"code twice, the issued one first", func(m, _ attempt) (string, string) {
+			return "code=c&code=never-issued&state=" + url.QueryEscape(m.state), m.login
+		}, 400},
+		{"the same code twice", func(m, _ attempt) (string, string) {
+			return "code=c&code=c&state=" + url.QueryEscape(m.state), m.login
+		}, 400},
+		{"state twice, ours first", func(m, _ attempt) (string, string) {
+			return "code=c&state=" + url.QueryEscape(m.state) + "&state=forged", m.login
+		}, 400},
+		{"the same state twice", func(m, _ attempt) (string, string) {
+			return "code=c&state=" + url.QueryEscape(m.state) + "&state=" + url.QueryEscape(m.state), m.login
+		}, 400},
+		{"state twice, once empty", func(m, _ attempt) (string, string) {
+			return "code=c&state=&state=" + url.QueryEscape(m.state), m.login
+		}, 400},
+		{"iss twice", func(m, _ attempt) (string, string) {
+			return "code=c&iss=x&iss=y&state=" + url.QueryEscape(m.state), m.login
+		}, 400},
+		{"error twice", func(m, _ attempt) (string, string) {
+			return "error=a&error=b&state=" + url.QueryEscape(m.state), m.login
+		}, 400},
+		{"an unknown parameter twice", func(m, _ attempt) (string, string) {
+			return "code=c&session_state=1&session_state=2&state=" + url.QueryEscape(m.state), m.login
+		}, 400},
+		{"a second code after a semicolon", func(m, _ attempt) (string, string) {
+			return "code=c;code=d&state=" + url.QueryEscape(m.state), m.login
+		}, 400},
+		{"a bad escape hiding a parameter", func(m, _ attempt) (string, string) {
+			return "code=c&state=" + url.QueryEscape(m.state) + "&x=%zz", m.login
+		}, 400},
+		{"code spelled with an escape, twice", func(m, _ attempt) (string, string) {
+			return "code=c&c%6fde=d&state=" + url.QueryEscape(m.state), m.login
+		}, 400},
 		{"error and code together", func(m, _ attempt) (string, string) {
 			return "error=access_denied&code=c&state=" + url.QueryEscape(m.state), m.login
 		}, 403},
@@ -129,6 +162,44 @@ func TestCallbackStateAttacks(t *testing.T) {
 			}
 			if n := e.redeemed(); n != 0 {
 				t.Errorf("%d codes redeemed", n)
+			}
+		})
+	}
+}
+
+// TestCallbackRepeatedParamsFirst: a response with a repeated parameter
+// is refused before the login cookie is consumed (RFC 6749 §3.1), so the
+// real response that follows still signs the user in; the near misses
+// (empty pairs, an unknown parameter once) are ordinary responses.
+func TestCallbackRepeatedParamsFirst(t *testing.T) {
+	for _, tt := range []struct {
+		name, extra string
+		want        int
+	}{
+		{"code repeated", "&code=c", http.StatusBadRequest},
+		{"state repeated", "&state=x", http.StatusBadRequest},
+		{"near miss: an empty pair", "&&", http.StatusFound},
+		{"near miss: an unknown parameter once", "&session_state=abc", http.StatusFound},
+		{"near miss: iss absent, scope once", "&scope=openid", http.StatusFound},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := hostileEnv(t)
+			a := e.begin("/mine")
+			e.idp.issue("c", "bob", "bob@example.com")
+			good := "code=c&state=" + url.QueryEscape(a.state)
+			resp, _ := e.callback(good+tt.extra, a.login)
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.want)
+			}
+			if tt.want != http.StatusBadRequest {
+				return
+			}
+			if n := e.redeemed(); n != 0 {
+				t.Errorf("%d codes redeemed for a refused response", n)
+			}
+			resp, _ = e.callback(good, a.login)
+			if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/mine" {
+				t.Errorf("the real response after a refused one: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
 			}
 		})
 	}
@@ -177,7 +248,9 @@ func TestCallbackIssuerMixUp(t *testing.T) {
 	}{
 		{"iss of another provider", providers.ErrMixUp, "&iss=https%3A%2F%2Fevil.example", http.StatusBadRequest},
 		{"iss missing where advertised", providers.ErrMixUp, "", http.StatusBadRequest},
-		{"iss twice", providers.ErrMixUp, "&iss=https%3A%2F%2Fidp.test&iss=https%3A%2F%2Fevil.example", http.StatusBadRequest},
+		// Refused by the gateway itself, before the attempt is looked up
+		// (RFC 6749 §3.1): see TestCallbackRepeatedParamsFirst.
+		{"iss twice", nil, "&iss=https%3A%2F%2Fidp.test&iss=https%3A%2F%2Fevil.example", http.StatusBadRequest},
 		{"error response from another issuer", providers.ErrMixUp, "&error=access_denied&iss=https%3A%2F%2Fevil.example", http.StatusBadRequest},
 		{"provider unreachable for the check", providers.ErrUnavailable, "", http.StatusServiceUnavailable},
 		{"any other refusal", errors.New("odd"), "", http.StatusBadRequest},
@@ -191,6 +264,9 @@ func TestCallbackIssuerMixUp(t *testing.T) {
 			refused(t, e, resp, tt.want)
 			if n := e.redeemed(); n != 0 {
 				t.Errorf("%d codes redeemed after a mix-up", n)
+			}
+			if tt.err == nil {
+				return
 			}
 			// The attempt is spent: it cannot be retried once the check
 			// would pass.
