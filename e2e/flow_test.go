@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"github.com/portcullis/portcullis/demo"
 	"io"
 	"net/http"
 	"net/url"
@@ -307,6 +308,48 @@ func TestTwoTabs(t *testing.T) {
 		}
 		if seen := decodeSeen(t, resp); seen.Path != tab.want {
 			t.Errorf("tab finished at %s, want %s", seen.Path, tab.want)
+		}
+	}
+}
+
+// TestHeadersOnTheWire signs in at the real provider as a user whose
+// groups and username would be read as other values, and sends the
+// override headers a framework might believe: the upstream receives only
+// unambiguous identity values and none of the overrides, and the gateway
+// says what it left out.
+func TestHeadersOnTheWire(t *testing.T) {
+	users := append(defaultUsers(), demo.User{ID: "u-mallory", Username: "mallory", Password: "mallory-password-1",
+		Email: "mallory@example.com", EmailVerified: true, PreferredUsername: "admin ",
+		Groups: []string{"eng,admins", "admins ", "developers"}})
+	w := newWorld(t, worldOptions{users: users})
+	c := browser(t)
+	seen := decodeSeen(t, w.signIn(c, "/", "mallory"))
+	if got := seen.Header.Values("X-Forwarded-Groups"); len(got) != 1 || got[0] != "developers" {
+		t.Errorf("X-Forwarded-Groups = %q, want [developers]", got)
+	}
+	if got, ok := seen.Header["X-Forwarded-Preferred-Username"]; ok {
+		t.Errorf("X-Forwarded-Preferred-Username sent as %q for the username \"admin \"", got)
+	}
+	if !w.logs.waitFor("identity values left out", `eng,admins`) {
+		t.Errorf("no log line for the groups left out:\n%s", w.logs.String())
+	}
+	overrides := []string{"X-Original-URL", "X-Rewrite-URL", "X-Override-URL", "X-Forwarded-Prefix",
+		"X-HTTP-Method-Override", "X-Forwarded-Scheme", "X-Original-Host"}
+	req, _ := http.NewRequest("GET", w.gateway+"/api/me", nil)
+	for _, name := range overrides {
+		req.Header.Set(name, "GET")
+		req.Header[strings.ToLower(strings.ReplaceAll(name, "-", "_"))] = []string{"GET"}
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen = decodeSeen(t, resp)
+	for k := range seen.Header {
+		for _, name := range overrides {
+			if strings.EqualFold(strings.ReplaceAll(k, "_", "-"), name) {
+				t.Errorf("the upstream received %s", k)
+			}
 		}
 	}
 }

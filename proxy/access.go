@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/portcullis/portcullis/providers"
@@ -85,14 +86,39 @@ func (h *Handler) loadSession(r *http.Request) (*session.Session, error) {
 
 // overrideMethods returns the methods the request's method-override
 // headers name, upper-cased; nil (no allocation) when there are none.
-func overrideMethods(r *http.Request) []string {
+func overrideMethods(hdr http.Header, rawQuery string) []string {
 	var out []string
-	for k, vs := range r.Header {
+	for k, vs := range hdr {
 		if !methodOverrideHeaders.has(k) {
 			continue
 		}
 		for _, v := range vs {
 			out = append(out, strings.ToUpper(strings.TrimSpace(v)))
+		}
+	}
+	return append(out, queryMethods(rawQuery)...)
+}
+
+// queryMethods are the methods a `_method` query parameter names (Rails'
+// Rack::MethodOverride, Laravel and Symfony read it from the body of a
+// POST form, some configurations from the query too). A query is the
+// client's, so it cannot be removed; it is judged instead. Only a query
+// that mentions "method" in some case is parsed.
+func queryMethods(raw string) []string {
+	if !containsFold(raw, "method") {
+		return nil
+	}
+	var out []string
+	// Split on ';' too: older Rack and some PHP setups do.
+	for _, pair := range strings.FieldsFunc(raw, func(c rune) bool { return c == '&' || c == ';' }) {
+		k, v, _ := strings.Cut(pair, "=")
+		k, err1 := url.QueryUnescape(k)
+		v, err2 := url.QueryUnescape(v)
+		if err1 != nil || err2 != nil {
+			continue // a pair Go cannot decode names no method a framework would run either
+		}
+		if v = strings.TrimSpace(v); v != "" && strings.EqualFold(strings.TrimSpace(k), "_method") {
+			out = append(out, strings.ToUpper(v))
 		}
 	}
 	return out

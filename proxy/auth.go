@@ -74,7 +74,7 @@ var noStore = []string{"no-store"}
 // answerAuth decides t and renders the answer the way proxies asking for
 // forward-auth understand it.
 func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request, t Target, narrow []*rule, redirectBrowsers bool, okStatus int) error {
-	t.Also = overrideMethods(r)
+	t.Also = overrideMethods(r.Header, t.Query) // the query of the request judged, not of the subrequest
 	m := h.routes.Match(t)
 	d, s, err := h.decide(w, r, rq, &m, narrow)
 	if err != nil {
@@ -105,16 +105,8 @@ func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request
 // allowed_upstream_headers).
 func (h *Handler) authHeaders(hdr http.Header, s *session.Session) {
 	vals := make(headerValues, 0, 6)
-	hdr[hdrAuthUser] = vals.one(headerSafe(h.userValue(s)))
-	if s.Email != "" {
-		hdr[hdrAuthEmail] = vals.one(headerSafe(s.Email))
-	}
-	if len(s.Groups) > 0 {
-		hdr[hdrAuthGroups] = vals.one(headerSafe(strings.Join(s.Groups, ",")))
-	}
-	if s.PreferredUsername != "" {
-		hdr[hdrAuthPreferredUsername] = vals.one(headerSafe(s.PreferredUsername))
-	}
+	h.identityValues(s, func(name, v string) { hdr[name] = vals.one(v) },
+		hdrAuthUser, hdrAuthEmail, hdrAuthGroups, hdrAuthPreferredUsername)
 	if s.AccessToken != "" {
 		if h.cfg.Headers.AuthRequestAccessToken {
 			hdr[hdrAuthAccessToken] = vals.one(s.AccessToken)

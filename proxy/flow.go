@@ -139,6 +139,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request, rq *request) 
 	rq.user = h.userValue(s)
 	h.metrics.signIn(s.Provider, "success")
 	h.audit(r, rq, "sign_in", s)
+	h.noteAmbiguous(r.Context(), rq, s, "sign_in")
 	setPageHeaders(w.Header())
 	found(w, h.redirects.safe(st.RedirectTo))
 	return nil

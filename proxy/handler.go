@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -116,7 +117,7 @@ func New(s *Settings, opts Options) (*Handler, error) {
 		redirects:     s.redirects,
 		routes:        s.routes,
 		trusted:       s.trusted,
-		managed:       newHeaderSet(append(managedHeaders, s.assertionHeaders...)...),
+		managed:       newHeaderSet(slices.Concat(managedHeaders, targetOverrideHeaders, s.assertionHeaders)...),
 		logoCSP:       s.logoCSP,
 		pages:         parsedPages,
 		keepAccess:    s.keepAccess(),

@@ -1,7 +1,11 @@
 package proxy
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/portcullis/portcullis/session"
@@ -45,16 +49,35 @@ var managedHeaders = []string{
 	"X-Auth-Request-Preferred-Username", "X-Auth-Request-Access-Token", "X-Auth-Request-Redirect",
 	"X-Portcullis-Assertion", "X-Forwarded-Name",
 	"Remote-User", "X-Remote-User", "X-Webauth-User", "X-Webauth-Email", "X-Auth-User",
-	"X-Original-Url", "X-Original-Uri", "X-Rewrite-Url", "X-Forwarded-Prefix",
 	"X-Forwarded-Uri", "X-Forwarded-Method", "X-Forwarded-Host", "X-Forwarded-Proto",
 	"X-Forwarded-Port", "X-Forwarded-For", "X-Forwarded-Server", "X-Forwarded-Ssl",
-	"X-Real-Ip", "Forwarded", "X-Request-Id", "X-Original-Method",
+	"X-Real-Ip", "Forwarded", "X-Request-Id",
+}
+
+// targetOverrideHeaders name another request target, host or scheme than
+// the one the gateway judged, and some frameworks and proxies believe them
+// over the request line: Symfony and Zend (X-Original-URL, X-Rewrite-URL),
+// IIS URL Rewrite, Envoy, Spring's ForwardedHeaderFilter (X-Forwarded-
+// Prefix), Rack and Django (X-Forwarded-Scheme, X-Url-Scheme, Front-End-
+// Https). The gateway sets none of them, so they are removed from every
+// client request, in every spelling, like the identity headers
+// (RFC 9700 §4.13). X-Original-Method is here too: nothing reads it as an
+// override the gateway could judge, so no client may send it.
+var targetOverrideHeaders = []string{
+	"X-Original-Url", "X-Original-Uri", "X-Original-Path", "X-Original-Request-Uri",
+	"X-Rewrite-Url", "X-Override-Url", "X-Http-Destinationurl", "X-Proxy-Url",
+	"X-Forwarded-Prefix", "X-Forwarded-Path", "X-Envoy-Original-Path", "X-Envoy-Original-Url",
+	"X-Original-Host", "X-Host", "X-Http-Host-Override", "X-Forwarded-Scheme",
+	"X-Forwarded-Protocol", "X-Url-Scheme", "X-Scheme", "Front-End-Https", "X-Original-Method",
 }
 
 // methodOverrideHeaders turn one HTTP method into another in many
 // frameworks (Express method-override, Laravel, Symfony, Rails). A request
 // carrying one is judged for every method it names: a POST that may pass
-// with X-HTTP-Method-Override: DELETE passes only if a DELETE may.
+// with X-HTTP-Method-Override: DELETE passes only if a DELETE may. In
+// reverse-proxy mode they are then removed before the upstream sees the
+// request; in forward-auth mode the ingress forwards the client's request
+// itself, so judging every method named is the whole defence there.
 var methodOverrideHeaders = newHeaderSet("X-Http-Method-Override", "X-Http-Method", "X-Method-Override")
 
 // headerSet matches header names after normalisation: lower case, "_" as
@@ -124,22 +147,119 @@ func (s headerSet) strip(h http.Header) {
 // identityHeaders writes the identity of s onto h (already stripped).
 func (h *Handler) identityHeaders(out http.Header, s *session.Session, up *upstream) {
 	vals := make(headerValues, 0, 6)
-	out[hdrUser] = vals.one(headerSafe(h.userValue(s)))
-	if s.Email != "" {
-		out[hdrEmail] = vals.one(headerSafe(s.Email))
-	}
-	if len(s.Groups) > 0 {
-		out[hdrGroups] = vals.one(headerSafe(strings.Join(s.Groups, ",")))
-	}
-	if s.PreferredUsername != "" {
-		out[hdrPreferredUsername] = vals.one(headerSafe(s.PreferredUsername))
-	}
+	h.identityValues(s, func(name, v string) { out[name] = vals.one(v) },
+		hdrUser, hdrEmail, hdrGroups, hdrPreferredUsername)
 	if up.cfg.PassAccessToken && s.AccessToken != "" {
 		out[hdrAccessToken] = vals.one(s.AccessToken)
 	}
 	if up.cfg.PassAuthorizationHeader && s.AccessToken != "" {
 		out["Authorization"] = vals.one("Bearer " + s.AccessToken)
 	}
+}
+
+// identityValues calls set for each identity header of s under the given
+// names (user, email, groups, preferred username), leaving out every value
+// an upstream could read as something else (see ambiguous): a single value
+// is then not sent at all, a group is left out of the list. The values are
+// checked once more at sign-in and refresh, where each one left out is
+// logged and counted (noteAmbiguous). The signed assertion carries the
+// groups as a JSON array and is not affected.
+func (h *Handler) identityValues(s *session.Session, set func(name, v string), user, email, groups, preferred string) {
+	if v := h.userValue(s); !ambiguous(v, false) {
+		set(user, v)
+	}
+	if s.Email != "" && s.EmailVerified && !ambiguous(s.Email, false) {
+		set(email, s.Email) // an address the provider did not verify is not an identity (OpenID Connect Core §5.1)
+	}
+	if v := groupList(s.Groups); v != "" {
+		set(groups, v)
+	}
+	if s.PreferredUsername != "" && !ambiguous(s.PreferredUsername, false) {
+		set(preferred, s.PreferredUsername)
+	}
+}
+
+// ambiguous reports whether v would not reach an upstream as itself in a
+// header field, or, with inList, as one element of a comma-separated
+// list: empty; a control byte (net/http refuses or rewrites those); a
+// leading or trailing space or tab, which every HTTP parser trims
+// (RFC 9110 §5.5: "admin " arrives as "admin"); and in a list a comma or
+// a double quote, the list delimiter and the quoted-string that would
+// hide one (RFC 9110 §5.6.1, §5.6.4): "eng,admins" must not arrive as
+// "eng" and "admins".
+func ambiguous(v string, inList bool) bool {
+	if v == "" {
+		return true
+	}
+	if c := v[0]; c == ' ' || c == '\t' {
+		return true
+	}
+	if c := v[len(v)-1]; c == ' ' || c == '\t' {
+		return true
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < 0x20 || c == 0x7f || inList && (c == ',' || c == '"') {
+			return true
+		}
+	}
+	return false
+}
+
+// groupList is the X-Forwarded-Groups value: the groups joined with ","
+// and nothing else, every ambiguous one left out; "" when none is left.
+func groupList(groups []string) string {
+	for i, g := range groups {
+		if ambiguous(g, true) {
+			kept := slices.Clone(groups[:i])
+			for _, g := range groups[i+1:] {
+				if !ambiguous(g, true) {
+					kept = append(kept, g)
+				}
+			}
+			return strings.Join(kept, ",")
+		}
+	}
+	return strings.Join(groups, ",")
+}
+
+// ambiguousValues names the identity values of s that identityValues
+// leaves out ("user", "email", "preferred_username", "group") and the
+// groups themselves, quoted; nil when there are none.
+func (h *Handler) ambiguousValues(s *session.Session) (fields []string, groups []string) {
+	if ambiguous(h.userValue(s), false) {
+		fields = append(fields, "user")
+	}
+	if s.Email != "" && ambiguous(s.Email, false) {
+		fields = append(fields, "email")
+	}
+	if s.PreferredUsername != "" && ambiguous(s.PreferredUsername, false) {
+		fields = append(fields, "preferred_username")
+	}
+	for _, g := range s.Groups {
+		if ambiguous(g, true) {
+			groups = append(groups, strconv.Quote(truncate(g, 64)))
+		}
+	}
+	if len(groups) > 0 {
+		fields = append(fields, "group")
+	}
+	return fields, groups
+}
+
+// noteAmbiguous logs and counts, once per sign-in or refresh, the identity
+// values of s that upstreams will not receive in headers.
+func (h *Handler) noteAmbiguous(ctx context.Context, rq *request, s *session.Session, event string) {
+	fields, groups := h.ambiguousValues(s)
+	if len(fields) == 0 {
+		return
+	}
+	for _, f := range fields {
+		h.metrics.identityDropped(f)
+	}
+	h.log.LogAttrs(ctx, slog.LevelWarn, "identity values left out of the upstream headers: they would be read as other values (see docs/headers.md)",
+		slog.String("id", rq.id), slog.String("event", event), slog.String("provider", s.Provider), slog.String("sub", s.Subject),
+		slog.Any("fields", fields), slog.Any("groups", groups))
 }
 
 // headerValues hands out one-value header slices carved from one backing
@@ -167,22 +287,6 @@ func (h *Handler) userValue(s *session.Session) string {
 		}
 	}
 	return s.Subject
-}
-
-// headerSafe drops control characters; providers' claims are checked at
-// sign-in, this is the second line.
-func headerSafe(v string) string {
-	for i := 0; i < len(v); i++ {
-		if v[i] < 0x20 || v[i] == 0x7f {
-			return strings.Map(func(r rune) rune {
-				if r < 0x20 || r == 0x7f {
-					return -1
-				}
-				return r
-			}, v)
-		}
-	}
-	return v
 }
 
 // stripGatewayCookies removes the gateway's own cookies (session chunks and

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -447,5 +448,92 @@ func TestMethodOverrideHeaders(t *testing.T) {
 	if len(leaked) > 0 {
 		t.Errorf("a POST that bob may make reaches the upstream with %v: DELETE, which only admins may send; "+
 			"add the method-override headers to managedHeaders (proxy/headers.go) or refuse requests carrying them", leaked)
+	}
+}
+
+// TestTargetOverrideHeadersEverySpelling: headers that name another
+// request target, host, scheme or method than the one judged never reach
+// the upstream, in any spelling, on protected and public routes. The
+// method overrides carry a method bob may use, so the request passes and
+// the test sees what the upstream got.
+func TestTargetOverrideHeadersEverySpelling(t *testing.T) {
+	e := hostileEnv(t)
+	bob := e.bob()
+	names := append(slices.Clone(targetOverrideHeaders), "X-Http-Method-Override", "X-Http-Method", "X-Method-Override")
+	for _, name := range names {
+		for _, sp := range spellings {
+			key := sp.fn(name)
+			t.Run(name+"/"+sp.name, func(t *testing.T) {
+				for _, target := range []string{"https://gw.example.com/app", "https://gw.example.com/public/x"} {
+					r := get(target)
+					r.Header.Set("Cookie", bob)
+					r.Header[key] = []string{"GET"}
+					if resp := e.do(r); resp.StatusCode != http.StatusOK {
+						t.Fatalf("%s: status %d", target, resp.StatusCode)
+					}
+					for k := range e.last().Header {
+						if normHeader(k) == normHeader(name) {
+							t.Errorf("%s: the upstream received %s", target, k)
+						}
+					}
+				}
+			})
+		}
+	}
+	// Near misses: names that merely resemble an override pass untouched.
+	for _, name := range []string{"X-Original-Language", "X-Url", "X-Methods", "X-Hosting", "X-Override-Theme"} {
+		r := get("https://gw.example.com/app")
+		r.Header.Set("Cookie", bob)
+		r.Header.Set(name, "kept")
+		if resp := e.do(r); resp.StatusCode != http.StatusOK || e.last().Header.Get(name) != "kept" {
+			t.Errorf("near miss %s: status %d, upstream saw %q", name, resp.StatusCode, e.last().Header.Get(name))
+		}
+	}
+}
+
+// TestQueryMethodOverride: a `_method` query parameter (Rails, Laravel,
+// Symfony) is judged for the method it names, however it is spelled.
+func TestQueryMethodOverride(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.Server.TrustedProxies = []string{"192.0.2.0/24"}
+		c.Policy.Routes = []RouteConfig{
+			{Path: "/api/", Methods: []string{"GET", "POST"}, EmailDomains: []string{"example.com"}},
+			{Path: "/api/", Methods: []string{"DELETE", "PUT", "PATCH"}, Groups: []string{"admins"}},
+		}
+	})
+	bob := e.sessionCookie("bob", "bob@example.com", "devs")
+	for _, tt := range []struct {
+		query string
+		want  int
+	}{
+		{"_method=DELETE", http.StatusForbidden},
+		{"_method=delete", http.StatusForbidden},
+		{"_METHOD=PUT", http.StatusForbidden},
+		{"%5Fmethod=PATCH", http.StatusForbidden},
+		{"_method=%44ELETE", http.StatusForbidden},
+		{"a=1;_method=DELETE", http.StatusForbidden},
+		{"a=1&_method=POST&_method=DELETE", http.StatusForbidden},
+		{"_method=+DELETE+", http.StatusForbidden},
+		// Near misses.
+		{"_method=POST", http.StatusOK},
+		{"_method=", http.StatusOK},
+		{"x_method=DELETE", http.StatusOK},
+		{"method=DELETE", http.StatusOK},
+		{"comment=_method%3DDELETE", http.StatusOK},
+	} {
+		r := httptest.NewRequest("POST", "https://gw.example.com/api/records/1?"+tt.query, nil)
+		r.Header.Set("Cookie", bob)
+		if resp := e.do(r); resp.StatusCode != tt.want {
+			t.Errorf("POST ?%s: %d, want %d", tt.query, resp.StatusCode, tt.want)
+		}
+		// Forward-auth judges the forwarded request's query, not the
+		// subrequest's.
+		r = authReq(trustedPeer, "/oauth2/auth", "X-Forwarded-Method", "POST", "X-Forwarded-Proto", "https",
+			"X-Forwarded-Host", "gw.example.com", "X-Forwarded-Uri", "/api/records/1?"+tt.query)
+		r.Header.Set("Cookie", bob)
+		resp := e.do(r)
+		if allowed := resp.StatusCode/100 == 2; allowed != (tt.want == http.StatusOK) {
+			t.Errorf("forward-auth POST ?%s: %d, want %d", tt.query, resp.StatusCode, tt.want)
+		}
 	}
 }

@@ -41,6 +41,7 @@ func (h *Handler) maintain(w http.ResponseWriter, r *http.Request, rq *request, 
 		case err == nil:
 			h.metrics.refresh(s.Provider, "success")
 			h.audit(r, rq, "refresh", next)
+			h.noteAmbiguous(r.Context(), rq, next, "refresh")
 			return next, nil // saved by the store, cookies re-issued
 		case errors.Is(err, providers.ErrRejected), errors.Is(err, providers.ErrInvalidToken),
 			errors.Is(err, providers.ErrUnverifiedEmail), errors.Is(err, providers.ErrNotAdmitted):

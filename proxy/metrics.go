@@ -21,6 +21,7 @@ type Metrics struct {
 	signIns   *prometheus.CounterVec
 	refreshes *prometheus.CounterVec
 	signOuts  *prometheus.CounterVec
+	dropped   *prometheus.CounterVec
 }
 
 // NewMetrics registers the gateway's collectors with reg.
@@ -51,8 +52,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "portcullis_sessions_ended_total",
 			Help: "Sessions ended, by how (sign_out, backchannel_logout, admin, idle, refresh_refused).",
 		}, []string{"how"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_identity_values_dropped_total",
+			Help: "Identity values left out of upstream headers at sign-in and refresh because an upstream would read them as other values (a group with a comma, a value with edge whitespace), by field (user, email, preferred_username, group).",
+		}, []string{"field"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.decisions, m.signIns, m.refreshes, m.signOuts)
+	reg.MustRegister(m.requests, m.duration, m.decisions, m.signIns, m.refreshes, m.signOuts, m.dropped)
 	return m
 }
 
@@ -121,3 +126,10 @@ func InstrumentTransport(reg prometheus.Registerer, base http.RoundTripper) func
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func (m *Metrics) identityDropped(field string) {
+	if m == nil {
+		return
+	}
+	m.dropped.WithLabelValues(field).Inc()
+}

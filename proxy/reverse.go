@@ -14,8 +14,11 @@ import (
 
 // proxy serves an application request at the canonical path.
 func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, rq *request, path, rawPath string) error {
-	t := Target{Method: r.Method, Also: overrideMethods(r), Host: normHost(r.Host), Path: path, Proxied: true,
+	t := Target{Method: r.Method, Also: overrideMethods(r.Header, r.URL.RawQuery), Host: normHost(r.Host), Path: path, Proxied: true,
 		Scheme: h.public.Scheme, HostPort: r.Host, RawPath: rawPath, Query: r.URL.RawQuery}
+	if t.Also != nil {
+		methodOverrideHeaders.strip(r.Header) // judged for every method they name; the upstream sees the method judged
+	}
 	m := h.routes.Match(t)
 	rq.mode, rq.route = "proxy", h.routeLabel(m.row.upstream)
 	d, s, err := h.decide(w, r, rq, &m, nil)
