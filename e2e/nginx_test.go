@@ -243,3 +243,29 @@ func mustRequest(t *testing.T, url string, header ...string) *http.Request {
 	}
 	return req
 }
+
+// TestForwardAuthSignInLinkFromForwardedHost: a trusted proxy forwarding a
+// Host the redirect policy does not admit gets a sign-in link without
+// that target (the binary, over the wire, Traefik-style headers).
+func TestForwardAuthSignInLinkFromForwardedHost(t *testing.T) {
+	w := newWorld(t, worldOptions{publicAddr: freeAddr(t)})
+	c := noFollow(&http.Client{Timeout: 10 * time.Second})
+	for _, tt := range []struct{ host, wantRD string }{
+		{"evil.example", ""},
+		{"127.0.0.1.evil.example", ""},
+	} {
+		resp, err := c.Do(mustRequest(t, w.gateway+"/oauth2/auth", "Accept", "text/html", "X-Forwarded-Method", "GET",
+			"X-Forwarded-Proto", "http", "X-Forwarded-Host", tt.host, "X-Forwarded-Uri", "/x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, err := resp.Location()
+		if resp.StatusCode != http.StatusFound || err != nil {
+			t.Fatalf("host %s: %d to %v", tt.host, resp.StatusCode, err)
+		}
+		if !strings.HasSuffix(loc.Path, "/oauth2/start") || loc.Query().Get("rd") != tt.wantRD {
+			t.Errorf("host %s: sign-in link %s, want rd=%q", tt.host, loc, tt.wantRD)
+		}
+	}
+}

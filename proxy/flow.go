@@ -61,7 +61,14 @@ func (h *Handler) signInPage(w http.ResponseWriter, rq *request, rd string) erro
 // one is named.
 func (h *Handler) loginURL(rd, provider string) string {
 	q := url.Values{}
+	// The link already carries only a target the redirect policy admits
+	// (RFC 9700 §4.11.1), not whatever a forwarded Host said: /start
+	// checks it again, but a link to it must not advertise an open
+	// redirect either.
 	if rd != "" && rd != "/" {
+		rd = h.redirects.safe(rd)
+	}
+	if rd != "" && rd != redirectFallback {
 		q.Set("rd", rd)
 	}
 	if provider != "" {

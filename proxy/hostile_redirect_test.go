@@ -340,8 +340,15 @@ func TestHostileRedirectForwardAuth(t *testing.T) {
 				t.Fatalf("forward-auth = 302 to %q, want 400", resp.Header.Get("Location"))
 			}
 			loc := resp.Header.Get("Location")
-			if !strings.HasPrefix(loc, "https://gw.example.com/oauth2/start?rd=") {
+			if loc != "https://gw.example.com/oauth2/start" && !strings.HasPrefix(loc, "https://gw.example.com/oauth2/start?rd=") {
 				t.Fatalf("forward-auth 302 to %q, want our own /oauth2/start", loc)
+			}
+			// The sign-in link itself carries only what the redirect
+			// policy admits: rd is absent exactly when it would fall back.
+			if u, err := url.Parse(loc); err != nil {
+				t.Fatal(err)
+			} else if rd := u.Query().Get("rd"); rd != "" && !locationSafe(rd, gatewayOrigins...) || tt.want == "/" && rd != "" {
+				t.Errorf("sign-in link carries rd=%q, want %q", rd, tt.want)
 			}
 			start, hdr := e.serve(get(loc))
 			checkRedirect(t, "start", start, hdr, "https://idp.test")
@@ -398,5 +405,30 @@ func TestRedirectLocationIsWhatWasValidated(t *testing.T) {
 		t.Errorf("http.Redirect rewrites validated targets (proxy/flow.go callback, proxy/logout.go finishSignOut): %s. "+
 			"Fix: set the Location header to the approved target and WriteHeader(302) instead of http.Redirect, or have the validator refuse dot segments and slashes in fragments",
 			strings.Join(bad, "; "))
+	}
+}
+
+// TestForwardAuthLoginURLJSON: the login_url a forward-auth 401 gives API
+// clients passes the redirect policy, like the browsers' redirect.
+func TestForwardAuthLoginURLJSON(t *testing.T) {
+	e := hostileEnv(t)
+	for _, tt := range []struct{ host, uri, want string }{
+		{"evil.com", "/x", "https://gw.example.com/oauth2/start"},
+		{"app.example.com.evil.com", "/x", "https://gw.example.com/oauth2/start"},
+		{"app.example.com", "/login?next=https://evil.com", "https://gw.example.com/oauth2/start"},
+		// Near misses: an allowed host and the gateway's own keep their target.
+		{"app.example.com", "/x", "https://gw.example.com/oauth2/start?rd=https%3A%2F%2Fapp.example.com%2Fx"},
+		{"gw.example.com", "/x", "https://gw.example.com/oauth2/start?rd=https%3A%2F%2Fgw.example.com%2Fx"},
+	} {
+		r := authReq(trustedPeer, "/oauth2/auth", "Accept", "application/json", "X-Forwarded-Method", "GET",
+			"X-Forwarded-Proto", "https", "X-Forwarded-Host", tt.host, "X-Forwarded-Uri", tt.uri)
+		resp := e.do(r)
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s%s: %d, want 401", tt.host, tt.uri, resp.StatusCode)
+			continue
+		}
+		if m := decodeJSON(t, resp); m["login_url"] != tt.want {
+			t.Errorf("%s%s: login_url = %v, want %s", tt.host, tt.uri, m["login_url"], tt.want)
+		}
 	}
 }
