@@ -179,3 +179,22 @@ func BenchmarkHeaderRewrite(b *testing.B) {
 		stripGatewayCookies(h, bases)
 	}
 }
+
+// BenchmarkHandlerAssertion is BenchmarkServeHTTPAuthenticated's cookie-mode
+// request with the signed identity assertion (on) and without it (off).
+// The same session is sent over and over, so "on" measures the cached
+// path: the assertion is signed once per session and refresh.
+func BenchmarkHandlerAssertion(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		mutate func(*Config)
+	}{
+		{"on", func(c *Config) { c.Upstreams[0].Assertion.Header = "X-Portcullis-Assertion" }},
+		{"off", func(c *Config) { c.Upstreams[0].Assertion.Disabled = true }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			h, store := benchHandler(b, bc.mutate)
+			serveLoop(b, h, dashboardRequest(benchCookie(b, store)))
+		})
+	}
+}
