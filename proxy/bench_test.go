@@ -198,3 +198,35 @@ func BenchmarkHandlerAssertion(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAssertion is the asserter alone: a cache hit (every request of
+// a session after its first) and a fresh signature (once per session,
+// refresh and half-lifetime).
+func BenchmarkAssertion(b *testing.B) {
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	keys, _ := session.NewKeyRing([]string{base64.StdEncoding.EncodeToString(secret)})
+	a, err := newAsserter(AssertionConfig{}, "https://gw.example.com", keys, time.Now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &session.Session{Identity: session.Identity{Issuer: "https://idp.example.com", Subject: "248289761001",
+		Email: "alice@example.com", EmailVerified: true, PreferredUsername: "alice", Groups: []string{"admins", "developers"}}}
+	b.Run("cached", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := a.header(s, "http://app.internal"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("sign", func(b *testing.B) {
+		st, _ := a.current(time.Now())
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := a.signNew(st, s, "http://app.internal", time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
