@@ -5,10 +5,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -79,4 +81,65 @@ func setUpstreamAssertion(t *testing.T, w *world) {
 	writeFile(t, rp.config, cfg)
 	rp.stop(t)
 	rp.start(t)
+}
+
+// TestAssertionByDefault: with no assertion settings anywhere, the
+// upstream receives an assertion that verifies against /oauth2/jwks.json
+// fetched from the running binary (ES256, iss the gateway, aud the
+// upstream's origin, the user's subject); an upstream with
+// assertion.disabled receives none, and the client's copy never passes.
+func TestAssertionByDefault(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	c := browser(t)
+	seen := decodeSeen(t, w.signIn(c, "/app", "alice"))
+	raw := seen.Header.Get("X-Portcullis-Assertion")
+	if raw == "" || len(seen.Header.Values("X-Portcullis-Assertion")) != 1 {
+		t.Fatalf("a default-config upstream got X-Portcullis-Assertion %q", seen.Header.Values("X-Portcullis-Assertion"))
+	}
+	resp, err := http.Get(w.gateway + "/oauth2/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set jose.JSONWebKeySet
+	err = json.NewDecoder(resp.Body).Decode(&set)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || err != nil {
+		t.Fatalf("jwks.json = %d (%v)", resp.StatusCode, err)
+	}
+	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := set.Key(jws.Signatures[0].Header.KeyID)
+	if len(keys) != 1 {
+		t.Fatalf("the assertion's kid %q is not in the published set", jws.Signatures[0].Header.KeyID)
+	}
+	payload, err := jws.Verify(keys[0].Key)
+	if err != nil {
+		t.Fatalf("the assertion does not verify against the published key: %v", err)
+	}
+	var claims struct {
+		Iss, Aud, Sub string
+		Exp           int64
+	}
+	json.Unmarshal(payload, &claims)
+	if claims.Iss != w.gateway || claims.Aud != w.upstream.URL || claims.Sub != "u-alice" || claims.Exp < time.Now().Unix() {
+		t.Errorf("claims = %+v", claims)
+	}
+
+	// Opting out: the upstream gets no assertion, not even the client's.
+	rp := w.replicas[0]
+	cfg := readFile(t, rp.config)
+	writeFile(t, rp.config, strings.Replace(cfg, "    url: "+w.upstream.URL, "    url: "+w.upstream.URL+"\n    assertion: {disabled: true}", 1))
+	rp.stop(t)
+	rp.start(t)
+	r, _ := http.NewRequest("GET", w.gateway+"/app", nil)
+	r.Header.Set("X-Portcullis-Assertion", raw)
+	resp, err = c.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := decodeSeen(t, resp).Header.Values("X-Portcullis-Assertion"); len(got) != 0 {
+		t.Errorf("an upstream with assertion.disabled got %q", got)
+	}
 }

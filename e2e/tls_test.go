@@ -110,6 +110,10 @@ policy: {email_domains: [example.com]}
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	// RFC 6797 §6.1: an https public_url means HSTS, one year by default.
+	if got := resp.Header.Values("Strict-Transport-Security"); len(got) != 1 || got[0] != "max-age=31536000" {
+		t.Errorf("Strict-Transport-Security over https = %q, want max-age=31536000", got)
+	}
 	if resp.ProtoMajor != 2 {
 		t.Errorf("protocol = %s, want HTTP/2 on the TLS listener", resp.Proto)
 	}
@@ -122,7 +126,11 @@ policy: {email_domains: [example.com]}
 
 	// Sign in over HTTPS: the session cookie is __Host- and Secure, and
 	// the HTTPS upstream (custom CA) receives the identity.
-	seen := decodeSeen(t, signInAt(t, c, public, idp, "alice", "alice-password-1"))
+	final := signInAt(t, c, public, idp, "alice", "alice-password-1")
+	if got := final.Header.Get("Strict-Transport-Security"); got != "max-age=31536000" {
+		t.Errorf("proxied response over https: Strict-Transport-Security %q", got)
+	}
+	seen := decodeSeen(t, final)
 	if seen.Header.Get("X-Forwarded-User") != "u-alice" {
 		t.Errorf("HTTPS upstream identity = %v", seen.Header)
 	}
@@ -142,6 +150,10 @@ policy: {email_domains: [example.com]}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != public+"/a?b=1" {
 		t.Errorf("plain HTTP: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// RFC 6797 §7.2: never over plain HTTP.
+	if got := resp.Header.Get("Strict-Transport-Security"); got != "" {
+		t.Errorf("the plain-HTTP redirect sent Strict-Transport-Security %q", got)
 	}
 
 	// A renewed certificate is served without a restart.

@@ -87,23 +87,40 @@ func remoteIP(r *http.Request) string {
 // recorder notes the status and size for the access log. It unwraps for
 // http.ResponseController, so flushing and hijacking (websockets) reach the
 // server's writer.
+//
+// It is also where Strict-Transport-Security is set, just before the
+// header goes out, so every response carries the gateway's value: its
+// own, and a proxied one whose upstream header was copied in already.
 type recorder struct {
 	http.ResponseWriter
 	status      int
 	bytes       int64
 	wroteHeader bool
+	sts         []string // Handler.hsts, nil for none
 }
 
 func (w *recorder) WriteHeader(code int) {
 	if !w.wroteHeader && code >= 200 || code == http.StatusSwitchingProtocols {
 		w.status, w.wroteHeader = code, true
+		w.setSTS()
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// setSTS replaces whatever Strict-Transport-Security the header holds with
+// the gateway's (RFC 6797 §8.1: browsers heed only the first).
+func (w *recorder) setSTS() {
+	if w.sts != nil {
+		w.ResponseWriter.Header()[hdrSTS] = w.sts
+	}
+}
+
+const hdrSTS = "Strict-Transport-Security"
+
 func (w *recorder) Write(b []byte) (int, error) {
 	if !w.wroteHeader {
 		w.status, w.wroteHeader = http.StatusOK, true
+		w.setSTS()
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += int64(n)
@@ -113,6 +130,7 @@ func (w *recorder) Write(b []byte) (int, error) {
 func (w *recorder) Flush() {
 	if !w.wroteHeader {
 		w.status, w.wroteHeader = http.StatusOK, true
+		w.setSTS()
 	}
 	http.NewResponseController(w.ResponseWriter).Flush()
 }

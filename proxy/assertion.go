@@ -7,8 +7,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,17 +21,26 @@ import (
 	"github.com/portcullis/portcullis/session"
 )
 
-// assertion.go signs the identity for upstreams that ask for it: a short
-// JWT (ES256) in a header, with iss = the gateway, aud = the upstream,
-// sub, email, groups, iat and exp. Unlike plain identity headers it cannot
+// assertion.go signs the identity for upstreams: a short JWT (RFC 7519,
+// a JWS compact serialization per RFC 7515, ES256) in a header, with iss =
+// the gateway, aud = the upstream, sub, email, groups, iat and exp. It is
+// on by default for every upstream (X-Portcullis-Assertion) and in
+// forward-auth answers; an upstream opts out with assertion.disabled. Unlike plain identity headers it cannot
 // be forged by anyone who reaches the application without passing the
 // gateway. The keys are derived from the cookie secrets (HKDF, one key per
 // rotation period), so every replica signs with the same key and publishes
 // the same set at /oauth2/jwks.json: the previous, current and next
 // period's keys of every configured secret.
 
+// DefaultAssertionHeader carries the assertion unless assertion.header
+// names another.
+const DefaultAssertionHeader = "X-Portcullis-Assertion"
+
 // AssertionConfig is the `assertion` section.
 type AssertionConfig struct {
+	// Header carries the JWT to every upstream and in forward-auth answers;
+	// default X-Portcullis-Assertion. An upstream may name its own.
+	Header string `yaml:"header"`
 	// Lifetime of an assertion; default 2m, at most 5m.
 	Lifetime time.Duration `yaml:"lifetime"`
 	// Rotation is how often the signing key changes; default 24h.
@@ -38,12 +49,14 @@ type AssertionConfig struct {
 
 // UpstreamAssertion is an upstream's `assertion` setting.
 type UpstreamAssertion struct {
-	// Header carries the JWT; empty turns assertions off for the upstream.
-	// X-Portcullis-Assertion is the usual name.
+	// Header carries the JWT to this upstream; default assertion.header.
 	Header string `yaml:"header"`
 	// Audience is the aud claim; default the upstream's URL
 	// (scheme://host[:port]).
 	Audience string `yaml:"audience"`
+	// Disabled sends this upstream no assertion. Its client-sent copies are
+	// still removed.
+	Disabled bool `yaml:"disabled"`
 }
 
 type asserter struct {
@@ -52,22 +65,46 @@ type asserter struct {
 	lifetime time.Duration
 	rotation time.Duration
 	now      func() time.Time
+	seed     maphash.Seed
 
-	mu     sync.Mutex
+	mu    sync.RWMutex
+	state *assertionKeys                // the current period's; replaced, never changed
+	cache map[uint64][]*cachedAssertion // by assertionHash; reset with each period
+	size  int
+}
+
+// assertionKeys are one rotation period's signer and published set.
+type assertionKeys struct {
 	period int64
 	signer jose.Signer
 	jwks   []byte
-	cache  map[string]cachedAssertion
 }
 
+// cachedAssertion is a signed assertion and everything its claims were
+// made of, compared in full on a hit so a hash collision cannot hand one
+// identity's assertion to another.
 type cachedAssertion struct {
-	token string
-	exp   time.Time
+	value    []string // the header value, shared: header maps get the slice, never write through it
+	fresh    time.Time
+	issuer   string
+	subject  string
+	email    string
+	username string
+	groups   []string
+	audience string
 }
 
-// validate fills the section's defaults and checks its bounds; only
-// consulted when some upstream asks for assertions.
+// maxCachedAssertions bounds the cache; past it, it starts over.
+const maxCachedAssertions = 100_000
+
+// validate fills the section's defaults and checks its bounds.
 func (c *AssertionConfig) validate() error {
+	if c.Header == "" {
+		c.Header = DefaultAssertionHeader
+	}
+	if err := assertionHeaderOK(c.Header); err != nil {
+		return fmt.Errorf("assertion.header: %w", err)
+	}
 	if c.Lifetime == 0 {
 		c.Lifetime = 2 * time.Minute
 	}
@@ -83,12 +120,28 @@ func (c *AssertionConfig) validate() error {
 	return nil
 }
 
+// reservedHeaders may not carry the assertion: every request's copy of an
+// assertion header is removed, and these mean something else.
+var reservedHeaders = newHeaderSet("Authorization", "Cookie", "Host", "Connection", "Content-Length", "Content-Type",
+	"Transfer-Encoding", "Upgrade", "Te", "Trailer", "Keep-Alive", "Proxy-Authorization", "Proxy-Connection", "Set-Cookie")
+
+// assertionHeaderOK checks a header name the assertion may be sent in.
+func assertionHeaderOK(name string) error {
+	switch {
+	case !validHeaderName(name):
+		return fmt.Errorf("%q is not a header name", name)
+	case reservedHeaders.has(name):
+		return fmt.Errorf("%q is a header HTTP itself uses", name)
+	}
+	return nil
+}
+
 // newAsserter signs for issuer with keys derived from the ring.
 func newAsserter(cfg AssertionConfig, issuer string, keys *session.KeyRing, now func() time.Time) (*asserter, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &asserter{issuer: issuer, keys: keys, lifetime: cfg.Lifetime, rotation: cfg.Rotation, now: now, period: -1}, nil
+	return &asserter{issuer: issuer, keys: keys, lifetime: cfg.Lifetime, rotation: cfg.Rotation, now: now, seed: maphash.MakeSeed()}, nil
 }
 
 // periodKey derives the signing key of secret i for a rotation period.
@@ -106,12 +159,35 @@ func (a *asserter) periodKey(i int, period int64) (*ecdsa.PrivateKey, string) {
 	}
 }
 
-// refresh rebuilds the signer and JWKS when the period changed. a.mu held.
-func (a *asserter) refresh(now time.Time) error {
-	period := now.Unix() / int64(a.rotation/time.Second)
-	if period == a.period {
-		return nil
+func (a *asserter) periodOf(now time.Time) int64 { return now.Unix() / int64(a.rotation/time.Second) }
+
+// current returns the keys of now's period, building them (and starting
+// the cache over) when the period changed.
+func (a *asserter) current(now time.Time) (*assertionKeys, error) {
+	period := a.periodOf(now)
+	a.mu.RLock()
+	st := a.state
+	a.mu.RUnlock()
+	if st != nil && st.period == period {
+		return st, nil
 	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.state != nil && a.state.period == period {
+		return a.state, nil
+	}
+	st, err := a.build(period)
+	if err != nil {
+		return nil, err
+	}
+	a.state, a.cache, a.size = st, map[uint64][]*cachedAssertion{}, 0
+	return st, nil
+}
+
+// build derives a period's signer and the set it publishes: the previous,
+// current and next period's key of every configured secret, so replicas
+// whose clocks straddle a rotation verify each other (RFC 7517 key set).
+func (a *asserter) build(period int64) (*assertionKeys, error) {
 	var set jose.JSONWebKeySet
 	for i := 0; i < a.keys.Secrets(); i++ {
 		for _, p := range []int64{period - 1, period, period + 1} {
@@ -120,39 +196,109 @@ func (a *asserter) refresh(now time.Time) error {
 		}
 	}
 	key, kid := a.periodKey(0, period)
+	// RFC 7515 §4.1.4 kid, §4.1.9 typ "JWT" (RFC 7519 §5.1).
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key},
 		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	jwks, err := json.Marshal(set)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	a.period, a.signer, a.jwks, a.cache = period, signer, jwks, map[string]cachedAssertion{}
-	return nil
+	return &assertionKeys{period: period, signer: signer, jwks: jwks}, nil
 }
 
-// sign returns the assertion for s to audience, reusing one until half its
-// lifetime has passed (signing costs more than the rest of a request).
+// assertionHash hashes what an assertion's claims are made of. No
+// allocation: this runs on every proxied request.
+func (a *asserter) assertionHash(s *session.Session, audience string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(a.seed)
+	for _, v := range [...]string{s.Issuer, s.Subject, a.verifiedEmail(s), s.PreferredUsername, audience} {
+		h.WriteString(v)
+		h.WriteByte(0)
+	}
+	for _, g := range s.Groups {
+		h.WriteString(g)
+		h.WriteByte(1)
+	}
+	return h.Sum64()
+}
+
+func (*asserter) verifiedEmail(s *session.Session) string {
+	if s.EmailVerified {
+		return s.Email
+	}
+	return ""
+}
+
+func (c *cachedAssertion) matches(a *asserter, s *session.Session, audience string) bool {
+	return c.issuer == s.Issuer && c.subject == s.Subject && c.email == a.verifiedEmail(s) &&
+		c.username == s.PreferredUsername && c.audience == audience && slices.Equal(c.groups, s.Groups)
+}
+
+// sign returns the assertion for s to audience.
 func (a *asserter) sign(s *session.Session, audience string) (string, error) {
-	now := a.now()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if err := a.refresh(now); err != nil {
+	v, err := a.header(s, audience)
+	if err != nil {
 		return "", err
 	}
-	key := s.Issuer + "\x00" + s.Subject + "\x00" + strconv.FormatInt(s.CreatedAt.Unix(), 10) + "\x00" +
-		strconv.FormatInt(s.RefreshedAt.Unix(), 10) + "\x00" + audience
-	if c, ok := a.cache[key]; ok && now.Before(c.exp.Add(-a.lifetime/2)) {
-		return c.token, nil
+	return v[0], nil
+}
+
+// header returns the header value of the assertion for s to audience. An
+// assertion is reused until half its lifetime has passed: signing costs
+// more than the rest of a request, and the claims depend only on the
+// identity and the audience, so a hit is a map lookup under a read lock.
+func (a *asserter) header(s *session.Session, audience string) ([]string, error) {
+	now := a.now()
+	st, err := a.current(now)
+	if err != nil {
+		return nil, err
 	}
+	k := a.assertionHash(s, audience)
+	a.mu.RLock()
+	if a.state == st {
+		for _, c := range a.cache[k] {
+			if now.Before(c.fresh) && c.matches(a, s, audience) {
+				a.mu.RUnlock()
+				return c.value, nil
+			}
+		}
+	}
+	a.mu.RUnlock()
+	c, err := a.signNew(st, s, audience, now)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	if a.state == st {
+		if a.size >= maxCachedAssertions {
+			a.cache, a.size = map[uint64][]*cachedAssertion{}, 0
+		}
+		// Replace stale entries of the same identity rather than pile up.
+		kept := a.cache[k][:0:0]
+		for _, old := range a.cache[k] {
+			if !old.matches(a, s, audience) {
+				kept = append(kept, old)
+			}
+		}
+		a.cache[k] = append(kept, c)
+		a.size++
+	}
+	a.mu.Unlock()
+	return c.value, nil
+}
+
+// signNew signs a fresh assertion (RFC 7519 §4.1 registered claims).
+func (a *asserter) signNew(st *assertionKeys, s *session.Session, audience string, now time.Time) (*cachedAssertion, error) {
 	claims := map[string]any{
 		"iss": a.issuer, "aud": audience, "sub": s.Subject, "iat": now.Unix(), "exp": now.Add(a.lifetime).Unix(),
 		"idp": s.Issuer,
 	}
-	if s.Email != "" && s.EmailVerified {
-		claims["email"] = s.Email
+	email := a.verifiedEmail(s)
+	if email != "" {
+		claims["email"] = email
 	}
 	if len(s.Groups) > 0 {
 		claims["groups"] = s.Groups
@@ -162,37 +308,34 @@ func (a *asserter) sign(s *session.Session, audience string) (string, error) {
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	jws, err := a.signer.Sign(payload)
+	jws, err := st.signer.Sign(payload)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	tok, err := jws.CompactSerialize()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if len(a.cache) > 100_000 {
-		a.cache = map[string]cachedAssertion{}
-	}
-	a.cache[key] = cachedAssertion{token: tok, exp: now.Add(a.lifetime)}
-	return tok, nil
+	return &cachedAssertion{value: []string{tok}, fresh: now.Add(a.lifetime / 2), issuer: s.Issuer, subject: s.Subject,
+		email: email, username: s.PreferredUsername, groups: slices.Clone(s.Groups), audience: audience}, nil
 }
 
 // jwksDocument returns the published key set.
 func (a *asserter) jwksDocument() ([]byte, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if err := a.refresh(a.now()); err != nil {
+	st, err := a.current(a.now())
+	if err != nil {
 		return nil, err
 	}
-	return a.jwks, nil
+	return st.jwks, nil
 }
 
-// jwks serves /oauth2/jwks.json.
+// jwks serves /oauth2/jwks.json (RFC 7517 §5), always: upstreams and
+// ingresses verify assertions against it.
 func (h *Handler) jwks(w http.ResponseWriter, r *http.Request, rq *request) error {
-	if h.asserter == nil {
-		return errorf(http.StatusNotFound, "No upstream receives signed assertions.", fmt.Errorf("no assertion configured"))
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return errorf(http.StatusMethodNotAllowed, "Use GET to fetch the keys.", fmt.Errorf("method %s", r.Method))
 	}
 	doc, err := h.asserter.jwksDocument()
 	if err != nil {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -85,7 +86,9 @@ func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request
 	switch d.Outcome {
 	case Allow:
 		if s != nil {
-			h.authHeaders(hdr, s)
+			if err := h.authHeaders(hdr, s, t.Scheme+"://"+strings.ToLower(t.HostPort)); err != nil {
+				return err
+			}
 		}
 		w.WriteHeader(okStatus)
 		return nil
@@ -102,8 +105,16 @@ func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request
 
 // authHeaders sets the identity response headers the ingress copies
 // upstream (nginx: auth_request_set; Traefik: authResponseHeaders; Envoy:
-// allowed_upstream_headers).
-func (h *Handler) authHeaders(hdr http.Header, s *session.Session) {
+// allowed_upstream_headers), and the signed assertion (assertion.header,
+// a JWT per RFC 7519) for audience, the original request's origin. The
+// X-Auth-Request-* headers stay as oauth2-proxy has them; the assertion is
+// one more header an ingress may copy. No answer goes out without it.
+func (h *Handler) authHeaders(hdr http.Header, s *session.Session, audience string) error {
+	a, err := h.asserter.header(s, audience)
+	if err != nil {
+		return fmt.Errorf("signing the identity assertion: %w", err)
+	}
+	hdr[h.authAssertion] = a
 	vals := make(headerValues, 0, 6)
 	h.identityValues(s, func(name, v string) { hdr[name] = vals.one(v) },
 		hdrAuthUser, hdrAuthEmail, hdrAuthGroups, hdrAuthPreferredUsername)
@@ -115,6 +126,7 @@ func (h *Handler) authHeaders(hdr http.Header, s *session.Session) {
 			hdr["Authorization"] = vals.one("Bearer " + s.AccessToken)
 		}
 	}
+	return nil
 }
 
 // narrowing compiles the oauth2-proxy compatible allowed_groups,

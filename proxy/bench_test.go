@@ -179,3 +179,54 @@ func BenchmarkHeaderRewrite(b *testing.B) {
 		stripGatewayCookies(h, bases)
 	}
 }
+
+// BenchmarkHandlerAssertion is BenchmarkServeHTTPAuthenticated's cookie-mode
+// request with the signed identity assertion (on) and without it (off).
+// The same session is sent over and over, so "on" measures the cached
+// path: the assertion is signed once per session and refresh.
+func BenchmarkHandlerAssertion(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		mutate func(*Config)
+	}{
+		{"on", func(c *Config) { c.Upstreams[0].Assertion.Header = "X-Portcullis-Assertion" }},
+		{"off", func(c *Config) { c.Upstreams[0].Assertion.Disabled = true }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			h, store := benchHandler(b, bc.mutate)
+			serveLoop(b, h, dashboardRequest(benchCookie(b, store)))
+		})
+	}
+}
+
+// BenchmarkAssertion is the asserter alone: a cache hit (every request of
+// a session after its first) and a fresh signature (once per session,
+// refresh and half-lifetime).
+func BenchmarkAssertion(b *testing.B) {
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	keys, _ := session.NewKeyRing([]string{base64.StdEncoding.EncodeToString(secret)})
+	a, err := newAsserter(AssertionConfig{}, "https://gw.example.com", keys, time.Now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &session.Session{Identity: session.Identity{Issuer: "https://idp.example.com", Subject: "248289761001",
+		Email: "alice@example.com", EmailVerified: true, PreferredUsername: "alice", Groups: []string{"admins", "developers"}}}
+	b.Run("cached", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := a.header(s, "http://app.internal"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("sign", func(b *testing.B) {
+		st, _ := a.current(time.Now())
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := a.signNew(st, s, "http://app.internal", time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

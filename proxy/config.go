@@ -30,9 +30,10 @@ type Settings struct {
 	redirects *redirectPolicy
 	routes    *Routes
 	trusted   trustedProxies
-	logoCSP   string // img-src for the sign-in page's logo, "" without one
-	// assertionHeaders are the headers upstreams receive signed
-	// assertions in; clients may never send them.
+	logoCSP   string   // img-src for the sign-in page's logo, "" without one
+	hsts      []string // Strict-Transport-Security value, nil for none
+	// assertionHeaders are the headers upstreams and forward-auth answers
+	// carry signed assertions in; clients may never send them.
 	assertionHeaders []string
 }
 
@@ -50,6 +51,11 @@ func (c Config) Validate(known Known) (*Settings, error) {
 	var err error
 	s.public, err = c.Server.validate()
 	add(err)
+	if hsts, err := c.Server.HSTS.header(s.public); err != nil {
+		add(err)
+	} else if hsts != "" {
+		s.hsts = []string{hsts}
+	}
 	if s.public != nil {
 		s.redirects, err = newRedirectPolicy(s.public, c.Server.AllowedRedirectHosts)
 		add(err)
@@ -57,15 +63,21 @@ func (c Config) Validate(known Known) (*Settings, error) {
 	add(c.Headers.validate())
 	s.routes, err = compileRoutes(c.Upstreams, c.Policy, c.Server.Prefix, known)
 	add(err)
+	// The signed identity assertion is on by default (RFC 7519 JWT): every
+	// upstream receives it in assertion.header unless it names its own
+	// header or sets assertion.disabled.
+	add(c.Assertion.validate())
+	s.assertionHeaders = []string{c.Assertion.Header}
 	if s.routes != nil {
 		c.Upstreams = s.routes.ups // with their defaults
-		for _, uc := range c.Upstreams {
-			if uc.Assertion.Header != "" {
-				s.assertionHeaders = append(s.assertionHeaders, uc.Assertion.Header)
+		for i := range c.Upstreams {
+			a := &c.Upstreams[i].Assertion
+			if !a.Disabled && a.Header == "" {
+				a.Header = c.Assertion.Header
 			}
-		}
-		if len(s.assertionHeaders) > 0 {
-			add(c.Assertion.validate())
+			if a.Header != "" {
+				s.assertionHeaders = append(s.assertionHeaders, a.Header)
+			}
 		}
 	}
 	s.logoCSP, err = logoSource(c.UI.LogoURL)
@@ -96,6 +108,9 @@ func (s *Settings) Warnings() []string {
 	}
 	if s.public.Scheme != "https" {
 		w = append(w, "server.public_url is plain http: use https outside local development")
+	}
+	if hc := s.cfg.Server.HSTS; s.public.Scheme != "https" && (hc.IncludeSubDomains || hc.Preload) {
+		w = append(w, "server.hsts has no effect: public_url is plain http, and browsers ignore Strict-Transport-Security over http")
 	}
 	return w
 }

@@ -72,6 +72,7 @@ type Handler struct {
 	managed     headerSet
 	cookieBases []string
 	logoCSP     string
+	hsts        []string // Strict-Transport-Security (RFC 6797 §6.1), nil for none; shared, never written through
 	pages       pages
 
 	keepAccess    bool // some upstream or forward-auth answer needs the access token
@@ -88,7 +89,10 @@ type Handler struct {
 	narrowCacheSet
 	metrics  *Metrics
 	auditLog *slog.Logger
-	asserter *asserter // nil when no upstream asks for assertions
+	asserter *asserter
+	// authAssertion is the header forward-auth answers carry the
+	// assertion in (assertion.header, canonical).
+	authAssertion string
 }
 
 // New builds the handler from validated settings and its collaborators.
@@ -119,6 +123,7 @@ func New(s *Settings, opts Options) (*Handler, error) {
 		trusted:       s.trusted,
 		managed:       newHeaderSet(slices.Concat(managedHeaders, targetOverrideHeaders, s.assertionHeaders)...),
 		logoCSP:       s.logoCSP,
+		hsts:          s.hsts,
 		pages:         parsedPages,
 		keepAccess:    s.keepAccess(),
 		keepIDToken:   opts.KeepIDToken,
@@ -138,12 +143,13 @@ func New(s *Settings, opts Options) (*Handler, error) {
 	for _, uc := range s.routes.ups {
 		h.upstreams = append(h.upstreams, h.newUpstream(uc, opts.Transport))
 	}
-	if len(s.assertionHeaders) > 0 {
-		var err error
-		if h.asserter, err = newAsserter(s.cfg.Assertion, s.public.String(), opts.Keys, opts.Now); err != nil {
-			return nil, err
-		}
+	// Always: assertions are on by default, and /oauth2/jwks.json is
+	// published whether or not any upstream receives them.
+	var err error
+	if h.asserter, err = newAsserter(s.cfg.Assertion, s.public.String(), opts.Keys, opts.Now); err != nil {
+		return nil, err
 	}
+	h.authAssertion = http.CanonicalHeaderKey(s.cfg.Assertion.Header)
 	var b [4]byte
 	rand.Read(b[:])
 	h.idPrefix = hex.EncodeToString(b[:]) + "-"
@@ -181,7 +187,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// 1. Forwarded headers are read from trusted proxies only, and then no
 	// client-supplied identity, in any spelling, gets any further.
 	rq := &request{id: h.newRequestID(), start: h.now(), fwd: h.forwarded(r)}
-	rec := &recorder{ResponseWriter: w}
+	rec := &recorder{ResponseWriter: w, sts: h.hsts}
 	h.managed.strip(r.Header)
 
 	if err := h.serve(rec, r, rq); err != nil {
@@ -190,6 +196,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !rec.wroteHeader {
 			h.render(rec, r, rq, e)
 		}
+	}
+	if !rec.wroteHeader {
+		rec.setSTS() // nothing written: net/http sends the header on return
 	}
 	h.logRequest(r, rec, rq)
 	status := rec.status

@@ -191,6 +191,11 @@ func FuzzHandler(f *testing.F) {
 			switch {
 			case !h.managed.has(k), k == hdrRequestID,
 				k == "X-Forwarded-For", k == "X-Forwarded-Host", k == "X-Forwarded-Proto": // SetXForwarded's
+			case k == DefaultAssertionHeader && who != 0:
+				// On by default: exactly one, genuine, for this user.
+				if c, err := verifyAssertion(h, strings.Join(vs, ","), "http://app.internal"); err != nil || len(vs) != 1 || c["sub"] != users[who] {
+					t.Fatalf("%q: the upstream got %s: %q (%v, %v)", raw, k, vs, c, err)
+				}
 			case len(vs) != 1 || vs[0] != identity[who][k]:
 				t.Fatalf("%q: the upstream got %s: %q", raw, k, vs)
 			}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,7 +44,7 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, rq *request) e
 				data.User = h.userValue(s)
 			}
 		}
-		h.pages.write(w, http.StatusOK, "sign_out", data)
+		h.pages.writeForm(w, http.StatusOK, "sign_out", data, h.signOutOrigins(r, rq, s, rd))
 		return nil
 	case http.MethodPost:
 	default:
@@ -85,6 +86,36 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, rq *request) e
 		}
 	}
 	return h.finishSignOut(w, r, rq, rd)
+}
+
+// signOutOrigins are the origins other than the gateway's that the
+// sign-out form's submission may be redirected to, for the page's CSP
+// form-action: the provider's end-session endpoint (when s has a provider
+// that offers one) and rd's origin when it is absolute. Whatever cannot be
+// named safely is left out: the browser then stops at that redirect,
+// after the gateway's own session has been cleared.
+func (h *Handler) signOutOrigins(r *http.Request, rq *request, s *session.Session, rd string) []string {
+	var out []string
+	if o, ok := cspOrigin(rd); ok && o != h.public.String() {
+		out = append(out, o)
+	}
+	if s == nil {
+		return out
+	}
+	p, ok := h.providers.Get(s.Provider).(providers.EndSessioner)
+	if !ok {
+		return out
+	}
+	u, err := p.EndSessionURL(r.Context(), "", h.signedOutURL(), "")
+	if err != nil {
+		h.log.LogAttrs(r.Context(), slog.LevelWarn, "could not find the provider's end-session endpoint",
+			slog.String("id", rq.id), slog.String("provider", s.Provider), slog.Any("err", err))
+		return out
+	}
+	if o, ok := cspOrigin(u); ok && o != h.public.String() && !slices.Contains(out, o) {
+		out = append(out, o)
+	}
+	return out
 }
 
 // csrfToken binds the sign-out form to the session it ends.

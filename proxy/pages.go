@@ -16,7 +16,8 @@ import (
 // The gateway's own pages: errors, the sign-out confirmation and the
 // signed-out notice. Parsed once; every value is escaped by html/template.
 // They load nothing from elsewhere (RFC 9700 §4.2.4) and carry a CSP that
-// allows only their own inline style, by hash.
+// allows only their own inline style, by hash, and forms only where the
+// page has one (the sign-out confirmation).
 const pageStyle = `body{font-family:system-ui,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}
 main{max-width:32rem;margin:12vh auto;background:#fff;border-radius:.5rem;padding:2rem 2.5rem;box-shadow:0 1px 4px #0002}
 h1{font-size:1.4rem;margin:0 0 1rem}p{line-height:1.5}
@@ -86,10 +87,45 @@ var (
 		sum := sha256.Sum256([]byte(pageStyle))
 		return base64.StdEncoding.EncodeToString(sum[:])
 	}()
-	// pageCSP lets our pages do nothing but show themselves and submit
-	// forms (RFC 9700 §4.16: no framing; §4.2.4: no third-party content).
-	pageCSP = "default-src 'none'; style-src 'sha256-" + styleHash + "'; frame-ancestors 'none'; base-uri 'none'"
+	// cspBase lets our pages do nothing but show themselves (RFC 9700
+	// §4.16: no framing; §4.2.4: no third-party content).
+	cspBase = "default-src 'none'; style-src 'sha256-" + styleHash + "'; frame-ancestors 'none'; base-uri 'none'"
+	// pageCSP is every response's CSP but the sign-out page's: no form may
+	// be submitted anywhere (CSP Level 3 §6.4.1 form-action; default-src
+	// does not cover it). Only the sign-out page has a form.
+	pageCSP = cspBase + "; form-action 'none'"
 )
+
+// formCSP is the CSP of a page whose form posts to the gateway. Chrome
+// checks form-action against every redirect that follows the submission
+// too (w3c/webappsec-csp#8), so origins lists where those redirects may
+// lead: the provider's end-session endpoint, the rd target. Each entry
+// must come from cspOrigin.
+func formCSP(origins []string) string {
+	v := cspBase + "; form-action 'self'"
+	for _, o := range origins {
+		v += " " + o
+	}
+	return v
+}
+
+// cspOrigin is raw's origin as a CSP host-source (CSP Level 3 §2.3.1,
+// scheme://host[:port]), or false when raw is not an http(s) URL whose
+// host is plainly a host name or address: nothing that could end or
+// widen a directive (no ';', ',', quotes, spaces or '*') gets in.
+func cspOrigin(raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		return "", false
+	}
+	host := strings.ToLower(u.Host)
+	for i := 0; i < len(host); i++ {
+		if c := host[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == ':' || c == '[' || c == ']') {
+			return "", false
+		}
+	}
+	return u.Scheme + "://" + host, true
+}
 
 // setPageHeaders hardens every response the gateway writes itself.
 func setPageHeaders(h http.Header) {
@@ -102,11 +138,25 @@ func setPageHeaders(h http.Header) {
 }
 
 func (p pages) write(w http.ResponseWriter, code int, name string, data pageData) {
-	p.writeWith(w, code, name, data, "")
+	p.render(w, code, name, data, pageCSP)
 }
 
 // writeWith renders a page whose CSP also admits images from imgSrc.
 func (p pages) writeWith(w http.ResponseWriter, code int, name string, data pageData, imgSrc string) {
+	csp := pageCSP
+	if imgSrc != "" {
+		csp += "; img-src " + imgSrc
+	}
+	p.render(w, code, name, data, csp)
+}
+
+// writeForm renders a page with a form; see formCSP for origins.
+func (p pages) writeForm(w http.ResponseWriter, code int, name string, data pageData, origins []string) {
+	p.render(w, code, name, data, formCSP(origins))
+}
+
+// render writes a page under the given Content-Security-Policy.
+func (p pages) render(w http.ResponseWriter, code int, name string, data pageData, csp string) {
 	var buf bytes.Buffer
 	if err := p.t.ExecuteTemplate(&buf, name, data); err != nil {
 		// Templates are fixed at build time; this is a programming error.
@@ -114,9 +164,7 @@ func (p pages) writeWith(w http.ResponseWriter, code int, name string, data page
 		return
 	}
 	setPageHeaders(w.Header())
-	if imgSrc != "" {
-		w.Header().Set("Content-Security-Policy", pageCSP+"; img-src "+imgSrc)
-	}
+	w.Header().Set("Content-Security-Policy", csp)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(code)

@@ -42,7 +42,11 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, rq *request, pat
 	// The Rewrite hook and the error handler find what they need in the
 	// context; only proxied requests pay for that Request copy.
 	px := &proxied{rq: rq, session: s, path: path, rawPath: rawPath}
-	h.upstreams[d.upstream].rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), proxiedKey{}, px)))
+	up := h.upstreams[d.upstream]
+	if err := h.assert(px, up); err != nil {
+		return err
+	}
+	up.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), proxiedKey{}, px)))
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -37,6 +38,63 @@ type ServerConfig struct {
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`    // grace for in-flight requests; default 30s
 
 	TLS ServerTLS `yaml:"tls"`
+	// HSTS is the Strict-Transport-Security the gateway sends when
+	// PublicURL is https.
+	HSTS HSTSConfig `yaml:"hsts"`
+}
+
+// HSTSConfig is `server.hsts` (RFC 6797). With an https public_url every
+// response leaving the gateway carries Strict-Transport-Security: its own
+// pages, redirects, JSON errors and endpoints, and proxied responses too,
+// where the gateway's value replaces any the upstream set (the gateway
+// terminates the browser's connection, so it owns the host's policy; an
+// upstream can neither weaken nor clear it). With an http public_url none
+// is sent and upstreams' headers pass untouched (RFC 6797 §7.2: not over
+// plain HTTP).
+type HSTSConfig struct {
+	// MaxAge in seconds (RFC 6797 §6.1.1); default 31536000 (one year).
+	// 0 turns HSTS off.
+	MaxAge *int64 `yaml:"max_age"`
+	// IncludeSubDomains extends the policy to every subdomain of the
+	// public host (§6.1.2). Opt in: it breaks any subdomain still on http.
+	IncludeSubDomains bool `yaml:"include_subdomains"`
+	// Preload asks browsers to ship the policy built in (hstspreload.org);
+	// needs include_subdomains and a max_age of at least a year. Hard to
+	// undo: opt in only for a host that will never serve http.
+	Preload bool `yaml:"preload"`
+}
+
+// hstsDefaultMaxAge is one year, the minimum hstspreload.org accepts.
+const hstsDefaultMaxAge = 365 * 24 * 60 * 60
+
+// header returns the Strict-Transport-Security value for public, "" for
+// none (http, or max_age 0). Contradictory settings are an error rather
+// than silently weaker.
+func (c *HSTSConfig) header(public *url.URL) (string, error) {
+	if c.MaxAge == nil {
+		v := int64(hstsDefaultMaxAge)
+		c.MaxAge = &v
+	}
+	age := *c.MaxAge
+	switch {
+	case age < 0:
+		return "", fmt.Errorf("server.hsts.max_age %d: want seconds, 0 for off", age)
+	case age == 0 && (c.IncludeSubDomains || c.Preload):
+		return "", fmt.Errorf("server.hsts: include_subdomains and preload need a max_age above 0")
+	case c.Preload && (!c.IncludeSubDomains || age < hstsDefaultMaxAge):
+		return "", fmt.Errorf("server.hsts.preload needs include_subdomains: true and max_age of at least %d (one year)", hstsDefaultMaxAge)
+	case age == 0 || public == nil || public.Scheme != "https":
+		return "", nil
+	}
+	// RFC 6797 §6.1: max-age=delta-seconds, then the valueless directives.
+	v := "max-age=" + strconv.FormatInt(age, 10)
+	if c.IncludeSubDomains {
+		v += "; includeSubDomains"
+	}
+	if c.Preload {
+		v += "; preload"
+	}
+	return v, nil
 }
 
 // ServerTLS is `server.tls`: serve HTTPS (and HTTP/2) on listen.

@@ -39,8 +39,8 @@ type UpstreamConfig struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// TLS configures HTTPS to the upstream.
 	TLS UpstreamTLS `yaml:"tls"`
-	// Assertion adds a signed JWT of the identity in a header (see
-	// assertion.go); off unless assertion.header is set.
+	// Assertion is how this upstream receives the signed JWT of the
+	// identity (see assertion.go): on by default, in assertion.header.
 	Assertion UpstreamAssertion `yaml:"assertion"`
 	// FlushInterval flushes buffered response bytes periodically; -1
 	// flushes after every write. Streaming responses (no length,
@@ -95,13 +95,25 @@ func (c *UpstreamConfig) validate() error {
 	if c.Host != "" && (strings.ContainsAny(c.Host, "/@ *?#") || normHost(c.Host) == "") {
 		return fmt.Errorf("upstream %s: host %q is not a host name", c.Path, c.Host)
 	}
-	if a := &c.Assertion; a.Header != "" {
-		if !validHeaderName(a.Header) {
-			return fmt.Errorf("upstream %s: assertion.header %q is not a header name", c.Path, a.Header)
+	return c.Assertion.validate(c.Path, u)
+}
+
+// validate checks an upstream's assertion setting and fills its audience;
+// the header's default (assertion.header) is filled by Config.Validate.
+func (a *UpstreamAssertion) validate(path string, u *url.URL) error {
+	if a.Disabled {
+		if a.Header != "" || a.Audience != "" {
+			return fmt.Errorf("upstream %s: assertion.disabled with a header or audience: choose one", path)
 		}
-		if a.Audience == "" {
-			a.Audience = assertionAudience(u)
+		return nil
+	}
+	if a.Header != "" {
+		if err := assertionHeaderOK(a.Header); err != nil {
+			return fmt.Errorf("upstream %s: assertion.header: %w", path, err)
 		}
+	}
+	if a.Audience == "" {
+		a.Audience = assertionAudience(u)
 	}
 	return nil
 }
@@ -112,6 +124,8 @@ type upstream struct {
 	cfg    UpstreamConfig
 	prefix string
 	rp     *httputil.ReverseProxy
+	// assertionHeader is cfg.Assertion.Header in canonical form.
+	assertionHeader string
 }
 
 // proxied is what the Rewrite hook and the error handler need of one
@@ -121,6 +135,8 @@ type proxied struct {
 	session *session.Session // nil on a public route without one
 	path    string           // canonical path, as judged
 	rawPath string
+	// assertion is the signed identity's header value, nil for none.
+	assertion []string
 }
 
 type proxiedKey struct{}
@@ -131,7 +147,7 @@ func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) *
 	if transport == nil {
 		transport = transportFor(cfg)
 	}
-	up := &upstream{cfg: cfg, prefix: cfg.Path}
+	up := &upstream{cfg: cfg, prefix: cfg.Path, assertionHeader: http.CanonicalHeaderKey(cfg.Assertion.Header)}
 	passHost := cfg.PassHostHeader == nil || *cfg.PassHostHeader
 	up.rp = &httputil.ReverseProxy{
 		// Rewrite, never Director: hop-by-hop headers (and anything named in
@@ -163,7 +179,10 @@ func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) *
 			out[hdrRequestID] = []string{px.rq.id}
 			if px.session != nil {
 				h.identityHeaders(out, px.session, up)
-				h.assert(pr.In.Context(), out, px, up)
+			}
+			if px.assertion != nil {
+				// Set after the strip, so the client's copy never survives.
+				out[up.assertionHeader] = px.assertion
 			}
 		},
 		// An upstream may not set or clear the gateway's own cookies.
@@ -180,18 +199,19 @@ func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) *
 	return up
 }
 
-// assert adds the upstream's signed identity assertion, when it asks for
-// one.
-func (h *Handler) assert(ctx context.Context, out http.Header, px *proxied, up *upstream) {
-	if up.cfg.Assertion.Header == "" || h.asserter == nil {
-		return
+// assert signs the assertion px's upstream receives, before anything is
+// sent: an upstream that expects one is never sent the request without it
+// (fail closed: the request ends in a 500 and the cause is logged).
+func (h *Handler) assert(px *proxied, up *upstream) error {
+	if px.session == nil || up.cfg.Assertion.Disabled {
+		return nil
 	}
-	tok, err := h.asserter.sign(px.session, up.cfg.Assertion.Audience)
+	v, err := h.asserter.header(px.session, up.cfg.Assertion.Audience)
 	if err != nil {
-		h.log.LogAttrs(ctx, slog.LevelError, "signing the identity assertion", slog.String("id", px.rq.id), slog.Any("err", err))
-		return
+		return fmt.Errorf("signing the identity assertion: %w", err)
 	}
-	out[http.CanonicalHeaderKey(up.cfg.Assertion.Header)] = []string{tok}
+	px.assertion = v
+	return nil
 }
 
 // transportFor is a validated upstream's own transport, with its TLS
