@@ -56,3 +56,45 @@ func readAll(resp *http.Response) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// TestCaseVariantAdminPath: a case-folding backend would serve /ADMIN/ as
+// /admin/, so across the wire the /admin/ rule governs every spelling, and
+// /STATUS is not the public /status.
+func TestCaseVariantAdminPath(t *testing.T) {
+	w := newWorld(t, worldOptions{policy: adminPolicy})
+
+	dave := browser(t)
+	decodeSeen(t, w.signIn(dave, "/reports", "dave"))
+	for _, p := range []string{"/ADMIN/users", "/Admin/users", "/aDmIn", "/%41dmin/users"} {
+		resp, err := dave.Get(w.gateway + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := readAll(resp); resp.StatusCode != http.StatusForbidden || !strings.Contains(b, "Ask the platform team for the admins group.") {
+			t.Errorf("dave at %s = %d, want 403 with the /admin/ route's message", p, resp.StatusCode)
+		}
+	}
+	// A near miss stays the default rule's.
+	resp, err := dave.Get(w.gateway + "/ADMINS/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	decodeSeen(t, resp)
+
+	alice := browser(t)
+	if seen := decodeSeen(t, w.signIn(alice, "/Admin/Users", "alice")); seen.Path != "/Admin/Users" {
+		t.Errorf("upstream saw %q, want the path as sent", seen.Path)
+	}
+
+	resp, err = http.Get(w.gateway + "/STATUS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !strings.HasPrefix(resp.Request.URL.String(), w.idp.URL) {
+		t.Errorf("anonymous /STATUS ended at %s (%d), want the sign-in page: it is not the public /status", resp.Request.URL, resp.StatusCode)
+	}
+	if !w.logs.waitFor(`rule="case-insensitive policy.routes[0] /admin/: no email, domain, group or claim matched"`) {
+		t.Error("the access log does not name the case-insensitive route that denied dave")
+	}
+}
