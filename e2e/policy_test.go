@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/portcullis/portcullis/demo"
 )
 
 const adminPolicy = `policy:
@@ -96,5 +98,40 @@ func TestCaseVariantAdminPath(t *testing.T) {
 	}
 	if !w.logs.waitFor(`rule="case-insensitive policy.routes[0] /admin/: no email, domain, group or claim matched"`) {
 		t.Error("the access log does not name the case-insensitive route that denied dave")
+	}
+}
+
+// TestSignInNoRuleAdmits: bob@example.org, whom no rule could admit, and
+// a user with a malformed email get the deny page at the callback and no
+// session; their identity never reaches a public route.
+func TestSignInNoRuleAdmits(t *testing.T) {
+	users := append(defaultUsers(), demo.User{ID: "u-mal", Username: "mal", Password: "mal-password-1",
+		Email: "mal@ex\u0430mple.com", EmailVerified: true, Name: "Mal", Groups: []string{"admins"}})
+	w := newWorld(t, worldOptions{policy: adminPolicy, users: users})
+	for _, user := range []string{"bob", "mal"} {
+		c := browser(t)
+		resp := w.signIn(c, "/reports", user)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s at the callback = %d, want 403", user, resp.StatusCode)
+		}
+		for _, ck := range c.Jar.Cookies(mustURL(w.gateway)) {
+			if ck.Name == "_portcullis" {
+				t.Errorf("%s got a session cookie", user)
+			}
+		}
+		resp, err := c.Get(w.gateway + "/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen := decodeSeen(t, resp); seen.Header.Get("X-Forwarded-User") != "" || seen.Header.Get("X-Forwarded-Email") != "" {
+			t.Errorf("%s's identity reached a public route: %v", user, seen.Header)
+		}
+	}
+	if w.upstream.count() != 2 {
+		t.Errorf("upstream reached %d times, want 2 (the public route only)", w.upstream.count())
+	}
+	if !w.logs.waitFor("no rule of the policy could admit this identity") {
+		t.Error("the log does not say why bob was refused")
 	}
 }

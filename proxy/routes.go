@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/portcullis/portcullis/session"
 )
 
 // routes.go is the one route table. `upstreams` (where a request goes) and
@@ -498,6 +500,30 @@ func (rt *Routes) denies() bool {
 		}
 	}
 	return true
+}
+
+// admits says whether some rule could admit id at all, on any route,
+// for any method: the default rule and every route's rule (routes without
+// one use the default). Public routes do not count: they admit anonymous
+// requests, not this identity. Rules depend on the identity alone, so the
+// answer is exact; provider pins and forward-auth's allowed_* can only
+// narrow, and are ignored (yes when unsure). An identity whose email is
+// malformed is refused whatever the rules say.
+func (rt *Routes) admits(id *session.Identity) error {
+	if err := checkEmail(id.Email); err != nil {
+		return err
+	}
+	if ok, _ := rt.def.allows(id); ok {
+		return nil
+	}
+	for _, r := range rt.policy {
+		if r.rule != nil && !r.public {
+			if ok, _ := r.rule.allows(id); ok {
+				return nil
+			}
+		}
+	}
+	return errNoRuleAdmits
 }
 
 // groupNames lists every group any rule names (for trimming oversized
