@@ -238,3 +238,33 @@ func TestCaseCollidingRoutesRefused(t *testing.T) {
 		t.Errorf("different hosts refused: %v", err)
 	}
 }
+
+// TestCaseFoldedBearer: a bearer token is taken only where every route
+// that needs an identity takes one.
+func TestCaseFoldedBearer(t *testing.T) {
+	rt, err := compileRoutes(nil, PolicyConfig{EmailDomains: []string{"example.com"}, Routes: []RouteConfig{
+		{Path: "/api/", Bearer: true, Groups: []string{"readers"}},
+		{Path: "/Pub/", Public: true},
+		{Path: "/pub/machines/", Bearer: true, Groups: []string{"robots"}},
+	}}, "/oauth2", Known{Bearer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		path string
+		want bool
+	}{
+		{"/api/x", true},
+		{"/API/x", false}, // the default rule governs it as spelled: no bearer there
+		{"/Pub/MACHINES/x", true},
+		{"/pub/machines/x", true},
+		{"/Pub/x", false},
+	} {
+		t.Run(tt.path, func(t *testing.T) {
+			m := rt.Match(Target{Method: "GET", Host: "h", Path: tt.path})
+			if got := m.AcceptsBearer(); got != tt.want {
+				t.Errorf("AcceptsBearer = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
