@@ -156,15 +156,49 @@ type Match struct {
 	def    *rule
 	row    *row
 	route  *Route // governs method; nil: the default rule
+	// alt is the match of the case-folded path when another route governs
+	// it there (Routes.foldedRow): the request must pass it too.
+	alt *Match
 	// settled holds the decision when no identity can change it: nothing
 	// serves the target, its method is refused, or the route is public.
 	settled   Decision
 	settledOK bool
 }
 
-// Match finds t's row and the route for its method.
+// Match finds t's row and the route for its method. A path is governed by
+// the strictest route it matches compared case-insensitively as well: when
+// the case-folded path lands on other routes, the request must pass both;
+// a public route counts only where the exact-case path matches it; the
+// upstream is the exact-case one's.
 func (rt *Routes) Match(t Target) Match {
 	rw := rt.lookup(t.Host, t.Path)
+	m := rt.matchRow(t, rw)
+	if frw := rt.foldedRow(t, rw); frw != nil {
+		alt := rt.matchRow(t, frw)
+		m.join(&alt)
+	}
+	return m
+}
+
+// join makes a, the case-folded match, a second condition of m.
+func (m *Match) join(a *Match) {
+	switch {
+	case m.settledOK && m.settled.Outcome != Allow:
+		// Refused or not found as spelled: nothing to add.
+	case a.settledOK && a.settled.Outcome != Allow:
+		d := a.settled
+		d.rule = "case-insensitive " + d.rule
+		m.settle(d)
+	case a.settledOK:
+		// Public only case-insensitively: no exemption, and no condition.
+	default:
+		m.alt = a
+		m.settled, m.settledOK = Decision{}, false // public as spelled, not as folded
+	}
+}
+
+// matchRow is Match for one row.
+func (rt *Routes) matchRow(t Target, rw *row) Match {
 	m := Match{method: t.Method, also: t.Also, def: rt.def, row: rw}
 	if t.Proxied && rw.upstream < 0 {
 		m.settle(Decision{Outcome: NotFound, rule: "no upstream for " + t.Host + t.Path})
@@ -202,8 +236,19 @@ func (m *Match) NeedsIdentity() bool { return !m.settledOK }
 // needed, though a signed-in user's is passed on.
 func (m *Match) Public() bool { return m.settledOK && m.settled.Public }
 
-// AcceptsBearer reports whether the route takes bearer tokens.
-func (m *Match) AcceptsBearer() bool { return m.route != nil && m.route.bearer }
+// AcceptsBearer reports whether the route takes bearer tokens: with a
+// case-folded match, every route that needs an identity must take them.
+func (m *Match) AcceptsBearer() bool {
+	ok := m.route != nil && m.route.bearer
+	if m.alt == nil {
+		return ok
+	}
+	alt := m.alt.route != nil && m.alt.route.bearer
+	if m.route != nil && m.route.public {
+		return alt
+	}
+	return ok && alt
+}
 
 // Decide says what happens to the target for s (nil: not signed in),
 // which came via via; narrow, when set, must also admit the identity
@@ -212,6 +257,23 @@ func (m *Match) Decide(s *session.Session, via Via, narrow []*rule) Decision {
 	if m.settledOK {
 		return m.settled
 	}
+	d := m.decideOne(s, via)
+	if d.Outcome == Allow && m.alt != nil {
+		d = m.both(d, s, via)
+	}
+	if d.Outcome != Allow {
+		return d
+	}
+	for _, n := range narrow {
+		if ok, _ := n.allows(&s.Identity); !ok {
+			return Decision{Outcome: Deny, Route: d.Route, rule: "narrowed by " + n.name, upstream: d.upstream}
+		}
+	}
+	return d
+}
+
+// decideOne is the decision of m's own row, without the case-folded one.
+func (m *Match) decideOne(s *session.Session, via Via) Decision {
 	d := m.decideFor(m.method, s, via)
 	if d.Outcome != Allow {
 		return d
@@ -219,11 +281,26 @@ func (m *Match) Decide(s *session.Session, via Via, narrow []*rule) Decision {
 	if d2, ok := m.overrides(s, via); !ok {
 		return d2
 	}
-	for _, n := range narrow {
-		if ok, _ := n.allows(&s.Identity); !ok {
-			return Decision{Outcome: Deny, Route: d.Route, rule: "narrowed by " + n.name, upstream: d.upstream}
-		}
+	return d
+}
+
+// both adds the case-folded match's verdict to d, the exact-case Allow:
+// the stricter wins, public counts only as spelled, and the log names
+// both routes when both admit. The upstream stays the exact-case one.
+func (m *Match) both(d Decision, s *session.Session, via Via) Decision {
+	d2 := m.alt.decideOne(s, via)
+	d2.upstream = d.upstream
+	switch {
+	case d2.Outcome != Allow:
+		d2.rule = "case-insensitive " + d2.rule
+		return d2
+	case d2.Public:
+		return d // no exemption where the spelling differs
+	case d.Public:
+		d2.rule = "case-insensitive " + d2.rule
+		return d2
 	}
+	d.why += "; case-insensitive " + d2.Rule()
 	return d
 }
 

@@ -181,6 +181,10 @@ func signInFailure(err error) string {
 		return "not_admitted"
 	case errors.Is(err, providers.ErrRejected):
 		return "code_rejected"
+	case errors.Is(err, errEmailMalformed):
+		return "email_malformed"
+	case errors.Is(err, errNoRuleAdmits):
+		return "not_admitted_by_policy"
 	case errors.Is(err, providers.ErrInvalidToken):
 		return "token_invalid"
 	case errors.Is(err, providers.ErrUnavailable):
@@ -260,6 +264,11 @@ func (h *Handler) completeSignIn(r *http.Request, q url.Values, st *session.Logi
 		return nil, restart(http.StatusBadRequest, "The identity provider rejected the sign-in code; it may have expired or been used already.", err)
 	case err != nil:
 		return nil, restart(http.StatusForbidden, "The identity provider's answer could not be verified.", err)
+	}
+	if err := h.routes.admits(&s.Identity); err != nil {
+		// Before any session exists: the deny page, no cookie, and the
+		// identity never reaches a header.
+		return nil, &httpError{Code: http.StatusForbidden, Msg: "You are signed in, but not allowed to use this application.", Err: fmt.Errorf("sign-in of %s refused: %w", s.Subject, err)}
 	}
 	return s, nil
 }

@@ -9,9 +9,9 @@
 // gateway refuses every path that could be read two ways and hands routing,
 // policy and the upstream the same, unambiguous path.
 //
-// Matching is case-sensitive, like most backends: "/ADMIN" is accepted as a
-// path distinct from "/admin". A backend that folds case must be protected by
-// rules written for every spelling, or by a prefix rule one level higher.
+// The path keeps its case ("/ADMIN" reaches the upstream as "/ADMIN"), but
+// routes also match it case-insensitively, the stricter route governing
+// (Routes.Match), because many backends fold case.
 
 package proxy
 
@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -126,8 +127,31 @@ func decodePath(escaped string) (path, rawPath, reason string) {
 		if pathDelimiterLookalike(r) {
 			return "", "", "Unicode look-alike of a path delimiter"
 		}
+		if foldsToASCII(r) {
+			return "", "", "non-ASCII character that case-folds to an ASCII letter"
+		}
 	}
 	return path, rawPath, ""
+}
+
+// foldsToASCII reports non-ASCII characters that a case-folding backend
+// may read as an ASCII letter: "İ" (U+0130) lowercases to "i", "ı" and
+// "ſ" uppercase to "I" and "S", the Kelvin sign folds with "k". Routes are
+// also matched case-insensitively (Routes.foldedRow) on ASCII only, so
+// these must not reach a backend as "/admin" while matching "/ADMİN".
+func foldsToASCII(r rune) bool {
+	if r < utf8.RuneSelf {
+		return false
+	}
+	if unicode.ToLower(r) < utf8.RuneSelf || unicode.ToUpper(r) < utf8.RuneSelf {
+		return true
+	}
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		if f < utf8.RuneSelf {
+			return true
+		}
+	}
+	return false
 }
 
 // checkSegments names what is wrong with a decoded path's segments, or

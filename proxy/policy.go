@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -169,4 +170,65 @@ func (r *rule) allows(id *session.Identity) (bool, string) {
 		}
 	}
 	return false, ""
+}
+
+// errEmailMalformed and errNoRuleAdmits refuse a sign-in at the callback,
+// before a session exists.
+var (
+	errEmailMalformed = errors.New("email is not a plain address")
+	errNoRuleAdmits   = errors.New("no rule of the policy could admit this identity")
+)
+
+// checkEmail refuses an identity whose email is not a plain RFC 5321
+// §4.1.2 Mailbox (RFC 5322 §3.4.1 addr-spec) in the strict form email
+// rules and the email header can rely on: one "@", a dot-atom local part
+// of at most 64 bytes, and a domain of LDH labels (IDNs as A-labels), no
+// trailing dot, no address literal, ASCII only. Quoted local parts and
+// SMTPUTF8 addresses are refused too: stricter than the RFCs, but nothing
+// downstream can misread what is left. An empty email (OIDC Core §5.1
+// makes it optional) is no email, not an error.
+func checkEmail(email string) error {
+	if email == "" {
+		return nil
+	}
+	local, domain, ok := strings.Cut(email, "@")
+	if !ok || !dotAtom(local) || len(local) > 64 || !ldhDomain(domain) {
+		return fmt.Errorf("%w: %q", errEmailMalformed, truncate(email, 64))
+	}
+	return nil
+}
+
+// dotAtom reports whether s is an RFC 5322 §3.2.3 dot-atom-text.
+func dotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && !strings.ContainsRune(".!#$%&'*+-/=?^_`{|}~", rune(c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// ldhDomain reports whether s is a domain of RFC 5321 §4.1.2 sub-domains:
+// letters, digits and inner hyphens, 1–63 bytes each, 255 in all.
+func ldhDomain(s string) bool {
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/portcullis/portcullis/session"
 )
 
 // routes.go is the one route table. `upstreams` (where a request goes) and
@@ -67,6 +69,19 @@ type Routes struct {
 	ups    []UpstreamConfig  // validated, defaults filled; rows index it
 	hosts  map[string][]*row // per host named anywhere: its own rows and the host-less ones
 	any    []*row            // for every other host: the host-less rows
+
+	// The same table with every path ASCII-lowercased, for backends that
+	// fold case (IIS, Windows shares, many Java and PHP setups): a request
+	// must also pass the route its path matches case-insensitively. Paths
+	// are case-sensitive by RFC 3986 (§6.2.2.1 folds only scheme, host and
+	// percent-encodings), which is why such backends are a hazard. Built
+	// only when some path has a letter (foldable); upperPrefix says some
+	// path has an upper-case letter, so that even a lower-case request
+	// needs the folded lookup.
+	foldHosts   map[string][]*row
+	foldAny     []*row
+	foldable    bool
+	upperPrefix bool
 }
 
 // row is one (host, path) of the table: the upstream that serves it and,
@@ -97,9 +112,9 @@ func compileRoutes(ups []UpstreamConfig, pol PolicyConfig, prefix string, known 
 			errs = append(errs, fmt.Errorf("upstreams: %w", err))
 			continue
 		}
-		key := normHost(uc.Host) + uc.Path
+		key := normHost(uc.Host) + lowerASCII(uc.Path)
 		if seen[key] {
-			errs = append(errs, fmt.Errorf("upstreams: %s is listed twice", key))
+			errs = append(errs, fmt.Errorf("upstreams: %s is listed twice (paths are compared case-insensitively)", normHost(uc.Host)+uc.Path))
 		}
 		seen[key] = true
 		if pathHasPrefix(uc.Path, prefix) {
@@ -156,11 +171,18 @@ func compilePolicy(cfg PolicyConfig) (*rule, []*Route, error) {
 	}
 	var routes []*Route
 	seen := map[string]bool{}
+	folded := map[string]string{}
 	for i, rc := range cfg.Routes {
 		pr, err := compileRoute("policy.routes["+strconv.Itoa(i)+"]", rc)
 		if err != nil {
 			return nil, nil, err
 		}
+		if other, ok := folded[pr.host+" "+lowerASCII(pr.path)]; ok && other != pr.path {
+			// One would be public or looser where the other is strict,
+			// and a case-folding backend serves both as one path.
+			return nil, nil, fmt.Errorf("%s: path %s differs from another route's %s only in case; case-folding backends serve them as one path, so give them one spelling", pr.name, pr.path, other)
+		}
+		folded[pr.host+" "+lowerASCII(pr.path)] = pr.path
 		key := pr.host + " " + pr.path + " " + strings.Join(pr.methods, ",")
 		if seen[key] {
 			return nil, nil, fmt.Errorf("%s: another route has the same host, path and methods", pr.name)
@@ -242,18 +264,81 @@ func (rt *Routes) build() {
 			hosts[pr.host] = true
 		}
 	}
-	rt.any = rt.rowsFor("")
+	rt.any = rt.rowsFor("", false)
 	if len(hosts) > 0 {
 		rt.hosts = make(map[string][]*row, len(hosts))
 		for h := range hosts {
-			rt.hosts[h] = rt.rowsFor(h)
+			rt.hosts[h] = rt.rowsFor(h, false)
+		}
+	}
+	for _, uc := range rt.ups {
+		rt.notePath(uc.Path)
+	}
+	for _, pr := range rt.policy {
+		rt.notePath(pr.path)
+	}
+	if !rt.foldable {
+		return // folding changes no lookup
+	}
+	rt.foldAny = rt.rowsFor("", true)
+	if len(hosts) > 0 {
+		rt.foldHosts = make(map[string][]*row, len(hosts))
+		for h := range hosts {
+			rt.foldHosts[h] = rt.rowsFor(h, true)
 		}
 	}
 }
 
+// notePath records whether p has letters (folding can matter) and
+// upper-case ones (folding matters even for lower-case requests).
+func (rt *Routes) notePath(p string) {
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case 'A' <= c && c <= 'Z':
+			rt.foldable, rt.upperPrefix = true, true
+		case 'a' <= c && c <= 'z':
+			rt.foldable = true
+		}
+	}
+}
+
+// lowerASCII lowercases ASCII letters only. Non-ASCII characters that
+// case-fold to ASCII are refused by canonicalPath, so no other character
+// can meet an ASCII one under a backend's folding.
+func lowerASCII(s string) string {
+	if !hasUpperASCII(s) {
+		return s
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+func hasUpperASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+// fold is p lowercased when folding, else p.
+func fold(p string, folding bool) string {
+	if folding {
+		return lowerASCII(p)
+	}
+	return p
+}
+
 // rowsFor builds the rows for requests naming host ("" for a host nothing
-// names).
-func (rt *Routes) rowsFor(host string) []*row {
+// names); folding, for the case-folded table, whose paths are all lower
+// case and which lowercased request paths are looked up in.
+func (rt *Routes) rowsFor(host string, folding bool) []*row {
 	type key struct {
 		prefix string
 		exact  bool
@@ -261,20 +346,21 @@ func (rt *Routes) rowsFor(host string) []*row {
 	keys := map[key]bool{{"/", false}: true} // every path has a row
 	for _, uc := range rt.ups {
 		if h := normHost(uc.Host); h == "" || h == host {
-			keys[key{uc.Path, false}] = true
+			keys[key{fold(uc.Path, folding), false}] = true
 		}
 	}
 	for _, pr := range rt.policy {
 		if pr.host == "" || pr.host == host {
-			keys[key{pr.path, false}] = true
-			if dir, ok := strings.CutSuffix(pr.path, "/"); ok && dir != "" {
+			p := fold(pr.path, folding)
+			keys[key{p, false}] = true
+			if dir, ok := strings.CutSuffix(p, "/"); ok && dir != "" {
 				keys[key{dir, true}] = true
 			}
 		}
 	}
 	rows := make([]*row, 0, len(keys))
 	for k := range keys {
-		rows = append(rows, &row{prefix: k.prefix, exact: k.exact, upstream: rt.upstreamAt(host, k.prefix), routes: rt.routesAt(host, k.prefix)})
+		rows = append(rows, &row{prefix: k.prefix, exact: k.exact, upstream: rt.upstreamAt(host, k.prefix, folding), routes: rt.routesAt(host, k.prefix, folding)})
 	}
 	// Longest first. Two rows of one length never both match a path,
 	// except an exact row and a prefix row of the same string, which hold
@@ -295,11 +381,11 @@ func (rt *Routes) rowsFor(host string) []*row {
 
 // upstreamAt is the upstream for a request to host at path: the longest
 // upstream prefix, a host-specific one before a host-less one. -1: none.
-func (rt *Routes) upstreamAt(host, path string) int {
+func (rt *Routes) upstreamAt(host, path string, folding bool) int {
 	best := -1
 	for i, uc := range rt.ups {
 		h := normHost(uc.Host)
-		if (h != "" && h != host) || !pathHasPrefix(path, uc.Path) {
+		if (h != "" && h != host) || !pathHasPrefix(path, fold(uc.Path, folding)) {
 			continue
 		}
 		if best < 0 || len(uc.Path) > len(rt.ups[best].Path) || (len(uc.Path) == len(rt.ups[best].Path) && h != "") {
@@ -312,10 +398,10 @@ func (rt *Routes) upstreamAt(host, path string) int {
 // routesAt is the group of policy routes that governs a request to host at
 // path: those with the longest matching path, host-specific before
 // host-less, method-specific first.
-func (rt *Routes) routesAt(host, path string) []*Route {
+func (rt *Routes) routesAt(host, path string, folding bool) []*Route {
 	var group []*Route
 	for _, pr := range rt.policy {
-		if (pr.host != "" && pr.host != host) || !policyPathMatch(path, pr.path) {
+		if (pr.host != "" && pr.host != host) || !policyPathMatch(path, fold(pr.path, folding)) {
 			continue
 		}
 		if len(group) > 0 && (pr.path != group[0].path || pr.host != group[0].host) {
@@ -347,9 +433,28 @@ func normHost(h string) string {
 
 // lookup is the one matcher: the row for a request to host at path.
 func (rt *Routes) lookup(host, path string) *row {
-	rows := rt.any
-	if rt.hosts != nil {
-		if hr, ok := rt.hosts[host]; ok {
+	return lookupIn(rt.hosts, rt.any, host, path)
+}
+
+// foldedRow is the row a case-folding backend would serve t's path from,
+// when it governs differently from rw (the exact-case row); nil when
+// folding changes nothing. Cheap unless some route's path could collide:
+// a lower-case request in a table of lower-case paths does no extra work.
+func (rt *Routes) foldedRow(t Target, rw *row) *row {
+	if !rt.foldable || (!rt.upperPrefix && !hasUpperASCII(t.Path)) {
+		return nil
+	}
+	frw := lookupIn(rt.foldHosts, rt.foldAny, t.Host, lowerASCII(t.Path))
+	if slices.Equal(frw.routes, rw.routes) {
+		return nil // the same routes govern: the same decision
+	}
+	return frw
+}
+
+func lookupIn(hosts map[string][]*row, any []*row, host, path string) *row {
+	rows := any
+	if hosts != nil {
+		if hr, ok := hosts[host]; ok {
 			rows = hr
 		}
 	}
@@ -395,6 +500,30 @@ func (rt *Routes) denies() bool {
 		}
 	}
 	return true
+}
+
+// admits says whether some rule could admit id at all, on any route,
+// for any method: the default rule and every route's rule (routes without
+// one use the default). Public routes do not count: they admit anonymous
+// requests, not this identity. Rules depend on the identity alone, so the
+// answer is exact; provider pins and forward-auth's allowed_* can only
+// narrow, and are ignored (yes when unsure). An identity whose email is
+// malformed is refused whatever the rules say.
+func (rt *Routes) admits(id *session.Identity) error {
+	if err := checkEmail(id.Email); err != nil {
+		return err
+	}
+	if ok, _ := rt.def.allows(id); ok {
+		return nil
+	}
+	for _, r := range rt.policy {
+		if r.rule != nil && !r.public {
+			if ok, _ := r.rule.allows(id); ok {
+				return nil
+			}
+		}
+	}
+	return errNoRuleAdmits
 }
 
 // groupNames lists every group any rule names (for trimming oversized

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/portcullis/portcullis/session"
 )
 
 // The route table replaced two matchers: one over `upstreams` (longest
@@ -262,6 +264,23 @@ func TestValidateWithoutCollaborators(t *testing.T) {
 	for _, want := range []string{"no upstreams", "policy admits nobody", "plain http"} {
 		if !strings.Contains(w, want) {
 			t.Errorf("warnings %q lack %q", w, want)
+		}
+	}
+}
+
+// BenchmarkPolicyDecideCaseFolded is BenchmarkPolicyDecide for a path
+// whose case differs from its route's: the folded lookup's cost.
+func BenchmarkPolicyDecideCaseFolded(b *testing.B) {
+	p, err := policyTable(issuePolicy)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &session.Session{Identity: verified("alice@example.com", "admins")}
+	t := Target{Method: "GET", Host: "app.example.com", Path: "/ADMIN/users/7"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if d := p.Decide(t, s, ViaSession); d.Outcome != Allow {
+			b.Fatal("denied")
 		}
 	}
 }
