@@ -113,3 +113,42 @@ func TestPolicyTestRefusesBadCases(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyTestCaseVariants: `policy test` reaches the same verdict as the
+// gateway for case variants of a protected path (the strictest route
+// compared case-insensitively governs) and of a public one (public only as
+// spelled).
+func TestPolicyTestCaseVariants(t *testing.T) {
+	cases := filepath.Join(t.TempDir(), "cases.yaml")
+	os.WriteFile(cases, []byte(`
+- name: upper case admin path, not an admin
+  identity: {email: bob@example.com}
+  request: {host: tools.example.com, path: /ADMIN/users}
+  expect: deny
+- name: mixed case admin path, not an admin
+  identity: {email: bob@example.com}
+  request: {host: tools.example.com, path: /Admin/secret}
+  expect: deny
+- name: escaped letter admin path, not an admin
+  identity: {email: bob@example.com}
+  request: {host: tools.example.com, path: /%41dmin/users}
+  expect: deny
+- name: upper case admin path, an admin
+  identity: {email: alice@example.com, groups: [admins]}
+  request: {host: tools.example.com, path: /ADMIN/users}
+  expect: allow
+- name: public route as spelled, signed out
+  request: {host: tools.example.com, path: /healthz}
+  expect: allow
+- name: public route in upper case is not public
+  request: {host: tools.example.com, path: /HEALTHZ}
+  expect: sign_in
+`), 0o600)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"policy", "test", "-config", "docs/examples/policy.yaml", cases}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "6 cases, all as expected") {
+		t.Errorf("output:\n%s", out.String())
+	}
+}
