@@ -156,6 +156,11 @@ func (h *Handler) bearerSession(r *http.Request, token string) (*session.Session
 	case err != nil:
 		return nil, &httpError{Code: http.StatusUnauthorized, Msg: "The bearer token is not valid.", Err: err, bearer: true}
 	}
+	if err := checkEmail(id.Email); err != nil {
+		// As at the callback: a malformed address is refused, not matched
+		// by an email rule or forwarded.
+		return nil, &httpError{Code: http.StatusUnauthorized, Msg: "The bearer token is not valid.", Err: err, bearer: true}
+	}
 	return &session.Session{Identity: *id}, nil
 }
 

@@ -17,6 +17,7 @@ func TestBearerRoutes(t *testing.T) {
 	})
 	e.bearer.tokens["good"] = session.Identity{Issuer: "https://ci", Subject: "ci-bot", Groups: []string{"deployers"}}
 	e.bearer.tokens["weak"] = session.Identity{Issuer: "https://ci", Subject: "other-bot", Groups: []string{"readers"}}
+	e.bearer.tokens["odd-email"] = session.Identity{Issuer: "https://ci", Subject: "ci-bot", Email: "a@b@example.com", EmailVerified: true, Groups: []string{"deployers"}}
 	for _, tt := range []struct {
 		name, path, auth string
 		want             int
@@ -26,6 +27,7 @@ func TestBearerRoutes(t *testing.T) {
 		{"scheme is case-insensitive", "/api/deploy", "bearer good", 200, ""},
 		{"token for someone the rule refuses", "/api/deploy", "Bearer weak", 403, ""},
 		{"invalid token", "/api/deploy", "Bearer forged", 401, `error="invalid_token"`},
+		{"token with a malformed email", "/api/deploy", "Bearer odd-email", 401, `error="invalid_token"`},
 		{"empty token", "/api/deploy", "Bearer ", 401, `error="invalid_token"`},
 		{"token on a route without bearer", "/ui/", "Bearer good", 401, ""},
 		{"no token, no cookie", "/api/deploy", "", 302, ""},
