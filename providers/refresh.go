@@ -76,6 +76,9 @@ func (p *OIDC) checkRefreshedIDToken(ctx context.Context, d *discovery, raw stri
 	if err := idt.Claims(&all); err != nil {
 		return fmt.Errorf("%w: claims: %v", ErrInvalidToken, err)
 	}
+	if err := checkClaimTypes(all); err != nil {
+		return fmt.Errorf("%w: refreshed ID token: %v", ErrInvalidToken, err)
+	}
 	if ifl, ok := p.flavor.(issuerFlavor); ok {
 		if err := ifl.checkIssuer(idt.Issuer, all); err != nil {
 			return fmt.Errorf("%w: refreshed ID token: %v", ErrInvalidToken, err)

@@ -3,6 +3,7 @@ package providers
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,12 @@ func TestRefresh(t *testing.T) {
 			"id_token": refreshedID(func(c map[string]any) { c["aud"] = "other" })}, ErrInvalidToken, "", ""},
 		{"refreshed ID token with an unverified email", 200, map[string]any{"access_token": "at-2", "token_type": "Bearer",
 			"id_token": refreshedID(func(c map[string]any) { c["email_verified"] = false })}, ErrUnverifiedEmail, "", ""},
+		{"refreshed ID token with exp as a numeric string", 200, map[string]any{"access_token": "at-2", "token_type": "Bearer",
+			"id_token": refreshedID(func(c map[string]any) { c["exp"] = strconv.FormatInt(now.Add(5*time.Minute).Unix(), 10) })}, ErrInvalidToken, "", ""},
+		{"refreshed ID token with iat in another case", 200, map[string]any{"access_token": "at-2", "token_type": "Bearer",
+			"id_token": refreshedID(func(c map[string]any) { c["IAT"] = now.Unix() })}, ErrInvalidToken, "", ""},
+		{"refreshed ID token with a fractional exp", 200, map[string]any{"access_token": "at-2", "token_type": "Bearer",
+			"id_token": refreshedID(func(c map[string]any) { c["exp"] = float64(now.Add(5*time.Minute).Unix()) + 0.5 })}, nil, "rt-1", "new,admins"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ti.replyJSON(tt.status, tt.body)
