@@ -430,15 +430,25 @@ func TestRedeemTokenEndpointErrors(t *testing.T) {
 		{"500", jsonReply(http.StatusInternalServerError, map[string]any{"error": "server_error"}), ErrUnavailable},
 		{"502 with invalid_grant", jsonReply(http.StatusBadGateway, map[string]any{"error": "invalid_grant"}), ErrUnavailable},
 		{"503", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", http.StatusServiceUnavailable) }, ErrUnavailable},
-		{"200 that is not JSON", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<html>hi</html>")) }, ErrUnavailable},
-		{"200 without access_token", jsonReply(http.StatusOK, map[string]any{"id_token": "x"}), ErrUnavailable},
+		{"200 that is not JSON", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<html>hi</html>")) }, ErrBadResponse},
+		{"200 without access_token", jsonReply(http.StatusOK, map[string]any{"id_token": "x"}), ErrBadResponse},
 		{"307 to another host", func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, elsewhere.URL+"/token", http.StatusTemporaryRedirect)
-		}, ErrUnavailable},
+		}, ErrBadResponse},
 		{"302 to another host", func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, elsewhere.URL+"/token", http.StatusFound)
-		}, ErrUnavailable},
-		{"body over 1 MiB", jsonReply(http.StatusOK, map[string]any{"access_token": "a", "padding": bigString}), ErrUnavailable},
+		}, ErrBadResponse},
+		{"body over 1 MiB", jsonReply(http.StatusOK, map[string]any{"access_token": "a", "padding": bigString}), ErrBadResponse},
+		{"429", jsonReply(http.StatusTooManyRequests, map[string]any{"error": "slow_down"}), ErrUnavailable},
+		{"200 JSON sent as text/plain", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.Write([]byte(`{"access_token":"a","token_type":"Bearer"}`))
+		}, ErrBadResponse},
+		{"200 truncated JSON", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"access_token":"a","tok`))
+		}, ErrBadResponse},
+		{"200 access_token a number", jsonReply(http.StatusOK, map[string]any{"access_token": 5}), ErrBadResponse},
 		{"error body over 1 MiB", jsonReply(http.StatusBadRequest, map[string]any{"error": "invalid_grant", "padding": bigString}), ErrRejected},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -449,6 +459,9 @@ func TestRedeemTokenEndpointErrors(t *testing.T) {
 			t.Logf("Redeem: %v", err)
 			if !errors.Is(err, tt.want) {
 				t.Errorf("Redeem error = %v, want %v", err, tt.want)
+			}
+			if tt.want != ErrUnavailable && errors.Is(err, ErrUnavailable) {
+				t.Errorf("Redeem error = %v: an answer is not an outage", err)
 			}
 			if s != nil {
 				t.Error("Redeem returned a session")

@@ -45,6 +45,7 @@ func TestRefresh(t *testing.T) {
 			"id_token": refreshedID(nil)}, nil, "rt-1", "new,admins"},
 		{"invalid_grant ends it", 400, map[string]any{"error": "invalid_grant"}, ErrRejected, "", ""},
 		{"provider outage keeps it", 503, map[string]any{"error": "temporarily_unavailable"}, ErrUnavailable, "", ""},
+		{"200 without access_token is an unusable answer, not an outage", 200, map[string]any{"token_type": "Bearer"}, ErrBadResponse, "", ""},
 		{"refreshed ID token for another user", 200, map[string]any{"access_token": "at-2", "token_type": "Bearer",
 			"id_token": refreshedID(func(c map[string]any) { c["sub"] = "someone-else" })}, ErrInvalidToken, "", ""},
 		{"refreshed ID token for another client", 200, map[string]any{"access_token": "at-2", "token_type": "Bearer",

@@ -31,6 +31,8 @@ type fakeProvider struct {
 	respErr  error
 	down     bool
 
+	// redeemErr, when set, is what Redeem answers.
+	redeemErr error
 	// refresh, when set, answers Refresh; refreshes counts the calls.
 	refresh   func(s *session.Session) (*session.Session, error)
 	refreshes int
@@ -100,6 +102,9 @@ func (f *fakeProvider) CheckResponse(context.Context, url.Values) error { return
 func (f *fakeProvider) Redeem(_ context.Context, code string, a providers.Attempt) (*session.Session, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.redeemErr != nil {
+		return nil, f.redeemErr
+	}
 	s, ok := f.codes[code]
 	if !ok {
 		return nil, providers.ErrRejected
