@@ -72,7 +72,7 @@ func (p *OIDC) discovered(ctx context.Context) (*discovery, error) {
 	return p.state.get(ctx, p.opts.Now, func(ctx context.Context) (*discovery, error) {
 		d, err := p.discover(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: discovery at %s: %v", ErrUnavailable, p.cfg.ID, p.cfg.IssuerURL, err)
+			return nil, fmt.Errorf("%w: %s: discovery at %s: %w", ErrUnavailable, p.cfg.ID, p.cfg.IssuerURL, err)
 		}
 		return d, nil
 	})

@@ -529,3 +529,32 @@ func TestDiscoveryIgnoresCallerCancellation(t *testing.T) {
 		t.Errorf("Ready after another caller gave up = %v, want nil (discovery fetched %d times)", err, ti.discoveryHits.Load())
 	}
 }
+
+// TestDiscoveryIssuerMismatchNamesTheCause: an issuer that differs from the
+// discovered one only by a trailing slash is still refused (Discovery
+// §4.3), and the error says which way to fix the configuration.
+func TestDiscoveryIssuerMismatchNamesTheCause(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		discovered func(url string) string
+		configured func(url string) string
+		want       string
+	}{
+		{"discovered with a trailing slash", func(u string) string { return u + "/" }, func(u string) string { return u }, "add the trailing slash"},
+		{"configured with a trailing slash", func(u string) string { return u }, func(u string) string { return u + "/" }, "remove the trailing slash"},
+		{"another issuer", func(string) string { return "https://other.example.com" }, func(u string) string { return u }, "must be identical"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ti := newTestIssuer(t)
+			ti.setMeta("issuer", tt.discovered(ti.URL))
+			p := ti.provider(t, newClock(), func(c *Config) { c.IssuerURL = tt.configured(ti.URL) })
+			err := p.Ready(context.Background())
+			if !errors.Is(err, ErrIssuerMismatch) || !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("Ready = %v, want %v and %v", err, ErrIssuerMismatch, ErrUnavailable)
+			}
+			if !strings.Contains(err.Error(), "issuer in configuration "+tt.configured(ti.URL)+" differs from discovered") || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Ready = %v, want it to name both issuers and %q", err, tt.want)
+			}
+		})
+	}
+}

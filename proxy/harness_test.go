@@ -31,6 +31,8 @@ type fakeProvider struct {
 	respErr  error
 	down     bool
 
+	// readyErr, when set, is what Ready answers.
+	readyErr error
 	// redeemErr, when set, is what Redeem answers.
 	redeemErr error
 	// refresh, when set, answers Refresh; refreshes counts the calls.
@@ -81,6 +83,9 @@ func (f *fakeProvider) ID() string {
 func (f *fakeProvider) Name() string   { return "Provider " + f.ID() }
 func (f *fakeProvider) Issuer() string { return f.issuer }
 func (f *fakeProvider) Ready(context.Context) error {
+	if f.readyErr != nil {
+		return f.readyErr
+	}
 	if f.down {
 		return providers.ErrUnavailable
 	}

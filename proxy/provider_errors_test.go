@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -128,4 +129,30 @@ func counterValue(t *testing.T, reg *prometheus.Registry, family, result string)
 		}
 	}
 	return 0
+}
+
+// TestReadyNamesIssuerMismatch: a provider whose discovery names another
+// issuer is a configuration error, and /ready says so; an outage is only
+// "unavailable".
+func TestReadyNamesIssuerMismatch(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"issuer mismatch", fmt.Errorf("%w: corp: discovery at https://idp.test/: %w", providers.ErrUnavailable,
+			fmt.Errorf("%w: issuer in configuration https://idp.test/ differs from discovered \"https://idp.test\": remove the trailing slash", providers.ErrIssuerMismatch)),
+			`provider corp misconfigured: issuer in configuration https://idp.test/ differs from discovered \"https://idp.test\": remove the trailing slash`},
+		{"outage", fmt.Errorf("%w: corp: dial tcp: connection refused", providers.ErrUnavailable), "provider corp unavailable"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			e.idp.readyErr = tt.err
+			resp := e.do(get("https://gw.example.com/ready"))
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), tt.want) {
+				t.Errorf("/ready = %d %s, want 503 naming %s", resp.StatusCode, body, tt.want)
+			}
+		})
+	}
 }
