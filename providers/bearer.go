@@ -149,6 +149,9 @@ func (v *BearerVerifier) Verify(ctx context.Context, token string) (*session.Ide
 	if err := tok.Claims(&all); err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrInvalidBearer, err)
 	}
+	if err := checkClaimTypes(all); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidBearer, err)
+	}
 	if _, ok := all["nonce"]; ok {
 		return nil, fmt.Errorf("%w: an ID token is not an access token", ErrInvalidBearer)
 	}

@@ -2,9 +2,11 @@ package providers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +102,23 @@ func TestBearerVerify(t *testing.T) {
 		{name: "HS256 with a published key's kid", sign: hs256([]byte(testClientSecret)), wantErr: ErrInvalidBearer},
 		{name: "not a JWT", sign: func(testing.TB, map[string]any) string { return "opaque-token" }, wantErr: ErrInvalidBearer},
 		{name: "over 16 KiB", claims: set("padding", strings.Repeat("a", 16<<10)), wantErr: ErrInvalidBearer},
+
+		// Claim types (RFC 7519 §2, §4.1): a NumericDate is a JSON number,
+		// claim names are case-sensitive; fractions are fine.
+		{name: "exp as a numeric string", claims: set("exp", strconv.FormatInt(testNow.Add(time.Hour).Unix(), 10)), wantErr: ErrInvalidBearer},
+		{name: "EXP in another case, as a string, no exp", claims: func(c map[string]any) {
+			c["EXP"] = strconv.FormatInt(testNow.Add(time.Hour).Unix(), 10)
+			delete(c, "exp")
+		}, wantErr: ErrInvalidBearer},
+		{name: "iat as a numeric string", claims: set("iat", strconv.FormatInt(testNow.Unix(), 10)), wantErr: ErrInvalidBearer},
+		{name: "nbf negative", claims: set("nbf", -1), wantErr: ErrInvalidBearer},
+		{name: "exp null", claims: set("exp", nil), wantErr: ErrInvalidBearer},
+		{name: "exp 1e400", claims: set("exp", json.RawMessage("1e400")), wantErr: ErrInvalidBearer},
+		{name: "exp beyond int64 seconds", claims: set("exp", 1e19), wantErr: ErrInvalidBearer},
+		{name: "sub a number", claims: set("sub", 12), wantErr: ErrInvalidBearer},
+		{name: "aud an array holding a boolean", claims: set("aud", []any{"api", true}), wantErr: ErrInvalidBearer},
+		{name: "exp with a fraction", claims: set("exp", float64(testNow.Add(time.Hour).Unix())+0.5), want: bot},
+		{name: "iat and nbf numbers", claims: func(c map[string]any) { c["iat"] = testNow.Unix(); c["nbf"] = testNow.Add(-time.Minute).Unix() }, want: bot},
 
 		// Algorithms: the advertised ID-token algorithms narrow the
 		// default; signing_algs is taken as configured.

@@ -33,7 +33,7 @@ func newHTTPClient(base http.RoundTripper, timeout time.Duration) *http.Client {
 		Timeout:   timeout,
 		Transport: limitedTransport{base},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			return fmt.Errorf("refusing redirect to %s: providers are called without redirects", req.URL.Redacted())
+			return fmt.Errorf("%w to %s: providers are called without redirects", errRedirectRefused, req.URL.Redacted())
 		},
 	}
 }
@@ -49,7 +49,10 @@ func (t limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-var errResponseTooLarge = errors.New("provider response too large")
+var (
+	errResponseTooLarge = errors.New("provider response too large")
+	errRedirectRefused  = errors.New("refusing redirect")
+)
 
 type limitedBody struct {
 	rc   io.ReadCloser

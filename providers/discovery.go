@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,7 @@ const retryDiscovery = 5 * time.Second
 
 // metadata is what we read from a discovery document (Discovery §3).
 type metadata struct {
+	Issuer      string   `json:"issuer"`
 	JWKS        string   `json:"jwks_uri"`
 	Algs        []string `json:"id_token_signing_alg_values_supported"`
 	EndSession  string   `json:"end_session_endpoint"`
@@ -70,15 +72,22 @@ func discoverIssuer(ctx context.Context, client *http.Client, now func() time.Ti
 	if spec.jwks == "" {
 		ctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, client), spec.timeout)
 		defer cancel()
+		// go-oidc's own issuer comparison is switched off so that ours,
+		// below, can say what differs; it is the same exact comparison.
+		want := spec.issuer
 		if spec.named != "" {
-			ctx = oidc.InsecureIssuerURLContext(ctx, spec.named)
+			want = spec.named
 		}
+		ctx = oidc.InsecureIssuerURLContext(ctx, want)
 		op, err := oidc.NewProvider(ctx, spec.issuer)
 		if err != nil {
 			return nil, err
 		}
 		if err := op.Claims(&ik.meta); err != nil {
 			return nil, fmt.Errorf("reading metadata: %w", err)
+		}
+		if spec.named == "" && ik.meta.Issuer != spec.issuer {
+			return nil, issuerMismatch(spec.issuer, ik.meta.Issuer)
 		}
 		if ik.meta.JWKS == "" {
 			return nil, errors.New("metadata has no jwks_uri")
@@ -148,4 +157,24 @@ func (o *discoveredOnce[T]) get(ctx context.Context, now func() time.Time, disco
 	o.lastErr = nil
 	o.val.Store(v)
 	return v, nil
+}
+
+// ErrIssuerMismatch: the discovery document names another issuer than
+// the configured one. It is a configuration error, not an outage, and
+// /ready shows it as such.
+var ErrIssuerMismatch = errors.New("issuer mismatch")
+
+// issuerMismatch says how the configured issuer differs from the one its
+// discovery document names. They must be equal character for character
+// (OpenID Connect Discovery 1.0 §4.3; Core §3.1.3.7 step 2 then compares
+// every ID token's iss with it), so the gateway never "fixes" either one.
+func issuerMismatch(configured, discovered string) error {
+	d := strconv.Quote(truncateString(discovered, 256))
+	switch {
+	case configured == discovered+"/":
+		return fmt.Errorf("%w: issuer in configuration %s differs from discovered %s: remove the trailing slash", ErrIssuerMismatch, configured, d)
+	case configured+"/" == discovered:
+		return fmt.Errorf("%w: issuer in configuration %s differs from discovered %s: add the trailing slash", ErrIssuerMismatch, configured, d)
+	}
+	return fmt.Errorf("%w: issuer in configuration %s differs from discovered %s: they must be identical (OpenID Connect Discovery §4.3)", ErrIssuerMismatch, configured, d)
 }

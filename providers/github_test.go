@@ -501,10 +501,10 @@ func TestGitHubTokenEndpoint(t *testing.T) {
 		{"500", "code-1", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "oops", http.StatusInternalServerError) }, ErrUnavailable, "500"},
 		{"200 without a token", "code-1", func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, map[string]any{"token_type": "bearer"})
-		}, ErrUnavailable, "access_token"},
+		}, ErrBadResponse, "access_token"},
 		{"redirect", "code-1", func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, elsewhere.URL, http.StatusTemporaryRedirect)
-		}, ErrUnavailable, "redirect"},
+		}, ErrBadResponse, "redirect"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeGitHub(t, false)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +44,9 @@ func FuzzLogoutToken(f *testing.F) {
 		sign(rsaKey, "logout+jwt", func(c map[string]any) { c["nonce"] = "n" }),
 		sign(rsaKey, "logout+jwt", func(c map[string]any) { delete(c, "events") }),
 		sign(rsaKey, "at+jwt", nil),
+		sign(rsaKey, "logout+jwt", func(c map[string]any) { c["exp"] = strconv.FormatInt(now.Add(time.Minute).Unix(), 10) }),
+		sign(rsaKey, "logout+jwt", func(c map[string]any) { c["EXP"] = c["exp"]; delete(c, "exp") }),
+		sign(rsaKey, "logout+jwt", func(c map[string]any) { c["iat"] = float64(now.Unix()) + 0.5 }),
 		craftJWT(f, map[string]any{"alg": "none", "typ": "logout+jwt"}, ti.logoutClaims(now), nil),
 		craftJWT(f, map[string]any{"alg": "HS256", "typ": "logout+jwt", "kid": rsaKey.kid}, ti.logoutClaims(now), []byte(testClientSecret)),
 		craftJWT(f, map[string]any{"alg": "RS256", "kid": "../../etc/passwd", "jku": "https://evil.example/jwks"}, ti.logoutClaims(now), nil),
@@ -99,6 +103,17 @@ func FuzzLogoutToken(f *testing.F) {
 		}
 		if _, ok := c["nonce"]; ok {
 			t.Fatalf("accepted with a nonce: %s", payload)
+		}
+		// RFC 7519 §2: NumericDates are JSON numbers, claim names exact.
+		for _, k := range []string{"exp", "iat"} {
+			if f, ok := c[k].(float64); !ok || f < 0 {
+				t.Fatalf("accepted %s that is not a NumericDate: %s", k, payload)
+			}
+		}
+		for k := range c {
+			if k != strings.ToLower(k) {
+				t.Fatalf("accepted claim name %q: %s", k, payload)
+			}
 		}
 		if lt.Issuer != ti.URL || lt.ID == "" || (lt.Subject == "" && lt.SessionID == "") {
 			t.Fatalf("accepted %+v", lt)

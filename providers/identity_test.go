@@ -171,7 +171,7 @@ func TestSignInUserinfo(t *testing.T) {
 		{name: "no userinfo endpoint", want: alice},
 		{name: "userinfo for another sub", userinfo: map[string]any{"sub": "user-2", "groups": []string{"admins"}},
 			wantErr: ErrInvalidToken, wantHits: 1},
-		{name: "userinfo refuses the token", userinfo: map[string]any{}, wantErr: ErrUnavailable, wantHits: 1},
+		{name: "userinfo refuses the token", userinfo: map[string]any{}, wantErr: ErrBadResponse, wantHits: 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ti := newTestIssuer(t)

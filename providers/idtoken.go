@@ -32,6 +32,9 @@ func (p *OIDC) checkIDToken(idt *oidc.IDToken, tok *oauth2.Token, nonce string) 
 	fail := func(format string, args ...any) (map[string]any, error) {
 		return nil, fmt.Errorf("%w: "+format, append([]any{ErrInvalidToken}, args...)...)
 	}
+	if err := checkClaimTypes(all); err != nil {
+		return fail("%v", err)
+	}
 	if ifl, ok := p.flavor.(issuerFlavor); ok {
 		if err := ifl.checkIssuer(idt.Issuer, all); err != nil {
 			return fail("%v", err)

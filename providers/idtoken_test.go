@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -153,6 +154,32 @@ func TestRedeemRejectsHostileIDTokens(t *testing.T) {
 		{idTokenCase{name: "iat zero", claims: set("iat", 0)}, ErrInvalidToken},
 		{idTokenCase{name: "missing iat", claims: del("iat")}, ErrInvalidToken},
 
+		// Claim types (RFC 7519 §2, §4.1; Core §2): go-oidc alone would
+		// read a NumericDate from a JSON string and claim names in any case.
+		{idTokenCase{name: "exp as a numeric string", claims: set("exp", strconv.FormatInt(testNow.Add(time.Hour).Unix(), 10))}, ErrInvalidToken},
+		{idTokenCase{name: "iat as a numeric string", claims: set("iat", strconv.FormatInt(testNow.Unix(), 10))}, ErrInvalidToken},
+		{idTokenCase{name: "nbf as a numeric string", claims: set("nbf", strconv.FormatInt(testNow.Unix(), 10))}, ErrInvalidToken},
+		{idTokenCase{name: "auth_time as a numeric string", claims: set("auth_time", strconv.FormatInt(testNow.Unix(), 10))}, ErrInvalidToken},
+		{idTokenCase{name: "exp true", claims: set("exp", true)}, ErrInvalidToken},
+		{idTokenCase{name: "exp null", claims: set("exp", nil)}, ErrInvalidToken},
+		{idTokenCase{name: "exp an array", claims: set("exp", []int64{testNow.Add(time.Hour).Unix()})}, ErrInvalidToken},
+		{idTokenCase{name: "exp an object", claims: set("exp", map[string]any{"$date": testNow.Add(time.Hour).Unix()})}, ErrInvalidToken},
+		{idTokenCase{name: "exp 1e400", claims: set("exp", json.RawMessage("1e400"))}, ErrInvalidToken},
+		{idTokenCase{name: "exp beyond int64 seconds", claims: set("exp", 1e19)}, ErrInvalidToken},
+		{idTokenCase{name: "auth_time negative", claims: set("auth_time", -1)}, ErrInvalidToken},
+		{idTokenCase{name: "nbf negative", claims: set("nbf", -1)}, ErrInvalidToken},
+		{idTokenCase{name: "EXP in another case, as a string, no exp", claims: func(c map[string]any) {
+			c["EXP"] = strconv.FormatInt(testNow.Add(time.Hour).Unix(), 10)
+			delete(c, "exp")
+		}}, ErrInvalidToken},
+		{idTokenCase{name: "Iat in another case beside iat", claims: set("Iat", testNow.Unix())}, ErrInvalidToken},
+		{idTokenCase{name: "sub a number", claims: set("sub", 1)}, ErrInvalidToken},
+		{idTokenCase{name: "sid a number", claims: set("sid", 42)}, ErrInvalidToken},
+		{idTokenCase{name: "sid null", claims: set("sid", nil)}, ErrInvalidToken},
+		{idTokenCase{name: "azp an array", claims: set("azp", []string{testClientID})}, ErrInvalidToken},
+		{idTokenCase{name: "aud an array holding a number", claims: set("aud", []any{testClientID, 7})}, ErrInvalidToken},
+		{idTokenCase{name: "aud an object", claims: set("aud", map[string]any{testClientID: true})}, ErrInvalidToken},
+
 		// Nonce and at_hash (IDT-10, IDT-12; RFC 9700 §4.5.3.2).
 		{idTokenCase{name: "missing nonce", claims: del("nonce")}, ErrInvalidToken},
 		{idTokenCase{name: "empty nonce", claims: set("nonce", "")}, ErrInvalidToken},
@@ -225,6 +252,20 @@ func TestRedeemAcceptsGoodIDTokens(t *testing.T) {
 		want session.Identity // Issuer is filled in with the test issuer's URL
 	}{
 		{idTokenCase{name: "RS256"}, alice},
+		// Near misses of the claim-type rows: NumericDate may carry a
+		// fraction (RFC 7519 §2), and aud may be an array of strings.
+		{idTokenCase{name: "exp and iat with a fraction", claims: func(c map[string]any) {
+			c["exp"] = float64(testNow.Add(time.Hour).Unix()) + 0.5
+			c["iat"] = float64(testNow.Unix()) - 0.25
+		}}, alice},
+		{idTokenCase{name: "exp in exponent notation", claims: set("exp", json.RawMessage(strconv.FormatFloat(float64(testNow.Add(time.Hour).Unix()), 'e', -1, 64)))}, alice},
+		{idTokenCase{name: "auth_time and nbf numbers", claims: func(c map[string]any) {
+			c["auth_time"] = testNow.Add(-time.Minute).Unix()
+			c["nbf"] = 0
+		}}, alice},
+		{idTokenCase{name: "aud an array of one string", claims: set("aud", []string{testClientID})}, alice},
+		{idTokenCase{name: "sid a string", claims: set("sid", "sid-1")}, alice},
+		{idTokenCase{name: "an unregistered claim holding a numeric string", claims: set("expires", "123")}, alice},
 		{idTokenCase{name: "RS256 without kid", sign: func(t testing.TB, c map[string]any) string {
 			return signJWS(t, jose.SigningKey{Algorithm: jose.RS256, Key: rsaKey.priv}, nil, c)
 		}}, alice},

@@ -95,6 +95,9 @@ func (p *OIDC) VerifyLogoutToken(ctx context.Context, raw string) (*LogoutToken,
 	if err := lt.Claims(&all); err != nil {
 		return fail("claims: %v", err)
 	}
+	if err := checkClaimTypes(all); err != nil {
+		return fail("%v", err)
+	}
 	events, ok := all["events"].(map[string]any)
 	if !ok {
 		return fail("no events claim")

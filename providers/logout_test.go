@@ -2,8 +2,10 @@ package providers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,6 +113,58 @@ func TestVerifyLogoutToken(t *testing.T) {
 			return signLogout(t, rsaKey, "logout+jwt", edit(func(c map[string]any) { c["sid"] = "a\nb" }))
 		}, false},
 		{"not a JWT", func(*testing.T) string { return "garbage" }, false},
+		// Claim types (RFC 7519 §2, §4.1; Back-Channel Logout §2.4).
+		{"iat as a numeric string", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", edit(func(c map[string]any) { c["iat"] = strconv.FormatInt(now.Unix(), 10) }))
+		}, false},
+		{"exp as a numeric string", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", edit(func(c map[string]any) { c["exp"] = strconv.FormatInt(now.Add(2*time.Minute).Unix(), 10) }))
+		}, false},
+		{"EXP in another case, as a string, no exp", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", edit(func(c map[string]any) {
+				c["EXP"] = strconv.FormatInt(now.Add(2*time.Minute).Unix(), 10)
+				delete(c, "exp")
+			}))
+		}, false},
+		{"iat null", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", edit(func(c map[string]any) { c["iat"] = nil }))
+		}, false},
+		{"iat true", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", edit(func(c map[string]any) { c["iat"] = true }))
+		}, false},
+		{"iat negative", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", edit(func(c map[string]any) { c["iat"] = -1 }))
+		}, false},
+		{"exp 1e400", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", edit(func(c map[string]any) { c["exp"] = json.RawMessage("1e400") }))
+		}, false},
+		{"exp beyond int64 seconds", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", edit(func(c map[string]any) { c["exp"] = 1e19 }))
+		}, false},
+		{"exp an array", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", edit(func(c map[string]any) { c["exp"] = []int64{now.Add(2 * time.Minute).Unix()} }))
+		}, false},
+		{"sid a number", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", edit(func(c map[string]any) { c["sid"] = 7 }))
+		}, false},
+		{"sid an object", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", edit(func(c map[string]any) { c["sid"] = map[string]any{"id": "sid-1"} }))
+		}, false},
+		{"sub a number, sid valid", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", edit(func(c map[string]any) { c["sub"] = 1 }))
+		}, false},
+		{"aud an array holding null", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", edit(func(c map[string]any) { c["aud"] = []any{testClientID, nil} }))
+		}, false},
+		{"iat and exp with a fraction", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", edit(func(c map[string]any) {
+				c["iat"] = float64(now.Unix()) + 0.5
+				c["exp"] = float64(now.Add(2*time.Minute).Unix()) + 0.5
+			}))
+		}, true},
+		{"aud an array of one string", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", edit(func(c map[string]any) { c["aud"] = []string{testClientID} }))
+		}, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			lt, err := p.VerifyLogoutToken(context.Background(), tt.token(t))

@@ -72,7 +72,7 @@ func (p *OIDC) discovered(ctx context.Context) (*discovery, error) {
 	return p.state.get(ctx, p.opts.Now, func(ctx context.Context) (*discovery, error) {
 		d, err := p.discover(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: discovery at %s: %v", ErrUnavailable, p.cfg.ID, p.cfg.IssuerURL, err)
+			return nil, fmt.Errorf("%w: %s: discovery at %s: %w", ErrUnavailable, p.cfg.ID, p.cfg.IssuerURL, err)
 		}
 		return d, nil
 	})
@@ -235,8 +235,12 @@ func (p *OIDC) Redeem(ctx context.Context, code string, a Attempt) (*session.Ses
 	}, nil
 }
 
-// exchangeError sorts a failed exchange into "the provider said no" and
-// "the provider could not be asked".
+// exchangeError sorts a failed exchange (at sign-in and at refresh) into
+// "the provider could not be asked" (ErrUnavailable: transport failure,
+// 5xx, 429), "the provider said no" (ErrRejected: an RFC 6749 §5.2 error
+// such as invalid_grant, or another non-2xx status) and "the provider
+// answered garbage" (ErrBadResponse: a 2xx x/oauth2 could not read as a
+// token response, §5.1).
 func exchangeError(err error) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
@@ -249,7 +253,21 @@ func exchangeError(err error) error {
 		}
 		return fmt.Errorf("%w: token endpoint: %s", ErrRejected, code)
 	}
-	return fmt.Errorf("%w: token endpoint: %v", ErrUnavailable, err)
+	return fmt.Errorf("%w: token endpoint: %v", transportOrGarbage(err), err)
+}
+
+// transportOrGarbage is ErrUnavailable when err is the HTTP client failing
+// to get an answer (x/oauth2 and go-oidc return the client's *url.Error
+// as is), and ErrBadResponse for anything else: the answer came but could
+// not be used. A refused redirect is the provider's answer, not an outage.
+// Read errors after the status line reach us flattened by x/oauth2 and so
+// count as garbage.
+func transportOrGarbage(err error) error {
+	var ue *url.Error
+	if errors.Is(err, errRedirectRefused) || !errors.As(err, &ue) {
+		return ErrBadResponse
+	}
+	return ErrUnavailable
 }
 
 // fillFromUserinfo asks the userinfo endpoint for the groups and policy
@@ -266,7 +284,7 @@ func (p *OIDC) fillFromUserinfo(ctx context.Context, d *discovery, tok *oauth2.T
 	}
 	ui, err := d.op.UserInfo(p.clientCtx(ctx), oauth2.StaticTokenSource(tok))
 	if err != nil {
-		return fmt.Errorf("%w: userinfo: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: userinfo: %v", transportOrGarbage(err), err)
 	}
 	if ui.Subject != id.Subject {
 		return fmt.Errorf("%w: userinfo sub %q is not the ID token's", ErrInvalidToken, ui.Subject)

@@ -430,15 +430,25 @@ func TestRedeemTokenEndpointErrors(t *testing.T) {
 		{"500", jsonReply(http.StatusInternalServerError, map[string]any{"error": "server_error"}), ErrUnavailable},
 		{"502 with invalid_grant", jsonReply(http.StatusBadGateway, map[string]any{"error": "invalid_grant"}), ErrUnavailable},
 		{"503", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", http.StatusServiceUnavailable) }, ErrUnavailable},
-		{"200 that is not JSON", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<html>hi</html>")) }, ErrUnavailable},
-		{"200 without access_token", jsonReply(http.StatusOK, map[string]any{"id_token": "x"}), ErrUnavailable},
+		{"200 that is not JSON", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<html>hi</html>")) }, ErrBadResponse},
+		{"200 without access_token", jsonReply(http.StatusOK, map[string]any{"id_token": "x"}), ErrBadResponse},
 		{"307 to another host", func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, elsewhere.URL+"/token", http.StatusTemporaryRedirect)
-		}, ErrUnavailable},
+		}, ErrBadResponse},
 		{"302 to another host", func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, elsewhere.URL+"/token", http.StatusFound)
-		}, ErrUnavailable},
-		{"body over 1 MiB", jsonReply(http.StatusOK, map[string]any{"access_token": "a", "padding": bigString}), ErrUnavailable},
+		}, ErrBadResponse},
+		{"body over 1 MiB", jsonReply(http.StatusOK, map[string]any{"access_token": "a", "padding": bigString}), ErrBadResponse},
+		{"429", jsonReply(http.StatusTooManyRequests, map[string]any{"error": "slow_down"}), ErrUnavailable},
+		{"200 JSON sent as text/plain", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.Write([]byte(`{"access_token":"a","token_type":"Bearer"}`))
+		}, ErrBadResponse},
+		{"200 truncated JSON", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"access_token":"a","tok`))
+		}, ErrBadResponse},
+		{"200 access_token a number", jsonReply(http.StatusOK, map[string]any{"access_token": 5}), ErrBadResponse},
 		{"error body over 1 MiB", jsonReply(http.StatusBadRequest, map[string]any{"error": "invalid_grant", "padding": bigString}), ErrRejected},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -449,6 +459,9 @@ func TestRedeemTokenEndpointErrors(t *testing.T) {
 			t.Logf("Redeem: %v", err)
 			if !errors.Is(err, tt.want) {
 				t.Errorf("Redeem error = %v, want %v", err, tt.want)
+			}
+			if tt.want != ErrUnavailable && errors.Is(err, ErrUnavailable) {
+				t.Errorf("Redeem error = %v: an answer is not an outage", err)
 			}
 			if s != nil {
 				t.Error("Redeem returned a session")
@@ -514,5 +527,34 @@ func TestDiscoveryIgnoresCallerCancellation(t *testing.T) {
 	p.Ready(gone)
 	if err := p.Ready(context.Background()); err != nil {
 		t.Errorf("Ready after another caller gave up = %v, want nil (discovery fetched %d times)", err, ti.discoveryHits.Load())
+	}
+}
+
+// TestDiscoveryIssuerMismatchNamesTheCause: an issuer that differs from the
+// discovered one only by a trailing slash is still refused (Discovery
+// §4.3), and the error says which way to fix the configuration.
+func TestDiscoveryIssuerMismatchNamesTheCause(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		discovered func(url string) string
+		configured func(url string) string
+		want       string
+	}{
+		{"discovered with a trailing slash", func(u string) string { return u + "/" }, func(u string) string { return u }, "add the trailing slash"},
+		{"configured with a trailing slash", func(u string) string { return u }, func(u string) string { return u + "/" }, "remove the trailing slash"},
+		{"another issuer", func(string) string { return "https://other.example.com" }, func(u string) string { return u }, "must be identical"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ti := newTestIssuer(t)
+			ti.setMeta("issuer", tt.discovered(ti.URL))
+			p := ti.provider(t, newClock(), func(c *Config) { c.IssuerURL = tt.configured(ti.URL) })
+			err := p.Ready(context.Background())
+			if !errors.Is(err, ErrIssuerMismatch) || !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("Ready = %v, want %v and %v", err, ErrIssuerMismatch, ErrUnavailable)
+			}
+			if !strings.Contains(err.Error(), "issuer in configuration "+tt.configured(ti.URL)+" differs from discovered") || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Ready = %v, want it to name both issuers and %q", err, tt.want)
+			}
+		})
 	}
 }

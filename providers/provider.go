@@ -128,8 +128,16 @@ func New(cfg Config, opts Options) (Provider, error) {
 
 // Sign-in failures the gateway tells apart. They wrap the cause.
 var (
-	// ErrUnavailable: the provider could not be reached or answered 5xx.
+	// ErrUnavailable: the provider could not be reached (connection
+	// refused, timeout, TLS failure) or answered 5xx or 429. Only this
+	// counts as the provider being unavailable in the metrics and logs.
 	ErrUnavailable = errors.New("identity provider unavailable")
+	// ErrBadResponse: the provider answered, but with something unusable
+	// (a 2xx token response that is not a token response: bad JSON, an
+	// unexpected content type, an oversize body, no access_token; a
+	// redirect). The gateway says 502, but it is the provider misbehaving,
+	// or someone answering in its place, not an outage.
+	ErrBadResponse = errors.New("identity provider sent an unusable answer")
 	// ErrRejected: the provider refused the code (invalid_grant and friends).
 	ErrRejected = errors.New("identity provider rejected the sign-in")
 	// ErrInvalidToken: what the provider returned failed verification.

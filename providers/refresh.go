@@ -22,7 +22,8 @@ var ErrNoRefreshToken = errors.New("session has no refresh token")
 // the old one stays (RFC 6749 §6 allows either).
 //
 // invalid_grant (revoked, expired, already used) is ErrRejected: the
-// session must end. A network error or a 5xx is ErrUnavailable: the
+// session must end. A network error, a 5xx or a 429 is ErrUnavailable,
+// and a 2xx that is not a token response ErrBadResponse: in both the
 // session may live on until its own end.
 func (p *OIDC) Refresh(ctx context.Context, s *session.Session) (*session.Session, error) {
 	if s.RefreshToken == "" {
@@ -75,6 +76,9 @@ func (p *OIDC) checkRefreshedIDToken(ctx context.Context, d *discovery, raw stri
 	var all map[string]any
 	if err := idt.Claims(&all); err != nil {
 		return fmt.Errorf("%w: claims: %v", ErrInvalidToken, err)
+	}
+	if err := checkClaimTypes(all); err != nil {
+		return fmt.Errorf("%w: refreshed ID token: %v", ErrInvalidToken, err)
 	}
 	if ifl, ok := p.flavor.(issuerFlavor); ok {
 		if err := ifl.checkIssuer(idt.Issuer, all); err != nil {

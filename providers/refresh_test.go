@@ -3,6 +3,7 @@ package providers
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,12 +45,19 @@ func TestRefresh(t *testing.T) {
 			"id_token": refreshedID(nil)}, nil, "rt-1", "new,admins"},
 		{"invalid_grant ends it", 400, map[string]any{"error": "invalid_grant"}, ErrRejected, "", ""},
 		{"provider outage keeps it", 503, map[string]any{"error": "temporarily_unavailable"}, ErrUnavailable, "", ""},
+		{"200 without access_token is an unusable answer, not an outage", 200, map[string]any{"token_type": "Bearer"}, ErrBadResponse, "", ""},
 		{"refreshed ID token for another user", 200, map[string]any{"access_token": "at-2", "token_type": "Bearer",
 			"id_token": refreshedID(func(c map[string]any) { c["sub"] = "someone-else" })}, ErrInvalidToken, "", ""},
 		{"refreshed ID token for another client", 200, map[string]any{"access_token": "at-2", "token_type": "Bearer",
 			"id_token": refreshedID(func(c map[string]any) { c["aud"] = "other" })}, ErrInvalidToken, "", ""},
 		{"refreshed ID token with an unverified email", 200, map[string]any{"access_token": "at-2", "token_type": "Bearer",
 			"id_token": refreshedID(func(c map[string]any) { c["email_verified"] = false })}, ErrUnverifiedEmail, "", ""},
+		{"refreshed ID token with exp as a numeric string", 200, map[string]any{"access_token": "at-2", "token_type": "Bearer",
+			"id_token": refreshedID(func(c map[string]any) { c["exp"] = strconv.FormatInt(now.Add(5*time.Minute).Unix(), 10) })}, ErrInvalidToken, "", ""},
+		{"refreshed ID token with iat in another case", 200, map[string]any{"access_token": "at-2", "token_type": "Bearer",
+			"id_token": refreshedID(func(c map[string]any) { c["IAT"] = now.Unix() })}, ErrInvalidToken, "", ""},
+		{"refreshed ID token with a fractional exp", 200, map[string]any{"access_token": "at-2", "token_type": "Bearer",
+			"id_token": refreshedID(func(c map[string]any) { c["exp"] = float64(now.Add(5*time.Minute).Unix()) + 0.5 })}, nil, "rt-1", "new,admins"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ti.replyJSON(tt.status, tt.body)

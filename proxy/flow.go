@@ -189,6 +189,8 @@ func signInFailure(err error) string {
 		return "token_invalid"
 	case errors.Is(err, providers.ErrUnavailable):
 		return "provider_unavailable"
+	case errors.Is(err, providers.ErrBadResponse):
+		return "provider_bad_response" // answered, uselessly: not an outage
 	case errors.Is(err, session.ErrUnavailable):
 		return "store_unavailable"
 	}
@@ -254,7 +256,7 @@ func (h *Handler) completeSignIn(r *http.Request, q url.Values, st *session.Logi
 	}
 	s, err := p.Redeem(r.Context(), code, providers.Attempt{State: st.State, Nonce: st.Nonce, Verifier: st.Verifier})
 	switch {
-	case errors.Is(err, providers.ErrUnavailable):
+	case errors.Is(err, providers.ErrUnavailable), errors.Is(err, providers.ErrBadResponse):
 		return nil, errorf(http.StatusBadGateway, "The identity provider could not complete the sign-in. Please try again.", err)
 	case errors.Is(err, providers.ErrUnverifiedEmail):
 		return nil, errorf(http.StatusForbidden, "Your email address is not verified with the identity provider.", err)

@@ -31,6 +31,10 @@ type fakeProvider struct {
 	respErr  error
 	down     bool
 
+	// readyErr, when set, is what Ready answers.
+	readyErr error
+	// redeemErr, when set, is what Redeem answers.
+	redeemErr error
 	// refresh, when set, answers Refresh; refreshes counts the calls.
 	refresh   func(s *session.Session) (*session.Session, error)
 	refreshes int
@@ -79,6 +83,9 @@ func (f *fakeProvider) ID() string {
 func (f *fakeProvider) Name() string   { return "Provider " + f.ID() }
 func (f *fakeProvider) Issuer() string { return f.issuer }
 func (f *fakeProvider) Ready(context.Context) error {
+	if f.readyErr != nil {
+		return f.readyErr
+	}
 	if f.down {
 		return providers.ErrUnavailable
 	}
@@ -100,6 +107,9 @@ func (f *fakeProvider) CheckResponse(context.Context, url.Values) error { return
 func (f *fakeProvider) Redeem(_ context.Context, code string, a providers.Attempt) (*session.Session, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.redeemErr != nil {
+		return nil, f.redeemErr
+	}
 	s, ok := f.codes[code]
 	if !ok {
 		return nil, providers.ErrRejected

@@ -2,10 +2,13 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/portcullis/portcullis/providers"
 	"github.com/portcullis/portcullis/session"
 )
 
@@ -27,7 +30,7 @@ func (h *Handler) ready(w http.ResponseWriter, r *http.Request, rq *request) err
 	var problems []string
 	for _, p := range h.providers.All() {
 		if err := p.Ready(ctx); err != nil {
-			problems = append(problems, "provider "+p.ID()+" unavailable")
+			problems = append(problems, providerProblem(p.ID(), err))
 			h.log.LogAttrs(ctx, slog.LevelWarn, "not ready", slog.String("provider", p.ID()), slog.Any("err", err))
 		}
 	}
@@ -43,4 +46,18 @@ func (h *Handler) ready(w http.ResponseWriter, r *http.Request, rq *request) err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
 	return nil
+}
+
+// providerProblem is what /ready says about a provider that is not ready:
+// "unavailable", or for a configuration error the operator must fix, the
+// cause (it names only configured and discovered issuer URLs, no secret).
+func providerProblem(id string, err error) string {
+	if errors.Is(err, providers.ErrIssuerMismatch) {
+		msg := err.Error()
+		if i := strings.Index(msg, "issuer in configuration"); i >= 0 {
+			msg = msg[i:]
+		}
+		return "provider " + id + " misconfigured: " + msg
+	}
+	return "provider " + id + " unavailable"
 }

@@ -207,23 +207,30 @@ func TestAmbiguousGroupsLoggedAndCounted(t *testing.T) {
 	}
 }
 
-// counterValue is the value of the counter name{label=value} in reg, 0
-// when it has not been counted.
-func counterValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+// counterValue is the value of the counter family{labels...} in reg
+// (labels as name, value pairs; others may be present), 0 when it has not
+// been counted.
+func counterValue(t *testing.T, reg *prometheus.Registry, family string, labels ...string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != name {
+		if mf.GetName() != family {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
 			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
+				have[l.GetName()] = l.GetValue()
+			}
+			match := true
+			for i := 0; i+1 < len(labels); i += 2 {
+				match = match && have[labels[i]] == labels[i+1]
+			}
+			if match {
+				return m.GetCounter().GetValue()
 			}
 		}
 	}

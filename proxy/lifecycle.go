@@ -50,6 +50,15 @@ func (h *Handler) maintain(w http.ResponseWriter, r *http.Request, rq *request, 
 			h.metrics.refresh(s.Provider, "rejected")
 			h.endSession(w, r, rq, s, "refresh_refused", "refresh refused: "+err.Error())
 			return nil, nil
+		case errors.Is(err, providers.ErrBadResponse):
+			// The provider answered garbage: not an outage, and nothing
+			// it vouches for either; keep the session until it ends on
+			// its own and try again later, as for an outage.
+			h.metrics.refresh(s.Provider, "bad_response")
+			h.audit(r, rq, "refresh_failed", s, slog.String("reason", "provider_bad_response"))
+			delay := h.backoff.fail(backoffKey(s), now)
+			h.log.LogAttrs(r.Context(), slog.LevelWarn, "session refresh got an unusable answer; keeping the session", slog.String("id", rq.id),
+				slog.String("sub", s.Subject), slog.Any("err", err), slog.Duration("retry_in", delay))
 		case errors.Is(err, session.ErrRefreshBusy):
 			// Another replica is refreshing; this request goes on with
 			// the session it has.

@@ -46,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"provider", "result"}),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portcullis_session_refreshes_total",
-			Help: "Session refreshes at the provider by result (success, rejected, unavailable, busy).",
+			Help: "Session refreshes at the provider by result (success, rejected, unavailable, bad_response, busy).",
 		}, []string{"provider", "result"}),
 		signOuts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portcullis_sessions_ended_total",
