@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portcullis/portcullis/demo"
 )
@@ -118,4 +120,61 @@ func between(s, a, b string) string {
 		return ""
 	}
 	return s[j+len(a) : i]
+}
+
+// TestIssuerTrailingSlashNamed: a provider configured with a trailing
+// slash its discovery document does not have (the real provider here) is
+// never silently "unavailable": /ready and the log name the mismatch and
+// the fix, and sign-ins get 503, not a redirect to an unverified issuer.
+func TestIssuerTrailingSlashNamed(t *testing.T) {
+	idp, err := demo.Start("127.0.0.1:0", demo.Config{Users: defaultUsers(),
+		Clients: []demo.Client{{ID: "portcullis", Secret: "s3cret-s3cret", RedirectURIs: []string{"http://x/oauth2/callback"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idp.Close() })
+	addr := freeAddr(t)
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+server: {listen: %s, public_url: http://%s}
+providers:
+  - {id: corp, issuer_url: %s/, client_id: portcullis, client_secret: s3cret-s3cret}
+session:
+  cookie: {secrets: [%s], secure: false}
+upstreams: [{path: /, url: http://127.0.0.1:9}]
+policy: {email_domains: [example.com]}
+`, addr, addr, idp.URL, randomSecret())), 0o600)
+	rp := &replica{url: "http://" + addr, config: cfg, env: os.Environ()}
+	rp.cmd = exec.Command(binary, "-config", rp.config)
+	rp.logs = &syncBuffer{}
+	rp.cmd.Stdout, rp.cmd.Stderr = rp.logs, rp.logs
+	if err := rp.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rp.stop(t) })
+	var body string
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) && !strings.Contains(body, "trailing slash") {
+		if resp, err := http.Get(rp.url + "/ready"); err == nil {
+			body = readAll(resp)
+			if resp.StatusCode == http.StatusOK {
+				t.Fatalf("/ready is 200 with a mismatched issuer")
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(body, "trailing slash") || !strings.Contains(body, "differs from discovered") {
+		t.Errorf("/ready does not name the mismatch: %q", body)
+	}
+	if !rp.logs.waitFor("trailing slash") {
+		t.Errorf("the log does not name the mismatch:\n%s", rp.logs.String())
+	}
+	resp, err := noFollow(&http.Client{Timeout: 10 * time.Second}).Get(rp.url + "/oauth2/start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("sign-in with a mismatched issuer: %d, want 503", resp.StatusCode)
+	}
 }
