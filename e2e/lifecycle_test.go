@@ -216,8 +216,8 @@ func TestAdminRevokeTwoReplicas(t *testing.T) {
 }
 
 // TestSignOutIDTokenHint: sign-out sends the ID token as id_token_hint
-// when the session kept it: by default in Redis mode, not in cookie mode,
-// and as session.keep_id_token says.
+// (the real provider here advertises end_session): by default in both
+// stores, and not with session.keep_id_token: false.
 func TestSignOutIDTokenHint(t *testing.T) {
 	rs := redistest.Standalone(t)
 	for _, tt := range []struct {
@@ -225,8 +225,8 @@ func TestSignOutIDTokenHint(t *testing.T) {
 		opts worldOptions
 		hint bool
 	}{
-		{"cookie default", worldOptions{}, false},
-		{"cookie keep_id_token true", worldOptions{sessionExtra: "  keep_id_token: true\n"}, true},
+		{"cookie default", worldOptions{}, true},
+		{"cookie keep_id_token false", worldOptions{sessionExtra: "  keep_id_token: false\n"}, false},
 		{"redis default", worldOptions{redis: rs.Addr()}, true},
 		{"redis keep_id_token false", worldOptions{redis: rs.Addr(), sessionExtra: "  keep_id_token: false\n"}, false},
 	} {

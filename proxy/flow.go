@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -136,7 +137,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request, rq *request) 
 	if err != nil {
 		return h.signInFailed(r, rq, st.Provider, err)
 	}
-	h.keepNeededTokens(s)
+	h.keepNeededTokens(r.Context(), s)
 	// A fresh session at every sign-in: nothing from a previous cookie
 	// carries over (no session fixation).
 	s.CreatedAt, s.ExpiresAt, s.LastSeen = time.Time{}, time.Time{}, h.now()
@@ -305,13 +306,28 @@ func (h *Handler) saveNew(w http.ResponseWriter, r *http.Request, rq *request, s
 
 // keepNeededTokens drops tokens nothing will use, so cookies stay small and
 // a stolen cookie carries as little as possible.
-func (h *Handler) keepNeededTokens(s *session.Session) {
+func (h *Handler) keepNeededTokens(ctx context.Context, s *session.Session) {
 	if !h.keepAccess {
 		s.AccessToken = ""
 	}
-	if !h.keepIDToken {
+	if !h.keepIDToken || !h.endsSessions(ctx, s.Provider) {
 		s.IDToken = ""
 	}
+}
+
+// endsSessions reports whether sign-out continues at provider: its
+// discovery advertises an end_session_endpoint. Only then is the ID token
+// worth its kilobyte in the session, as the id_token_hint (RP-Initiated
+// Logout 1.0 §2, RECOMMENDED; without it Ory Hydra and Okta refuse the
+// logout and Keycloak asks the user to confirm, §6). Called after the code
+// exchange or a refresh, when discovery is already at hand.
+func (h *Handler) endsSessions(ctx context.Context, provider string) bool {
+	p, ok := h.providers.Get(provider).(providers.EndSessioner)
+	if !ok {
+		return false
+	}
+	u, err := p.EndSessionURL(ctx, "", "", "")
+	return err == nil && u != ""
 }
 
 // userinfo returns the signed-in identity as JSON. Never tokens: a script on

@@ -45,9 +45,9 @@ type Options struct {
 	// Audit receives the audit log (one JSON event per sign-in, sign-out,
 	// refresh, denial, revocation); nil writes none.
 	Audit *slog.Logger
-	// KeepIDToken keeps the raw ID token in the session for the
-	// id_token_hint of RP-initiated logout. Sensible with the Redis store;
-	// in cookies it costs about a kilobyte.
+	// KeepIDToken keeps the raw ID token in sessions whose provider
+	// advertises an end_session_endpoint, for the id_token_hint of
+	// RP-initiated logout; sessions of other providers never keep it.
 	KeepIDToken bool
 }
 

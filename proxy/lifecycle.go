@@ -114,7 +114,7 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request, s *session.Ses
 			return nil, err
 		}
 		next.LastSeen = h.now()
-		h.keepNeededTokens(next)
+		h.keepNeededTokens(ctx, next)
 		return next, nil
 	})
 }

@@ -28,10 +28,11 @@ type Config struct {
 	RefreshBefore time.Duration `yaml:"refresh_before"`
 	// KeepIDToken keeps the raw ID token in the session, to send as
 	// id_token_hint when sign-out continues at the provider (OpenID
-	// Connect RP-Initiated Logout 1.0 §2); without it the gateway sends
-	// client_id. Default: true with store redis, false with cookie, where
-	// it would add about a kilobyte to every request. It costs about as
-	// much per session in Redis. Some providers (Okta) require the hint.
+	// Connect RP-Initiated Logout 1.0 §2, §6); without it the gateway
+	// sends client_id only, which Ory Hydra and Okta refuse and Keycloak
+	// answers with a confirmation page. Default true, in both stores; it is
+	// kept only for providers that advertise an end_session_endpoint, so
+	// sessions of the others cost nothing more. false drops it always.
 	KeepIDToken *bool        `yaml:"keep_id_token"`
 	Cookie      CookieConfig `yaml:"cookie"`
 	// Redis configures the Redis store; used only with store: redis.
@@ -89,7 +90,7 @@ func (c *Config) Validate() error {
 		p.add("refresh_before %v: want between 0 and %v", c.RefreshBefore, maxRefreshBefore)
 	}
 	if c.KeepIDToken == nil {
-		keep := c.Store == "redis"
+		keep := true
 		c.KeepIDToken = &keep
 	}
 	return p.err()

@@ -30,7 +30,7 @@ func TestConfigValidateDefaults(t *testing.T) {
 		want Config
 	}{
 		{"empty", Config{}, Config{Store: "cookie", Lifetime: DefaultLifetime, IdleTimeout: DefaultIdleTimeout,
-			RefreshBefore: time.Minute, KeepIDToken: &no, Cookie: CookieConfig{Name: "_portcullis", Secure: &yes, SameSite: "lax"}}},
+			RefreshBefore: time.Minute, KeepIDToken: &yes, Cookie: CookieConfig{Name: "_portcullis", Secure: &yes, SameSite: "lax"}}},
 		{"redis keeps the ID token", Config{Store: "redis", Redis: RedisConfig{Addrs: []string{"a:1"}}}, Config{Store: "redis",
 			Lifetime: DefaultLifetime, IdleTimeout: DefaultIdleTimeout, RefreshBefore: time.Minute, KeepIDToken: &yes,
 			Cookie: CookieConfig{Name: "_portcullis", Secure: &yes, SameSite: "lax"},
