@@ -77,6 +77,12 @@ func (h *Handler) loadSession(r *http.Request) (*session.Session, error) {
 		return s, nil
 	case errors.Is(err, session.ErrNoSession):
 		return nil, nil
+	case errors.Is(err, session.ErrAmbiguousCookie):
+		// Possible cookie tossing: worth a warning. The reason names no
+		// cookie value.
+		h.log.LogAttrs(r.Context(), slog.LevelWarn, "session cookie refused: sent twice with different values",
+			slog.String("reason", err.Error()))
+		return nil, nil
 	case session.IsAbsent(err):
 		h.log.LogAttrs(r.Context(), slog.LevelDebug, "session cookie rejected", slog.String("reason", err.Error()))
 		return nil, nil

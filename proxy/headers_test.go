@@ -88,7 +88,7 @@ func TestGatewayCookiesStripped(t *testing.T) {
 	}{
 		{"only ours", jar, ""},
 		{"ours among others", "a=1; " + jar + "; b=2", "a=1; b=2"},
-		{"chunks and login", "a=1; __Host-_portcullis_0=x; __Host-_portcullis_login_abc=y; " + jar, "a=1"},
+		{"chunks and login", "a=1; __Host-_PORTCULLIS_0=x; __Host-_portcullis_login_abc=y; " + jar, "a=1"}, // a real chunk next to the plain cookie is ambiguous (no session)
 		{"miscapitalised copy", "__HOST-_PORTCULLIS=x; " + jar + "; keep=me", "keep=me"},
 		{"unprefixed copy", "_portcullis=x; " + jar, ""},
 		{"similar app cookie kept", "portcullis_app=1; " + jar, "portcullis_app=1"},

@@ -173,6 +173,12 @@ func hostileCookies(t *testing.T, e *env) []cookieCase {
 	add("garbage first, valid second", name+"=garbage; "+name+"="+good)
 	add("empty first, valid second", name+"=; "+name+"="+good)
 	add("garbage plain, valid chunk", name+"=garbage; "+name+"_0="+good)
+	// Cookie tossing (RFC 6265bis §8.6): the valid cookie first and
+	// another value second is ambiguous, so no session either.
+	add("valid first, garbage second", name+"="+good+"; "+name+"=garbage")
+	add("valid first, empty second", name+"="+good+"; "+name+"=")
+	add("valid plain, valid chunk 0", name+"="+good+"; "+name+"_0="+good)
+	add("valid chunk 0 twice, second differs", name+"_0="+good+"; "+name+"_0="+good[:len(good)-1])
 	add("quoted garbage", name+`="garbage"`)
 	add("lone quote", name+`="`)
 	add("empty quotes", name+`=""`)

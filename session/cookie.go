@@ -101,64 +101,105 @@ func (j cookieJar) expire(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-var errTooManyChunks = errors.New("too many cookie chunks")
+var (
+	errTooManyChunks = errors.New("too many cookie chunks")
+	errChunkGap      = errors.New("cookie chunks are not numbered 0, 1, … without a gap")
+)
 
 // ErrTooLarge means a session does not fit in the cookie store's chunks.
 var ErrTooLarge = errors.New("session: too large for cookies")
 
+// ErrAmbiguousCookie means the request carries the same cookie name twice
+// with different values, or the plain cookie and chunks of it together.
+// A browser sends every cookie whose domain and path match, so a sibling
+// host (plain http, or a configured cookie domain: no __Host- prefix) can
+// add its own copy next to ours ("cookie tossing", RFC 6265bis §8.6), and
+// the order a browser sends them in is not a guarantee the server may rely
+// on (RFC 6265bis §5.8.3: ordering is a SHOULD, by path length and creation
+// time). So no copy is chosen: the request is not signed in. Errors that
+// wrap it never carry a cookie value.
+var ErrAmbiguousCookie = errors.New("session: ambiguous cookie: one name sent with different values")
+
 // read returns the value of j from the request, joining chunks. It reports
-// false when the request carries no part of it. Only the first cookie of each
-// name counts; more than maxChunks chunks is an error, whatever the number
-// sent, and costs one pass over the header.
+// false when the request carries no part of it. Ambiguity is refused
+// (ErrAmbiguousCookie): one name with two different values, or the plain
+// cookie next to chunks. Identical copies of one name count as one: they
+// say the same thing, whichever a server would pick, and a browser can end
+// up holding a host-only and a domain copy of one value. Chunks must be
+// numbered from 0 without a gap. More than maxChunks chunks is an error,
+// whatever the number sent, and costs one pass over the header.
 func (j cookieJar) read(r *http.Request) (string, bool, error) {
-	var plain string
-	var hasPlain bool
-	var parts [maxChunks]string
-	var have [maxChunks]bool
-	tooMany := false
+	var parts [maxChunks + 1]string // parts[maxChunks] is the plain cookie
+	var have [maxChunks + 1]bool
+	var err error
 	found := false
 	eachCookie(r, func(name, value string) bool {
-		if !strings.HasPrefix(name, j.name) {
-			return true
-		}
-		rest := name[len(j.name):]
-		if rest == "" {
-			if !hasPlain {
-				plain, hasPlain, found = value, true, true
-			}
-			return true
-		}
-		if len(rest) < 2 || rest[0] != '_' {
-			return true
-		}
-		i, err := strconv.Atoi(rest[1:])
-		if err != nil || rest[1] == '+' || rest[1] == '-' {
+		i, ok := j.slot(name)
+		if !ok {
 			return true
 		}
 		found = true
-		if i < 0 || i >= maxChunks {
-			tooMany = true
-			return false
-		}
-		if !have[i] {
+		switch {
+		case i < 0:
+			err = errTooManyChunks
+		case have[i] && parts[i] != value:
+			err = ErrAmbiguousCookie
+		default:
 			parts[i], have[i] = value, true
+			return true
 		}
-		return true
+		return false
 	})
 	if !found {
 		return "", false, nil
 	}
-	if tooMany {
-		return "", true, errTooManyChunks
+	if err != nil {
+		return "", true, err
 	}
-	if hasPlain {
-		return plain, true, nil
+	if have[maxChunks] {
+		for i := 0; i < maxChunks; i++ {
+			if have[i] {
+				return "", true, fmt.Errorf("%w: the plain cookie and chunks of it", ErrAmbiguousCookie)
+			}
+		}
+		return parts[maxChunks], true, nil
 	}
 	var b strings.Builder
-	for i := 0; i < maxChunks && have[i]; i++ {
-		b.WriteString(parts[i])
+	n := 0
+	for n < maxChunks && have[n] {
+		b.WriteString(parts[n])
+		n++
+	}
+	for i := n; i < maxChunks; i++ {
+		if have[i] {
+			return "", true, errChunkGap
+		}
 	}
 	return b.String(), true, nil
+}
+
+// slot says where a cookie named name goes in read: maxChunks for the
+// plain cookie, 0 … maxChunks-1 for a chunk, -1 for a chunk out of range;
+// ok is false for a cookie that is not j's.
+func (j cookieJar) slot(name string) (int, bool) {
+	if !strings.HasPrefix(name, j.name) {
+		return 0, false
+	}
+	rest := name[len(j.name):]
+	if rest == "" {
+		return maxChunks, true
+	}
+	if len(rest) < 2 || rest[0] != '_' || rest[1] == '+' || rest[1] == '-' {
+		return 0, false
+	}
+	i, err := strconv.Atoi(rest[1:])
+	if err != nil {
+		return 0, false
+	}
+	if i < 0 || i >= maxChunks {
+		return -1, true
+	}
+	return i, true
 }
 
 // present lists the names of j's cookies in the request (plain and chunks).

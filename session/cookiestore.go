@@ -73,7 +73,7 @@ func (c *CookieStore) Load(r *http.Request) (*Session, error) {
 		return nil, ErrNoSession
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidSession, err)
 	}
 	now := c.now()
 	s, oldKey, hit := c.opened.get(value, now)

@@ -133,18 +133,25 @@ func (l *LoginCookies) Take(w http.ResponseWriter, r *http.Request, state string
 	}
 	name := l.nameFor(state)
 	var value string
-	found := false
+	found, ambiguous := false, false
 	eachCookie(r, func(n, v string) bool {
-		if n == name {
-			value, found = v, true
-			return false
+		if n != name {
+			return true
 		}
-		return true
+		// Two different values under the attempt's name: refuse rather
+		// than pick one (cookie tossing, RFC 6265bis §8.6; see
+		// ErrAmbiguousCookie). Identical copies count as one.
+		ambiguous = found && v != value
+		value, found = v, true
+		return !ambiguous
 	})
 	if !found {
 		return nil, ErrNoLogin
 	}
 	w.Header().Add("Set-Cookie", l.jar.cookie(name, "", -1).String())
+	if ambiguous {
+		return nil, fmt.Errorf("%w: %w", ErrNoLogin, ErrAmbiguousCookie)
+	}
 	st := new(LoginState)
 	if err := l.open(name, value, st); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoLogin, err)

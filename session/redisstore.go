@@ -168,7 +168,7 @@ func (s *RedisStore) ticketAndKey(r *http.Request, now time.Time) (*ticket, bool
 		return nil, false, ErrNoSession
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: %v", ErrInvalidSession, err)
+		return nil, false, fmt.Errorf("%w: %w", ErrInvalidSession, err)
 	}
 	if t, oldKey, ok := s.tickets.get(value, now); ok {
 		return t, oldKey, nil
