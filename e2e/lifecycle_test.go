@@ -311,3 +311,25 @@ func TestKeyRotation(t *testing.T) {
 		t.Errorf("a cookie never re-sealed, after its secret was retired: %d, want a new sign-in", resp.StatusCode)
 	}
 }
+
+// TestBackchannelLogoutSameSecond: a back-channel logout by subject in the
+// same second as the sign-in ends that session too (cookie mode, the
+// default): the boundary fails closed.
+func TestBackchannelLogoutSameSecond(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	key, kid := w.idp.SigningKey()
+	for attempt := 0; ; attempt++ {
+		c := browser(t)
+		decodeSeen(t, w.signIn(c, "/", "alice"))
+		signedIn := time.Now()
+		if code := postLogoutToken(t, w.gateway, logoutToken(t, key, kid, w.idp.URL, nil)); code != 200 {
+			t.Fatalf("logout token: %d", code)
+		}
+		sameSecond := time.Now().Truncate(time.Second).Equal(signedIn.Truncate(time.Second))
+		waitRejected(t, c, w.gateway, time.Second)
+		if sameSecond || attempt == 4 {
+			t.Logf("signed in and logged out within one second: %v (attempt %d)", sameSecond, attempt+1)
+			return
+		}
+	}
+}

@@ -69,7 +69,12 @@ func TestBackchannelLogout(t *testing.T) {
 	if resp := e.do(get("https://gw.example.com/", "Cookie", alice, "Accept", "application/json")); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("alice after back-channel logout by sub: %d, want 401", resp.StatusCode)
 	}
-	// A new sign-in after the logout works.
+	// A session of the logout's very instant is not provably later: it
+	// ends too (fail closed). A new sign-in a second later works.
+	if resp := e.do(get("https://gw.example.com/", "Cookie", e.sessionCookie("alice", "alice@example.com"), "Accept", "application/json")); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("alice's session of the logout's instant: %d, want 401", resp.StatusCode)
+	}
+	e.advance(time.Second)
 	if resp := e.do(get("https://gw.example.com/", "Cookie", e.sessionCookie("alice", "alice@example.com"))); resp.StatusCode != 200 {
 		t.Errorf("alice's new session after the logout: %d", resp.StatusCode)
 	}

@@ -39,7 +39,7 @@ const (
 	tagLastSeen
 	tagSessionID
 	tagIDTokenJWS // the ID token as its three decoded segments (appendIDToken)
-	tagLast = tagIDTokenJWS
+	tagLast       = tagIDTokenJWS
 )
 
 // Decoding limits: a sealed cookie passed its MAC before it gets here, but the

@@ -321,7 +321,7 @@ func (s *RedisStore) save(ctx context.Context, w http.ResponseWriter, r *http.Re
 		}
 	}
 	epoch := s.cache.currentEpoch()
-	if err := s.writeRecord(ctx, n, data, meta, ttl, sess.ExpiresAt, now, !fresh, lockToken); err != nil {
+	if err := s.writeRecord(ctx, n, data, meta, ttl, sess.CreatedAt, sess.ExpiresAt, now, !fresh, lockToken); err != nil {
 		return err
 	}
 	if sess.SID != "" {
@@ -397,13 +397,13 @@ func (s *RedisStore) dropPrevious(ctx context.Context, r *http.Request, t *ticke
 // only if the record still exists when mustExist (an update) and only while
 // lockToken holds the refresh lock when it is set.
 func (s *RedisStore) writeRecord(ctx context.Context, n redisNames, data, meta []byte, ttl time.Duration,
-	expires, now time.Time, mustExist bool, lockToken string) error {
+	created, expires, now time.Time, mustExist bool, lockToken string) error {
 	exist := "0"
 	if mustExist {
 		exist = "1"
 	}
-	res, err := saveScript.Run(ctx, s.client, []string{n.session, n.index, n.lock},
-		data, meta, ttl.Milliseconds(), expires.UnixMilli(), now.UnixMilli(), n.hash, exist, lockToken).Int()
+	res, err := saveScript.Run(ctx, s.client, []string{n.session, n.index, n.lock, n.revoked},
+		data, meta, ttl.Milliseconds(), expires.UnixMilli(), now.UnixMilli(), n.hash, exist, lockToken, created.UnixMilli()).Int()
 	switch {
 	case err != nil:
 		return storeErr("saving session", err)
@@ -458,13 +458,17 @@ func (s *RedisStore) deleteTicket(ctx context.Context, tag [8]byte, hash [16]byt
 // The scripts below touch one user's keys only: one hash slot.
 var (
 	// saveScript writes a session and its user-index entry.
-	// KEYS: session, user index, refresh lock.
+	// KEYS: session, user index, refresh lock, the user's revocation time.
 	// ARGV: sealed session, sealed meta, ttl ms, expiry ms, now ms, ticket
 	// hash, "1" when the record must exist already (an update must not
-	// resurrect a revoked session), lock token ("" for none).
+	// resurrect a revoked session), lock token ("" for none), created ms
+	// (a session created no later than the user's last revocation is
+	// revoked, even when it is written after it).
 	// Returns 1, or 0 (revoked), or -1 (the lock is no longer ours).
 	saveScript = redis.NewScript(`
 if ARGV[7] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local revoked = redis.call('GET', KEYS[4])
+if revoked and tonumber(ARGV[9]) <= tonumber(revoked) then return 0 end
 if ARGV[8] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[8] then return -1 end
 redis.call('HSET', KEYS[1], 'd', ARGV[1], 'm', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])

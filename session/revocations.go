@@ -37,7 +37,11 @@ const maxRevocations = 1_000_000
 func (r *revocations) check(s *Session) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if at, ok := r.users[revKey{issuer: s.Issuer, id: s.Subject}]; ok && s.CreatedAt.Before(at) {
+	// Fail closed at the boundary: a session not provably created after
+	// the revocation ends with it (Back-Channel Logout 1.0 §2.7: all of the
+	// user's sessions). CreatedAt is kept in whole seconds, the revocation
+	// exactly, so a session of the same second as the revocation ends too.
+	if at, ok := r.users[revKey{issuer: s.Issuer, id: s.Subject}]; ok && !s.CreatedAt.After(at) {
 		return fmt.Errorf("user's sessions were revoked at %s", at.UTC().Format(time.RFC3339))
 	}
 	if s.SID != "" {
@@ -92,9 +96,11 @@ func (r *revocations) add(m *map[revKey]time.Time, key revKey, at time.Time) {
 			}
 		}
 	}
-	// Whole seconds, as CreatedAt is stored: a session created in the
-	// same second as the revocation survives it.
-	(*m)[key] = at.Truncate(time.Second)
+	// Exactly, and never earlier than a revocation already recorded: two
+	// revocations of one user keep the later.
+	if prev, ok := (*m)[key]; !ok || at.After(prev) {
+		(*m)[key] = at
+	}
 }
 
 // RevokeUser ends every cookie session of (issuer, subject) created until

@@ -29,11 +29,16 @@ type SessionInfo struct {
 }
 
 // RevokeUser ends every session of the user (issuer, subject) in one Lua
-// script and returns how many there were.
+// script and returns how many there were. The script also records when, for
+// a session lifetime: a sign-in whose session was created until then but
+// is written only after the script ran (a sign-in racing the revocation)
+// is refused by saveScript, so no session created up to the revocation
+// survives it (Back-Channel Logout 1.0 §2.7), the boundary included.
 func (s *RedisStore) RevokeUser(ctx context.Context, issuer, subject string) (int, error) {
 	tag := userTag(issuer, subject)
 	tagHex := hex.EncodeToString(tag[:])
-	n, err := revokeUserScript.Run(ctx, s.client, []string{s.userIndex(tagHex)}, s.prefix+"s:{"+tagHex+"}:").Int()
+	n, err := revokeUserScript.Run(ctx, s.client, []string{s.userIndex(tagHex), s.userRevoked(tagHex)},
+		s.prefix+"s:{"+tagHex+"}:", s.now().UnixMilli(), ms(s.lifetime+clockSkew)).Int()
 	if err != nil {
 		return 0, storeErr("revoking user sessions", err)
 	}
@@ -190,6 +195,8 @@ for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   n = n + redis.call('DEL', ARGV[1] .. m)
 end
 redis.call('DEL', KEYS[1])
+local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
+redis.call('SET', KEYS[2], math.max(prev, tonumber(ARGV[2])), 'PX', ARGV[3])
 return n`)
 
 	// sidAddScript adds a member to a sid index unless it holds the

@@ -201,6 +201,11 @@ func TestRedisConcurrentSignInSignOut(t *testing.T) {
 
 	var mu sync.Mutex
 	var doomed []browser // saved with sid-doomed, successfully
+	type savedSession struct {
+		br      browser
+		created time.Time
+	}
+	var saved []savedSession
 	var wg sync.WaitGroup
 	for g := range 8 {
 		st := []*RedisStore{a, b}[g%2]
@@ -214,15 +219,19 @@ func TestRedisConcurrentSignInSignOut(t *testing.T) {
 				}
 				br := browser{}
 				rec := httptest.NewRecorder()
-				err := st.Save(rec, br.request(), userSession(0, sid))
-				if sid == "sid-doomed" && errors.Is(err, ErrInvalidSession) {
-					continue // the provider session was logged out first
+				sess := userSession(0, sid)
+				err := st.Save(rec, br.request(), sess)
+				if errors.Is(err, ErrInvalidSession) {
+					continue // the provider session was logged out first, or a RevokeUser ran after sess was created
 				}
 				if err != nil {
 					t.Error(err)
 					return
 				}
 				br.take(rec)
+				mu.Lock()
+				saved = append(saved, savedSession{br, sess.CreatedAt})
+				mu.Unlock()
 				if sid == "sid-doomed" {
 					mu.Lock()
 					doomed = append(doomed, br)
@@ -237,9 +246,11 @@ func TestRedisConcurrentSignInSignOut(t *testing.T) {
 		}()
 	}
 	wg.Add(2)
+	var lastRevoke time.Time
 	go func() {
 		defer wg.Done()
 		for range 5 {
+			lastRevoke = time.Now()
 			if _, err := a.RevokeUser(ctx, alice.Issuer, alice.Subject); err != nil {
 				t.Error(err)
 			}
@@ -283,6 +294,13 @@ func TestRedisConcurrentSignInSignOut(t *testing.T) {
 	list, err := a.ListUser(ctx, alice.Issuer, alice.Subject)
 	if err != nil || len(list) != len(records) {
 		t.Errorf("ListUser = %d sessions, %v; want %d", len(list), err, len(records))
+	}
+	// Whatever survived was created after the last RevokeUser began, to
+	// the millisecond: a sign-in racing a revocation does not outlive it.
+	for _, sv := range saved {
+		if _, err := a.Load(sv.br.request()); err == nil && !sv.created.After(lastRevoke) {
+			t.Errorf("a session created at %v survived the revocation at %v", sv.created, lastRevoke)
+		}
 	}
 	t.Logf("%d sessions survived, %d doomed ones revoked", len(records), len(doomed))
 }

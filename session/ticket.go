@@ -86,6 +86,7 @@ type redisNames struct {
 	session string // HASH: d = sealed session, m = sealed metadata
 	index   string // ZSET of the user's ticket hashes, scored by expiry (ms)
 	lock    string // refresh lock
+	revoked string // the user's last revocation, ms (RevokeUser)
 }
 
 func (s *RedisStore) names(tag [8]byte, hash [16]byte) redisNames {
@@ -93,10 +94,13 @@ func (s *RedisStore) names(tag [8]byte, hash [16]byte) redisNames {
 	n.session = s.prefix + "s:{" + n.tag + "}:" + n.hash
 	n.index = s.userIndex(n.tag)
 	n.lock = s.prefix + "lock:{" + n.tag + "}:" + n.hash
+	n.revoked = s.userRevoked(n.tag)
 	return n
 }
 
 func (s *RedisStore) userIndex(tagHex string) string { return s.prefix + "u:{" + tagHex + "}" }
+
+func (s *RedisStore) userRevoked(tagHex string) string { return s.prefix + "r:{" + tagHex + "}" }
 
 // sidIndex is the SET of "tagHex:ticketHash" for one provider session. It
 // lives in its own slot; see RevokeSID for how it stays consistent.
