@@ -353,3 +353,46 @@ func TestHeadersOnTheWire(t *testing.T) {
 		}
 	}
 }
+
+// TestDuplicateSessionCookie: the binary, over the wire, with a real
+// session cookie and a tossed second copy of its name: in either order
+// the request is signed out and the log says why; an identical copy is
+// not ambiguous.
+func TestDuplicateSessionCookie(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	c := browser(t)
+	decodeSeen(t, w.signIn(c, "/", "alice"))
+	var session *http.Cookie
+	for _, ck := range c.Jar.Cookies(mustURL(w.gateway)) {
+		if ck.Name == "_portcullis" {
+			session = ck
+		}
+	}
+	if session == nil {
+		t.Fatal("no session cookie after sign-in")
+	}
+	good := "_portcullis=" + session.Value
+	for _, tt := range []struct {
+		name, cookie string
+		want         int
+	}{
+		{"tossed copy first", "_portcullis=tossed; " + good, http.StatusUnauthorized},
+		{"tossed copy last", good + "; _portcullis=tossed", http.StatusUnauthorized},
+		{"empty copy", good + "; _portcullis=", http.StatusUnauthorized},
+		{"a chunk beside the cookie", good + "; _portcullis_0=tossed", http.StatusUnauthorized},
+		{"identical copy", good + "; " + good, http.StatusOK},
+	} {
+		req := mustRequest(t, w.gateway+"/api/me", "Cookie", tt.cookie, "Accept", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("%s: %d, want %d", tt.name, resp.StatusCode, tt.want)
+		}
+	}
+	if !w.logs.waitFor("sent twice with different values") {
+		t.Errorf("no log line for the ambiguous cookie:\n%s", w.logs.String())
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -152,6 +153,73 @@ func FuzzLoginCookieTake(f *testing.F) {
 		}
 		if len(set) != 1 || set[0].Name != l.nameFor(state) {
 			t.Fatalf("Take did not expire the attempt's cookie: %v", set)
+		}
+	})
+}
+
+// FuzzCookieDuplicates: a valid session cookie (plain or chunked) next to
+// a second copy of its name, or of one chunk, carrying any other value, in
+// either order and on the same or another Cookie line. Whatever the second
+// value, Load gives no session unless it is byte for byte the first one
+// (RFC 6265bis §8.6: a tossed cookie must not win; ambiguity is no session).
+func FuzzCookieDuplicates(f *testing.F) {
+	now := time.Unix(1_800_000_000, 0)
+	st := newStore(f, &now, randomSecret(f))
+	name := st.Name()
+	rec := httptest.NewRecorder()
+	if err := st.Save(rec, httptest.NewRequest("GET", "/", nil), demoSession(now)); err != nil {
+		f.Fatal(err)
+	}
+	plain := []string{name + "=" + rec.Result().Cookies()[0].Value}
+	big := demoSession(now)
+	for i := 0; i < 150; i++ {
+		big.Groups = append(big.Groups, "group-with-a-longish-name-"+strconv.Itoa(i))
+	}
+	rec = httptest.NewRecorder()
+	if err := st.Save(rec, httptest.NewRequest("GET", "/", nil), big); err != nil {
+		f.Fatal(err)
+	}
+	var chunked []string
+	for _, c := range rec.Result().Cookies() {
+		chunked = append(chunked, c.Name+"="+c.Value)
+	}
+	if len(chunked) < 2 {
+		f.Fatal("the big session was not chunked")
+	}
+	for _, seed := range []struct {
+		value string
+		which uint8
+	}{{"garbage", 0}, {"", 1}, {`"x"`, 2}, {"A", 3}, {strings.Repeat("B", 3000), 4}, {plain[0][len(name)+1:], 5}} {
+		f.Add(seed.value, seed.which)
+	}
+	f.Fuzz(func(t *testing.T, value string, which uint8) {
+		pairs := plain
+		if which&1 != 0 {
+			pairs = chunked
+		}
+		pairs = slices.Clone(pairs)
+		i := int(which>>1) % len(pairs)
+		dupName, orig, _ := strings.Cut(pairs[i], "=")
+		if strings.ContainsAny(value, ";\r\n") {
+			return // not one cookie value: a different header, covered by FuzzCookieStoreLoad
+		}
+		dup := dupName + "=" + value
+		r := httptest.NewRequest("GET", "/", nil)
+		switch which >> 5 % 3 {
+		case 0: // the copy first, on the same line
+			r.Header["Cookie"] = []string{strings.Join(append([]string{dup}, pairs...), "; ")}
+		case 1: // the copy last, on the same line
+			r.Header["Cookie"] = []string{strings.Join(append(pairs, dup), "; ")}
+		default: // the copy on a line of its own
+			r.Header["Cookie"] = []string{dup, strings.Join(pairs, "; ")}
+		}
+		s, err := st.Load(r)
+		same := strings.Trim(value, `"`) == orig || value == orig
+		if err == nil && !same {
+			t.Fatalf("a session from %s sent twice with different values (%q)", dupName, value)
+		}
+		if err != nil && s != nil {
+			t.Fatalf("Load returned a session with error %v", err)
 		}
 	})
 }
