@@ -1,9 +1,6 @@
 package proxy
 
 import (
-	"crypto/rand"
-	"encoding/base64"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -23,27 +20,11 @@ import (
 // gives exactly the unambiguous input groups, in order; a header is absent
 // only for a value that is ambiguous.
 func FuzzIdentityHeaders(f *testing.F) {
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	keys, err := session.NewKeyRing([]string{base64.StdEncoding.EncodeToString(secret)})
-	if err != nil {
-		f.Fatal(err)
-	}
-	store, err := session.NewCookieStore(session.CookieConfig{Name: "_portcullis"}, keys, session.CookieStoreOptions{Lifetime: time.Hour})
-	if err != nil {
-		f.Fatal(err)
-	}
-	login, _ := session.NewLoginCookies(session.CookieConfig{Name: "_portcullis"}, keys, nil)
-	up := &fuzzUpstream{}
-	h, err := build(Config{
+	h, store, up := fuzzGateway(f, Config{
 		Server:    ServerConfig{PublicURL: "https://gw.example.com", TrustedProxies: []string{"192.0.2.0/24"}},
 		Upstreams: []UpstreamConfig{{Path: "/", URL: "http://app.internal"}},
 		Policy:    PolicyConfig{Routes: []RouteConfig{{Path: "/", Public: true}}},
-	}, Options{Providers: mustSet(f, fuzzProvider{}), Sessions: store, Login: login, Keys: keys,
-		Transport: up, Logger: newTestLogger(io.Discard)})
-	if err != nil {
-		f.Fatal(err)
-	}
+	})
 	for _, s := range [][4]string{
 		{"bob", "bob@example.com", "bob", "devs\x1fops"},
 		{"bob", "bob@example.com", "admin ", "eng,admins\x1fadmins \x1fdevs"},

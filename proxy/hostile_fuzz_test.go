@@ -68,30 +68,14 @@ func (u *fuzzUpstream) take() *http.Request {
 }
 
 func FuzzHandler(f *testing.F) {
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	keys, err := session.NewKeyRing([]string{base64.StdEncoding.EncodeToString(secret)})
-	if err != nil {
-		f.Fatal(err)
-	}
-	store, err := session.NewCookieStore(session.CookieConfig{Name: "_portcullis"}, keys, session.CookieStoreOptions{Lifetime: time.Hour})
-	if err != nil {
-		f.Fatal(err)
-	}
-	login, _ := session.NewLoginCookies(session.CookieConfig{Name: "_portcullis"}, keys, nil)
-	up := &fuzzUpstream{}
-	h, err := build(Config{
+	h, store, up := fuzzGateway(f, Config{
 		Server:    ServerConfig{PublicURL: "https://gw.example.com", TrustedProxies: []string{"192.0.2.0/24"}, AllowedRedirectHosts: []string{"app.example.com"}},
 		Upstreams: []UpstreamConfig{{Path: "/", URL: "http://app.internal"}},
 		Policy: PolicyConfig{EmailDomains: []string{"example.com"}, Routes: []RouteConfig{
 			{Path: "/public/", Public: true},
 			{Path: "/admin/", Groups: []string{"admins"}},
 		}},
-	}, Options{Providers: mustSet(f, fuzzProvider{}), Sessions: store, Login: login, Keys: keys,
-		Transport: up, Logger: newTestLogger(io.Discard)})
-	if err != nil {
-		f.Fatal(err)
-	}
+	})
 	seal := func(sub, email string, groups ...string) string {
 		v, err := store.Seal(&session.Session{
 			Identity: session.Identity{Issuer: "https://idp.test", Subject: sub, Email: email, EmailVerified: true, Groups: groups},
@@ -225,4 +209,27 @@ func validFuzzHeaders(h http.Header) bool {
 		}
 	}
 	return true
+}
+
+// fuzzGateway builds a handler for cfg once per fuzz target, with a cookie
+// store, a provider that remembers nothing and an in-memory upstream.
+func fuzzGateway(f *testing.F, cfg Config) (*Handler, *session.CookieStore, *fuzzUpstream) {
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	keys, err := session.NewKeyRing([]string{base64.StdEncoding.EncodeToString(secret)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	store, err := session.NewCookieStore(session.CookieConfig{Name: "_portcullis"}, keys, session.CookieStoreOptions{Lifetime: time.Hour})
+	if err != nil {
+		f.Fatal(err)
+	}
+	login, _ := session.NewLoginCookies(session.CookieConfig{Name: "_portcullis"}, keys, nil)
+	up := &fuzzUpstream{}
+	h, err := build(cfg, Options{Providers: mustSet(f, fuzzProvider{}), Sessions: store, Login: login, Keys: keys,
+		Transport: up, Logger: newTestLogger(io.Discard)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	return h, store, up
 }
