@@ -333,3 +333,39 @@ func TestBackchannelLogoutSameSecond(t *testing.T) {
 		}
 	}
 }
+
+// TestBackchannelLogoutWithoutExp: a logout token without exp, as Ory
+// Hydra sends, signed by the real provider's key. Refused with 400 by
+// default (Back-Channel Logout 1.0 §2.4); with logout_token_without_exp
+// it ends the session, and start-up warns about the setting.
+func TestBackchannelLogoutWithoutExp(t *testing.T) {
+	for _, tt := range []struct {
+		name, extra string
+		want        int
+	}{
+		{"default", "", http.StatusBadRequest},
+		{"opted in", "    logout_token_without_exp: true", http.StatusOK},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, worldOptions{providerExtra: tt.extra})
+			c := browser(t)
+			decodeSeen(t, w.signIn(c, "/", "alice"))
+			key, kid := w.idp.SigningKey()
+			if code := postLogoutToken(t, w.gateway, logoutToken(t, key, kid, w.idp.URL, map[string]any{"exp": nil})); code != tt.want {
+				t.Fatalf("logout token without exp: %d, want %d", code, tt.want)
+			}
+			if tt.want == http.StatusOK {
+				waitRejected(t, c, w.gateway, time.Second)
+				if !w.logs.waitFor("logout_token_without_exp is on") {
+					t.Errorf("no start-up warning:\n%s", w.logs.String())
+				}
+				return
+			}
+			resp, err := c.Get(w.gateway + "/still-here")
+			if err != nil {
+				t.Fatal(err)
+			}
+			decodeSeen(t, resp)
+		})
+	}
+}

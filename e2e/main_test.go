@@ -142,8 +142,10 @@ type worldOptions struct {
 	// sessions in; redisExtra is added to the session.redis section.
 	redis      string
 	redisExtra string
-	// sessionExtra is added to the session section.
-	sessionExtra string
+	// sessionExtra is added to the session section; providerExtra to the
+	// provider's (indented by four spaces).
+	sessionExtra  string
+	providerExtra string
 	// scopes replaces the requested scopes; accessTokenTTL the provider's
 	// access token lifetime.
 	scopes         string
@@ -243,6 +245,7 @@ providers:
     client_id: portcullis
     client_secret_file: %s
     scopes: %s
+%s
 session:
 %s%s
   cookie:
@@ -253,7 +256,7 @@ session:
 %s
 log:
   level: debug
-%s`, addr, public, trustedFor(opts), idp.URL, secretFile, opts.scopes, opts.sessionExtra, store, upstreamsFor(opts, w.upstream.URL), opts.policy, extra)
+%s`, addr, public, trustedFor(opts), idp.URL, secretFile, opts.scopes, opts.providerExtra, opts.sessionExtra, store, upstreamsFor(opts, w.upstream.URL), opts.policy, extra)
 		cfgFile := filepath.Join(dir, fmt.Sprintf("config-%d.yaml", i))
 		os.WriteFile(cfgFile, []byte(cfg), 0o600)
 		rp := &replica{url: "http://" + addr, config: cfgFile, admin: admin, metrics: metrics,

@@ -45,6 +45,12 @@ type Config struct {
 	// end_session_endpoint (RP-Initiated Logout): "auto" (default: when
 	// discovery names one) or "never".
 	EndSession string `yaml:"end_session"`
+	// LogoutTokenWithoutExp accepts back-channel logout tokens that carry
+	// no exp (Ory Hydra sends them so), provided their iat is at most
+	// logoutTokenWindow old: Back-Channel Logout 1.0 §2.4 requires exp,
+	// so this is off by default and warned about at start. A token that
+	// has an exp is checked as always.
+	LogoutTokenWithoutExp bool `yaml:"logout_token_without_exp"`
 	// Timeout bounds every call to the provider. Default 10s.
 	Timeout time.Duration `yaml:"timeout"`
 	// HostedDomains (google) admits only Google Workspace accounts whose ID

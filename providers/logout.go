@@ -2,11 +2,15 @@ package providers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // logout.go covers both ways a provider session ends: RP-Initiated Logout
@@ -84,17 +88,13 @@ func (p *OIDC) VerifyLogoutToken(ctx context.Context, raw string) (*LogoutToken,
 	if err := checkLogoutType(jwt.typ); err != nil {
 		return fail("%v", err)
 	}
-	lt, err := d.verifier.VerifyLogout(ctx, raw)
+	lt, err := p.verifyLogoutJWT(ctx, d, raw)
 	if err != nil {
 		return fail("%v", err)
 	}
-	// go-oidc checked signature, iss, aud, exp, jti, sub/sid, the events
-	// member's presence and the absence of nonce. Now what it leaves: the
-	// exact claim names, the events member's type, and iat.
-	var all map[string]any
-	if err := lt.Claims(&all); err != nil {
-		return fail("claims: %v", err)
-	}
+	// Signature, iss, aud and exp are checked. Now the exact claim names
+	// and types, the events member's type, nonce, jti and iat.
+	all := lt.claims
 	if err := checkClaimTypes(all); err != nil {
 		return fail("%v", err)
 	}
@@ -111,14 +111,14 @@ func (p *OIDC) VerifyLogoutToken(ctx context.Context, raw string) (*LogoutToken,
 	if jti, _ := all["jti"].(string); jti == "" {
 		return fail("no jti")
 	}
-	if _, ok := all["iat"].(float64); !ok || lt.IssuedAt.IsZero() {
+	if _, ok := all["iat"].(float64); !ok || lt.issuedAt.IsZero() {
 		return fail("no iat")
 	}
 	now := p.opts.Now()
-	if lt.IssuedAt.After(now.Add(iatFutureSkew)) {
+	if lt.issuedAt.After(now.Add(iatFutureSkew)) {
 		return fail("iat is in the future")
 	}
-	if len(lt.Audience) > 1 {
+	if len(lt.audience) > 1 {
 		if azp, _ := all["azp"].(string); azp != p.cfg.ClientID {
 			return fail("several audiences and no azp naming this client")
 		}
@@ -128,12 +128,101 @@ func (p *OIDC) VerifyLogoutToken(ctx context.Context, raw string) (*LogoutToken,
 	if sub == "" && sid == "" {
 		return fail("neither sub nor sid")
 	}
-	for _, v := range []string{sub, sid, lt.TokenID} {
+	for _, v := range []string{sub, sid, lt.tokenID} {
 		if hasControl(v) || len(v) > 1024 {
 			return fail("malformed sub, sid or jti")
 		}
 	}
-	return &LogoutToken{Issuer: lt.Issuer, Subject: sub, SessionID: sid, ID: lt.TokenID, Expiry: lt.Expiry}, nil
+	return &LogoutToken{Issuer: lt.issuer, Subject: sub, SessionID: sid, ID: lt.tokenID, Expiry: lt.expiry}, nil
+}
+
+// logoutJWT is a logout token whose signature, iss, aud and lifetime are
+// verified, with its claims for the checks that follow.
+type logoutJWT struct {
+	issuer           string
+	audience         []string
+	issuedAt, expiry time.Time
+	tokenID          string
+	claims           map[string]any
+}
+
+// logoutTokenWindow is how old a logout token without exp may be, where
+// the provider is allowed to omit it: Back-Channel Logout 1.0 §4.1 asks
+// for expiry times of "preferably at most two minutes".
+const logoutTokenWindow = 2 * time.Minute
+
+// verifyLogoutJWT checks signature, iss, aud and exp with go-oidc. A token
+// without exp is accepted only from a provider configured with
+// logout_token_without_exp, and then only within logoutTokenWindow of its
+// iat: the same checks made by hand, the window standing in for exp.
+func (p *OIDC) verifyLogoutJWT(ctx context.Context, d *discovery, raw string) (*logoutJWT, error) {
+	var peek map[string]json.RawMessage
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 || decodeSegment(parts[1], &peek) != nil {
+		return nil, errors.New("malformed claims")
+	}
+	if _, hasExp := peek["exp"]; hasExp || !p.cfg.LogoutTokenWithoutExp {
+		lt, err := d.verifier.VerifyLogout(ctx, raw)
+		if err != nil {
+			return nil, err
+		}
+		out := &logoutJWT{issuer: lt.Issuer, audience: lt.Audience, issuedAt: lt.IssuedAt, expiry: lt.Expiry, tokenID: lt.TokenID}
+		if err := lt.Claims(&out.claims); err != nil {
+			return nil, fmt.Errorf("claims: %w", err)
+		}
+		return out, nil
+	}
+	if _, err := jose.ParseSigned(raw, joseAlgs(d.algs)); err != nil {
+		return nil, fmt.Errorf("algorithm not accepted: %w", err) // RFC 8725 §3.1, as go-oidc would
+	}
+	payload, err := d.keys.VerifySignature(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	out := &logoutJWT{}
+	if err := json.Unmarshal(payload, &out.claims); err != nil {
+		return nil, fmt.Errorf("claims: %w", err)
+	}
+	if err := checkClaimTypes(out.claims); err != nil {
+		return nil, err
+	}
+	out.issuer, _ = out.claims["iss"].(string)
+	if out.issuer != p.cfg.IssuerURL {
+		return nil, fmt.Errorf("iss %q is not %s", out.issuer, p.cfg.IssuerURL)
+	}
+	out.audience = audiences(out.claims["aud"])
+	if !slices.Contains(out.audience, p.cfg.ClientID) {
+		return nil, errors.New("aud does not name this client")
+	}
+	iat, ok := out.claims["iat"].(float64)
+	if !ok {
+		return nil, errors.New("no iat, and no exp")
+	}
+	out.issuedAt = time.Unix(int64(iat), 0)
+	out.expiry = out.issuedAt.Add(logoutTokenWindow)
+	if p.opts.Now().After(out.expiry.Add(iatFutureSkew)) {
+		return nil, fmt.Errorf("no exp, and issued more than %v ago", logoutTokenWindow)
+	}
+	out.tokenID, _ = out.claims["jti"].(string)
+	return out, nil
+}
+
+// audiences reads an aud claim: one string or a list of them (RFC 7519
+// §4.1.3); anything else names no audience.
+func audiences(v any) []string {
+	switch a := v.(type) {
+	case string:
+		return []string{a}
+	case []any:
+		var out []string
+		for _, x := range a {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
 }
 
 // checkLogoutType refuses tokens whose typ names another kind of JWT.

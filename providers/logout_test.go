@@ -211,3 +211,96 @@ func TestEndSessionURL(t *testing.T) {
 		t.Errorf("without an end_session_endpoint: %q, %v", u, err)
 	}
 }
+
+// TestLogoutTokenWithoutExp: Ory Hydra sends logout tokens without exp.
+// Refused by default (Back-Channel Logout 1.0 §2.4 requires exp); with
+// logout_token_without_exp a token without exp passes only if it is
+// otherwise valid and was issued within logoutTokenWindow. A token with
+// an exp is checked as always.
+func TestLogoutTokenWithoutExp(t *testing.T) {
+	ti := newTestIssuer(t)
+	clk := newClock()
+	now := clk.Now()
+	strict := ti.provider(t, clk, nil).(*OIDC)
+	tolerant := ti.provider(t, clk, func(c *Config) { c.LogoutTokenWithoutExp = true }).(*OIDC)
+	noExp := func(f func(map[string]any)) map[string]any {
+		c := ti.logoutClaims(now)
+		delete(c, "exp")
+		if f != nil {
+			f(c)
+		}
+		return c
+	}
+	for _, tt := range []struct {
+		name             string
+		token            func(t *testing.T) string
+		strict, tolerant bool
+	}{
+		{"no exp, just issued", func(t *testing.T) string { return signLogout(t, rsaKey, "logout+jwt", noExp(nil)) }, false, true},
+		{"no exp, issued a minute ago", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", noExp(func(c map[string]any) { c["iat"] = now.Add(-time.Minute).Unix() }))
+		}, false, true},
+		{"no exp, issued 5 minutes ago", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", noExp(func(c map[string]any) { c["iat"] = now.Add(-5 * time.Minute).Unix() }))
+		}, false, false},
+		{"no exp, iat in the future", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", noExp(func(c map[string]any) { c["iat"] = now.Add(10 * time.Minute).Unix() }))
+		}, false, false},
+		{"no exp, no iat", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", noExp(func(c map[string]any) { delete(c, "iat") }))
+		}, false, false},
+		{"no exp, iat a string", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", noExp(func(c map[string]any) { c["iat"] = strconv.FormatInt(now.Unix(), 10) }))
+		}, false, false},
+		{"no exp, EXP in capitals", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", noExp(func(c map[string]any) { c["EXP"] = now.Add(time.Hour).Unix() }))
+		}, false, false},
+		{"no exp, another issuer", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", noExp(func(c map[string]any) { c["iss"] = ti.URL + "/" }))
+		}, false, false},
+		{"no exp, another audience", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", noExp(func(c map[string]any) { c["aud"] = "another-client" }))
+		}, false, false},
+		{"no exp, audience in a list", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", noExp(func(c map[string]any) { c["aud"] = []string{testClientID} }))
+		}, false, true},
+		{"no exp, a key not published", func(t *testing.T) string {
+			return signLogout(t, testKey{jose.RS256, rsaKey.kid, rsaOther.priv}, "logout+jwt", noExp(nil))
+		}, false, false},
+		{"no exp, a published key of an algorithm not advertised", func(t *testing.T) string {
+			return signLogout(t, ecKey, "logout+jwt", noExp(nil))
+		}, false, false},
+		{"no exp, with a nonce", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", noExp(func(c map[string]any) { c["nonce"] = "n" }))
+		}, false, false},
+		{"no exp, no events", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", noExp(func(c map[string]any) { delete(c, "events") }))
+		}, false, false},
+		{"no exp, typ of an ID token", func(t *testing.T) string { return signLogout(t, rsaKey, "id_token+jwt", noExp(nil)) }, false, false},
+		{"exp present and past: checked as always", func(t *testing.T) string {
+			return signLogout(t, rsaKey, "logout+jwt", noExp(func(c map[string]any) { c["exp"] = now.Add(-time.Minute).Unix() }))
+		}, false, false},
+		{"exp present and valid", func(t *testing.T) string { return signLogout(t, rsaKey, "logout+jwt", ti.logoutClaims(now)) }, true, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := tt.token(t)
+			for _, side := range []struct {
+				p    *OIDC
+				want bool
+				name string
+			}{{strict, tt.strict, "default"}, {tolerant, tt.tolerant, "logout_token_without_exp"}} {
+				lt, err := side.p.VerifyLogoutToken(context.Background(), tok)
+				switch {
+				case side.want && err != nil:
+					t.Errorf("%s: refused: %v", side.name, err)
+				case !side.want && err == nil:
+					t.Errorf("%s: accepted: %+v", side.name, lt)
+				case err != nil && !errors.Is(err, ErrInvalidLogoutToken):
+					t.Errorf("%s: err = %v, want ErrInvalidLogoutToken", side.name, err)
+				case err == nil && (lt.ID != "jti-1" || !lt.Expiry.After(now)):
+					t.Errorf("%s: token = %+v", side.name, lt)
+				}
+			}
+		})
+	}
+}

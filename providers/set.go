@@ -45,6 +45,9 @@ func NewSet(cfgs []Config, opts Options) (*Set, error) {
 		if c.InsecureAllowUnverifiedEmail {
 			s.warnings = append(s.warnings, fmt.Sprintf("providers: %s: insecure_allow_unverified_email is on: every email the provider sends is trusted as verified", c.ID))
 		}
+		if c.LogoutTokenWithoutExp {
+			s.warnings = append(s.warnings, fmt.Sprintf("providers: %s: logout_token_without_exp is on: back-channel logout tokens without exp are accepted when issued in the last %v (Back-Channel Logout 1.0 §2.4 requires exp)", c.ID, logoutTokenWindow))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
