@@ -116,7 +116,7 @@ func (h *Handler) authHeaders(hdr http.Header, s *session.Session, audience stri
 	}
 	hdr[h.authAssertion] = a
 	vals := make(headerValues, 0, 6)
-	h.identityValues(s, func(name, v string) { hdr[name] = vals.one(v) },
+	h.identityValues(s, func(name, v string) { hdr[name] = vals.one(v) }, nil,
 		hdrAuthUser, hdrAuthEmail, hdrAuthGroups, hdrAuthPreferredUsername)
 	if s.AccessToken != "" {
 		if h.cfg.Headers.AuthRequestAccessToken {

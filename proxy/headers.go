@@ -147,7 +147,7 @@ func (s headerSet) strip(h http.Header) {
 // identityHeaders writes the identity of s onto h (already stripped).
 func (h *Handler) identityHeaders(out http.Header, s *session.Session, up *upstream) {
 	vals := make(headerValues, 0, 6)
-	h.identityValues(s, func(name, v string) { out[name] = vals.one(v) },
+	h.identityValues(s, func(name, v string) { out[name] = vals.one(v) }, nil,
 		hdrUser, hdrEmail, hdrGroups, hdrPreferredUsername)
 	if up.cfg.PassAccessToken && s.AccessToken != "" {
 		out[hdrAccessToken] = vals.one(s.AccessToken)
@@ -160,22 +160,29 @@ func (h *Handler) identityHeaders(out http.Header, s *session.Session, up *upstr
 // identityValues calls set for each identity header of s under the given
 // names (user, email, groups, preferred username), leaving out every value
 // an upstream could read as something else (see ambiguous): a single value
-// is then not sent at all, a group is left out of the list. The values are
-// checked once more at sign-in and refresh, where each one left out is
-// logged and counted (noteAmbiguous). The signed assertion carries the
-// groups as a JSON array and is not affected.
-func (h *Handler) identityValues(s *session.Session, set func(name, v string), user, email, groups, preferred string) {
-	if v := h.userValue(s); !ambiguous(v, false) {
-		set(user, v)
+// is then not sent at all, a group is left out of the list. dropped, when
+// not nil, hears of each value left out ("user", "email",
+// "preferred_username", "group"): at sign-in and refresh they are logged
+// and counted (noteAmbiguous). The signed assertion carries the groups as
+// a JSON array and is not affected.
+func (h *Handler) identityValues(s *session.Session, set, dropped func(name, v string), user, email, groups, preferred string) {
+	single := func(name, field, v string) {
+		switch {
+		case !ambiguous(v, false):
+			set(name, v)
+		case dropped != nil:
+			dropped(field, v)
+		}
 	}
-	if s.Email != "" && s.EmailVerified && !ambiguous(s.Email, false) {
-		set(email, s.Email) // an address the provider did not verify is not an identity (OpenID Connect Core §5.1)
+	single(user, "user", h.userValue(s))
+	if s.Email != "" && s.EmailVerified { // an address the provider did not verify is not an identity (OpenID Connect Core §5.1)
+		single(email, "email", s.Email)
 	}
-	if v := groupList(s.Groups); v != "" {
+	if v := groupList(s.Groups, dropped); v != "" {
 		set(groups, v)
 	}
-	if s.PreferredUsername != "" && !ambiguous(s.PreferredUsername, false) {
-		set(preferred, s.PreferredUsername)
+	if s.PreferredUsername != "" {
+		single(preferred, "preferred_username", s.PreferredUsername)
 	}
 }
 
@@ -207,14 +214,18 @@ func ambiguous(v string, inList bool) bool {
 }
 
 // groupList is the X-Forwarded-Groups value: the groups joined with ","
-// and nothing else, every ambiguous one left out; "" when none is left.
-func groupList(groups []string) string {
+// and nothing else, every ambiguous one left out (and told to dropped,
+// when not nil); "" when none is left.
+func groupList(groups []string, dropped func(field, v string)) string {
 	for i, g := range groups {
 		if ambiguous(g, true) {
 			kept := slices.Clone(groups[:i])
-			for _, g := range groups[i+1:] {
-				if !ambiguous(g, true) {
+			for _, g := range groups[i:] {
+				switch {
+				case !ambiguous(g, true):
 					kept = append(kept, g)
+				case dropped != nil:
+					dropped("group", g)
 				}
 			}
 			return strings.Join(kept, ",")
@@ -223,34 +234,19 @@ func groupList(groups []string) string {
 	return strings.Join(groups, ",")
 }
 
-// ambiguousValues names the identity values of s that identityValues
-// leaves out ("user", "email", "preferred_username", "group") and the
-// groups themselves, quoted; nil when there are none.
-func (h *Handler) ambiguousValues(s *session.Session) (fields []string, groups []string) {
-	if ambiguous(h.userValue(s), false) {
-		fields = append(fields, "user")
-	}
-	if s.Email != "" && ambiguous(s.Email, false) {
-		fields = append(fields, "email")
-	}
-	if s.PreferredUsername != "" && ambiguous(s.PreferredUsername, false) {
-		fields = append(fields, "preferred_username")
-	}
-	for _, g := range s.Groups {
-		if ambiguous(g, true) {
-			groups = append(groups, strconv.Quote(truncate(g, 64)))
-		}
-	}
-	if len(groups) > 0 {
-		fields = append(fields, "group")
-	}
-	return fields, groups
-}
-
 // noteAmbiguous logs and counts, once per sign-in or refresh, the identity
 // values of s that upstreams will not receive in headers.
 func (h *Handler) noteAmbiguous(ctx context.Context, rq *request, s *session.Session, event string) {
-	fields, groups := h.ambiguousValues(s)
+	var fields, groups []string
+	h.identityValues(s, func(string, string) {}, func(field, v string) {
+		if field == "group" {
+			groups = append(groups, strconv.Quote(truncate(v, 64)))
+			if len(groups) > 1 {
+				return
+			}
+		}
+		fields = append(fields, field)
+	}, "", "", "", "")
 	if len(fields) == 0 {
 		return
 	}
