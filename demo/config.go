@@ -41,6 +41,21 @@ type Config struct {
 	// nil discards. zitadel's own messages go to slog.Default regardless.
 	Logger *slog.Logger
 
+	// NoEndSession makes the provider one without RP-initiated logout, as
+	// Dex is: discovery carries no end_session_endpoint and /end_session
+	// answers 404.
+	NoEndSession bool
+	// RefreshReuseError, when set, is the OAuth error code (RFC 6749 §5.2)
+	// that answers a refresh token a refresh already rotated away, or one
+	// Provider.RedeemRefreshTokens redeemed, instead of invalid_grant. Dex
+	// answers "invalid_request" there. The answer comes before client
+	// authentication; revoked, expired and unknown tokens still get
+	// invalid_grant.
+	RefreshReuseError string
+	// RequireIDTokenHint makes end_session refuse a request without
+	// id_token_hint with a 400, as Ory Hydra and Okta do.
+	RequireIDTokenHint bool
+
 	// Now drives the expiry of authorization requests, codes, access and
 	// refresh tokens. zitadel always reads the wall clock: the iat and exp
 	// claims of ID tokens come from it, and the token response's expires_in

@@ -84,6 +84,22 @@
 //   - The authorization response carries code and state only: no RFC 9207
 //     iss parameter.
 //
+// Options that make the provider behave like others found in the wild:
+//
+//   - Config.NoEndSession (Dex): discovery has no end_session_endpoint and
+//     /end_session answers 404.
+//   - Config.RefreshReuseError (Dex: "invalid_request"): a refresh token
+//     that was rotated away answers that error code instead of
+//     invalid_grant. Provider.RedeemRefreshTokens makes the tokens a user
+//     holds such used tokens, as if another holder had redeemed them.
+//   - Config.RequireIDTokenHint (Ory Hydra, Okta): end_session refuses a
+//     request without id_token_hint with a 400.
+//   - Client.MinimalIDToken (Zitadel): profile, email and groups only at
+//     userinfo. User.ID takes any subject, e.g. Dex's opaque base64 one;
+//     User.ExtraClaims nested claims such as Keycloak's realm_access.
+//   - An issuer with a path (Keycloak's /realms/<realm>); Start accepts a
+//     path alone as Config.Issuer and puts the bound address in front.
+//
 // zitadel's op package logs protocol errors through slog.Default; Config.Logger
 // receives this package's own lines only. Neither logs passwords or tokens.
 package demo

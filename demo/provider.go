@@ -21,6 +21,7 @@ type Provider struct {
 	issuer    string
 	showHints bool
 	log       *slog.Logger
+	wild      wildOptions
 
 	store   *storage
 	op      *op.Provider
@@ -88,6 +89,7 @@ func New(cfg Config) (*Provider, error) {
 		issuer:    cfg.Issuer,
 		showHints: cfg.ShowUserHints,
 		log:       cfg.Logger,
+		wild:      wildOptions{noEndSession: cfg.NoEndSession, refreshReuseError: cfg.RefreshReuseError, requireIDTokenHint: cfg.RequireIDTokenHint},
 		store:     store,
 		op:        opProvider,
 		stats:     newCounters(),
@@ -103,7 +105,7 @@ func (p *Provider) routes() http.Handler {
 	mux.Handle("GET "+prefix+loginPath, p.handle(p.loginPage))
 	mux.Handle("POST "+prefix+loginPath, p.handle(p.loginSubmit))
 	mux.Handle("GET "+prefix+signedOutPath, p.handle(p.signedOut))
-	mux.Handle(prefix+"/", http.StripPrefix(prefix, p.countRequests(p.noStoreTokens(p.op))))
+	mux.Handle(prefix+"/", http.StripPrefix(prefix, p.countRequests(p.noStoreTokens(p.wildBehaviour(p.op)))))
 	return p.logRequests(mux)
 }
 

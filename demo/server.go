@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -21,14 +22,16 @@ type Server struct {
 
 // Start listens on addr (e.g. "127.0.0.1:0") and serves a provider built
 // from cfg. When cfg.Issuer is empty it becomes "http://" plus the bound
-// address, with 127.0.0.1 standing in for an unspecified IP.
+// address, with 127.0.0.1 standing in for an unspecified IP; when it is a
+// path ("/realms/demo"), that address followed by the path, as Keycloak's
+// issuers are.
 func Start(addr string, cfg Config) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("demo: listening on %s: %w", addr, err)
 	}
-	if cfg.Issuer == "" {
-		cfg.Issuer = "http://" + issuerHost(ln.Addr())
+	if cfg.Issuer == "" || strings.HasPrefix(cfg.Issuer, "/") {
+		cfg.Issuer = "http://" + issuerHost(ln.Addr()) + cfg.Issuer
 	}
 	p, err := New(cfg)
 	if err != nil {

@@ -31,6 +31,7 @@ type storage struct {
 	codes         map[string]string // authorization code → auth request ID
 	accessTokens  map[string]*accessToken
 	refreshTokens map[string]*refreshToken // by token value
+	rotated       map[string]time.Time     // refresh tokens rotated away → when they would have expired
 	lastSweep     time.Time
 }
 
@@ -67,6 +68,7 @@ func newStorage(cfg Config, key signingKey) *storage {
 		codes:         make(map[string]string),
 		accessTokens:  make(map[string]*accessToken),
 		refreshTokens: make(map[string]*refreshToken),
+		rotated:       make(map[string]time.Time),
 	}
 }
 
@@ -95,6 +97,11 @@ func (s *storage) sweepLocked(now time.Time) {
 	for tok, rt := range s.refreshTokens {
 		if now.After(rt.expires) {
 			delete(s.refreshTokens, tok)
+		}
+	}
+	for tok, expires := range s.rotated {
+		if now.After(expires) {
+			delete(s.rotated, tok)
 		}
 	}
 }

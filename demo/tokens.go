@@ -142,6 +142,7 @@ func (s *storage) CreateAccessAndRefreshTokens(_ context.Context, req op.TokenRe
 			return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token is invalid or was already used")
 		}
 		delete(s.refreshTokens, current)
+		s.rotated[current] = old.expires
 		next.scopes, next.amr, next.authTime = old.scopes, old.amr, old.authTime
 	}
 	token := rand.Text()
