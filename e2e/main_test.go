@@ -150,6 +150,9 @@ type worldOptions struct {
 	// access token lifetime.
 	scopes         string
 	accessTokenTTL time.Duration
+	// idp adjusts the provider's configuration (behaviours of providers in
+	// the wild: NoEndSession, RefreshReuseError, an issuer path, ...).
+	idp func(*demo.Config)
 	// replicas is the number of gateway processes sharing the
 	// configuration (default 1). Browsers reach the first one.
 	replicas int
@@ -200,11 +203,15 @@ func newWorld(t *testing.T, opts worldOptions) *world {
 	if opts.gatewayClient != nil {
 		opts.gatewayClient(&gwClient)
 	}
-	idp, err := demo.Start("127.0.0.1:0", demo.Config{
+	idpConfig := demo.Config{
 		Users:               opts.users,
 		Clients:             append([]demo.Client{gwClient}, opts.extraClients...),
 		AccessTokenLifetime: opts.accessTokenTTL,
-	})
+	}
+	if opts.idp != nil {
+		opts.idp(&idpConfig)
+	}
+	idp, err := demo.Start("127.0.0.1:0", idpConfig)
 	if err != nil {
 		t.Fatal(err)
 	}

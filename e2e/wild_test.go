@@ -1,0 +1,213 @@
+package e2e
+
+// Worlds whose provider behaves like identity providers found in the wild
+// (issue 15): the project's own op-based provider, configured with the
+// options of package demo that imitate Zitadel, Dex, Ory Hydra and
+// Keycloak. docs/providers.md names these tests per provider. Hydra's
+// logout tokens without exp: TestBackchannelLogoutWithoutExp
+// (lifecycle_test.go); id_token_hint at sign-out in general:
+// TestSignOutIDTokenHint.
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/demo"
+)
+
+// dexSubject is what Dex puts in sub: a base64 protobuf of the user's ID
+// at the connector and the connector's ID ("local").
+const dexSubject = "CiQwOGE4Njg0Yi1kYjg4LTRiNzMtOTBhOS0zY2QxNjYxZjU0NjYSBWxvY2Fs"
+
+// dexUsers are the default users with Dex's opaque subjects.
+func dexUsers() []demo.User {
+	users := defaultUsers()
+	users[0].ID = dexSubject
+	users[1].ID = "CiQ1ZGI0ODQ0Ni1mNjU5LTQ0ZDUtYjY5OC0wYjgxZDZiNGY4NWISBWxvY2Fs"
+	return users
+}
+
+// dexLike is a provider without end_session that answers invalid_request
+// for a refresh token already used, with 3-second access tokens the
+// gateway refreshes 2 seconds before they expire.
+func dexLike(providerExtra string) worldOptions {
+	return worldOptions{
+		users: dexUsers(),
+		idp: func(c *demo.Config) {
+			c.NoEndSession = true
+			c.RefreshReuseError = "invalid_request"
+		},
+		scopes:         "[openid, email, profile, groups, offline_access]",
+		accessTokenTTL: 3 * time.Second,
+		sessionExtra:   "  refresh_before: 2s\n",
+		providerExtra:  providerExtra,
+	}
+}
+
+// userinfoOf reads the gateway's /oauth2/userinfo for the client's session.
+func userinfoOf(t *testing.T, c *http.Client, gateway string) map[string]any {
+	t.Helper()
+	resp, err := c.Get(gateway + "/oauth2/userinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var info map[string]any
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&info) != nil {
+		t.Fatalf("/oauth2/userinfo: %s", resp.Status)
+	}
+	return info
+}
+
+// wantHeaders checks the identity headers the upstream received.
+func wantHeaders(t *testing.T, seen seenRequest, want map[string]string) {
+	t.Helper()
+	for name, v := range want {
+		if got := seen.Header.Get(name); got != v {
+			t.Errorf("upstream %s = %q, want %q", name, got, v)
+		}
+	}
+}
+
+// TestWildDexSubject: Dex's subject is an opaque base64 protobuf, and by
+// default it is what X-Forwarded-User carries; headers.user: email gives
+// the email instead.
+func TestWildDexSubject(t *testing.T) {
+	for _, tt := range []struct {
+		name, extra, want string
+	}{
+		{"default", "", dexSubject},
+		{"headers.user email", "headers:\n  user: email\n", "alice@example.com"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := dexLike("")
+			opts.extraConfig = tt.extra
+			w := newWorld(t, opts)
+			seen := decodeSeen(t, w.signIn(browser(t), "/", "alice"))
+			wantHeaders(t, seen, map[string]string{"X-Forwarded-User": tt.want, "X-Forwarded-Email": "alice@example.com"})
+		})
+	}
+}
+
+// TestWildDexSignOut: Dex has no end_session_endpoint, so sign-out is
+// local: the browser is not sent to the provider, and the session ends.
+func TestWildDexSignOut(t *testing.T) {
+	w := newWorld(t, dexLike(""))
+	c := browser(t)
+	decodeSeen(t, w.signIn(c, "/", "alice"))
+	resp, err := noFollow(c).PostForm(w.gateway+"/oauth2/sign_out", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); strings.HasPrefix(loc, w.idp.URL) {
+		t.Errorf("sign-out redirected to the provider: %q", loc)
+	}
+	if resp.StatusCode >= 400 {
+		t.Errorf("sign-out = %d", resp.StatusCode)
+	}
+	if n := w.idp.Stats().EndSessionRequests; n != 0 {
+		t.Errorf("end-session requests at the provider = %d, want 0", n)
+	}
+	resp, err = noFollow(c).Get(w.gateway + "/after-sign-out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), w.idp.URL) {
+		t.Errorf("after sign-out: %d to %q, want a new sign-in at the provider", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// TestWildDexRefreshReuse: Dex rotates refresh tokens and answers
+// invalid_request, not invalid_grant, for one already used. The gateway
+// refreshes short access tokens and keeps the session; once the refresh
+// token it holds was redeemed elsewhere, the next refresh ends the session
+// (docs/sessions.md: every RFC 6749 §5.2 error does).
+func TestWildDexRefreshReuse(t *testing.T) {
+	w := newWorld(t, dexLike(""))
+	c := browser(t)
+	decodeSeen(t, w.signIn(c, "/", "alice"))
+	time.Sleep(1500 * time.Millisecond) // within refresh_before of the token's expiry
+	resp, err := c.Get(w.gateway + "/after-refresh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	decodeSeen(t, resp)
+	if n := w.idp.Stats().TokenRequests["refresh_token"]; n < 1 {
+		t.Fatalf("refresh_token grants at the provider = %d, want at least 1", n)
+	}
+
+	if n := w.idp.RedeemRefreshTokens(dexSubject); n != 1 {
+		t.Fatalf("refresh tokens redeemed elsewhere = %d, want the gateway's 1", n)
+	}
+	time.Sleep(3 * time.Second) // past the next refresh point
+	resp, err = noFollow(c).Get(w.gateway + "/after-reuse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), w.idp.URL) {
+		t.Errorf("after the refresh token was reused: %d to %q, want a new sign-in", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if !w.logs.waitFor("refresh refused", "invalid_request") {
+		t.Errorf("the ended session was not logged with Dex's invalid_request:\n%s", w.logs.String())
+	}
+}
+
+// TestWildHydraLike: Ory Hydra refuses RP-initiated logout without
+// id_token_hint; the gateway sends it, so sign-out at Hydra works and comes
+// back to the gateway's signed-out page.
+func TestWildHydraLike(t *testing.T) {
+	w := newWorld(t, worldOptions{idp: func(c *demo.Config) { c.RequireIDTokenHint = true }})
+	c := browser(t)
+	decodeSeen(t, w.signIn(c, "/", "alice"))
+	resp, err := c.PostForm(w.gateway+"/oauth2/sign_out", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if st := w.idp.Stats(); st.EndSessionRequests != 1 || st.EndSessionHinted != 1 {
+		t.Errorf("end-session requests %d, with id_token_hint %d, want 1 and 1", st.EndSessionRequests, st.EndSessionHinted)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Request.URL.String(), w.gateway+"/oauth2/signed_out") {
+		t.Errorf("after sign-out: %d at %s, want the gateway's signed-out page", resp.StatusCode, resp.Request.URL)
+	}
+}
+
+// TestWildKeycloakLike: the issuer has a path (/realms/demo) and the roles
+// are nested in realm_access.roles, read with groups_claim.
+func TestWildKeycloakLike(t *testing.T) {
+	users := defaultUsers()
+	users[0].ExtraClaims = map[string]any{"realm_access": map[string]any{"roles": []any{"admin", "offline_access"}}}
+	users[2].ExtraClaims = map[string]any{"realm_access": map[string]any{"roles": []any{"user"}}}
+	w := newWorld(t, worldOptions{
+		users:         users,
+		idp:           func(c *demo.Config) { c.Issuer = "/realms/demo" },
+		providerExtra: "    groups_claim: realm_access.roles",
+		policy:        "policy:\n  email_domains: [example.com]\n  routes:\n    - {path: /admin/, groups: [admin]}\n",
+	})
+	if !strings.HasSuffix(w.idp.URL, "/realms/demo") {
+		t.Fatalf("issuer %q has no realm path", w.idp.URL)
+	}
+	c := browser(t)
+	seen := decodeSeen(t, w.signIn(c, "/admin/", "alice"))
+	wantHeaders(t, seen, map[string]string{"X-Forwarded-Groups": "admin,offline_access"})
+	dave := browser(t)
+	resp := w.signIn(dave, "/admin/", "dave")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("dave (role user) at /admin/ = %d, want 403", resp.StatusCode)
+	}
+	resp, err := c.PostForm(w.gateway+"/oauth2/sign_out", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if n := w.idp.Stats().EndSessionRequests; n != 1 {
+		t.Errorf("end-session requests under the realm path = %d, want 1", n)
+	}
+}
