@@ -247,6 +247,13 @@ func exchangeError(err error) error {
 		if re.Response != nil && (re.Response.StatusCode >= 500 || re.Response.StatusCode == http.StatusTooManyRequests) {
 			return fmt.Errorf("%w: token endpoint: %s", ErrUnavailable, re.Response.Status)
 		}
+		// "Try later", whatever the status: temporarily_unavailable (RFC
+		// 6749 §4.1.2.1, which some providers also answer at the token
+		// endpoint) and slow_down (RFC 8628 §3.5). Not a refusal: the
+		// session lives on and the refresh backs off.
+		if re.ErrorCode == "temporarily_unavailable" || re.ErrorCode == "slow_down" {
+			return fmt.Errorf("%w: token endpoint: %s", ErrUnavailable, re.ErrorCode)
+		}
 		code := re.ErrorCode
 		if code == "" {
 			code = "unknown error"
