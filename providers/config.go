@@ -37,9 +37,26 @@ type Config struct {
 	// GroupsClaim names the claim holding groups, dotted for nested claims
 	// (realm_access.roles). Default "groups".
 	GroupsClaim string `yaml:"groups_claim"`
-	// Userinfo says when to ask the userinfo endpoint for groups and the
-	// claims the policy names: "auto" (default) when the ID token lacks
-	// them, "never" to rely on the ID token alone.
+	// EmailClaim names the claim holding the email address; default
+	// "email". email_verified still says whether the provider vouched for
+	// it (OpenID Connect Core §5.1).
+	EmailClaim string `yaml:"email_claim"`
+	// UsernameClaim names the claim read as the preferred username;
+	// default "preferred_username" (Dex and GitHub-backed providers say
+	// "name" or "nickname").
+	UsernameClaim string `yaml:"username_claim"`
+	// UserClaim, when set, names the claim whose value is X-Forwarded-User
+	// for this provider's users, whatever headers.user says: Dex's subject
+	// is an opaque base64 string, so `user_claim: email` there. A sign-in
+	// whose ID token and userinfo lack it is refused. The session is still
+	// keyed by iss and sub.
+	UserClaim string `yaml:"user_claim"`
+	// Userinfo says when to ask the userinfo endpoint (OpenID Connect Core
+	// §5.3): "auto" (default) when the ID token lacks email,
+	// email_verified, name, the username, the user claim, groups or a
+	// claim the policy names, filling only what is missing; "always" at
+	// every sign-in and refresh, userinfo's values winning; "never" to rely
+	// on the ID token alone. docs/providers.md has the precedence.
 	Userinfo string `yaml:"userinfo"`
 	// EndSession says whether sign-out continues to the provider's
 	// end_session_endpoint (RP-Initiated Logout): "auto" (default: when
@@ -184,6 +201,10 @@ func (c *Config) checkTypeKeys(bad func(format string, args ...any)) {
 	if c.Type != "entra" && (c.Tenant != "" || len(c.Tenants) > 0 || c.GraphURL != "") {
 		bad("tenant, tenants and graph_url apply only to type entra")
 	}
+	if c.Type == "github" && (c.EmailClaim != "" || c.UsernameClaim != "" || c.UserClaim != "" || c.Userinfo != "") {
+		// GitHub's identity is its REST API's user, not claims.
+		bad("email_claim, username_claim, user_claim and userinfo do not apply to type github (the identity is GitHub's /user: login, verified primary email)")
+	}
 	if c.Type == "github" && c.IssuerURL != "" {
 		bad("issuer_url is not used by type github (GitHub has no OpenID discovery); set base_url for GitHub Enterprise Server")
 	}
@@ -240,8 +261,8 @@ func (c *Config) checkModes(bad func(format string, args ...any)) {
 	if c.EndSession != "auto" && c.EndSession != "never" {
 		bad("end_session %q: want auto or never", c.EndSession)
 	}
-	if c.Userinfo != "auto" && c.Userinfo != "never" {
-		bad("userinfo %q: want auto or never", c.Userinfo)
+	if c.Userinfo != "auto" && c.Userinfo != "always" && c.Userinfo != "never" {
+		bad("userinfo %q: want auto, always or never", c.Userinfo)
 	}
 	if c.Timeout < 0 || c.Timeout > time.Minute {
 		bad("timeout %v must be between 0 and 1m", c.Timeout)

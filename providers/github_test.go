@@ -631,6 +631,8 @@ func TestGitHubConfig(t *testing.T) {
 		{"orgs on an oidc provider", func(c *Config) { c.Type = "oidc"; c.IssuerURL = "https://idp.example.com"; c.Orgs = []string{"acme"} },
 			[]string{"orgs", "github"}},
 		{"no client secret", func(c *Config) { c.ClientSecret = "" }, []string{"client_secret"}},
+		{"user_claim", func(c *Config) { c.UserClaim = "login" }, []string{"user_claim", "github"}},
+		{"userinfo", func(c *Config) { c.Userinfo = "always" }, []string{"userinfo", "github"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := base()

@@ -131,10 +131,9 @@ func TestHeaderSafeOnEveryPath(t *testing.T) {
 	}
 }
 
-// TestSignInUserinfo: at sign-in the userinfo endpoint fills the groups
-// and policy claims the ID token lacks, for the same sub (OpenID Connect
-// Core §5.3.2); the ID token's own values win, and today the profile
-// (email, name, preferred_username) comes from the ID token alone.
+// TestSignInUserinfo: at sign-in the userinfo endpoint fills what the ID
+// token lacks, profile included (OpenID Connect Core §5.4), for the same
+// sub (§5.3.2); the ID token's own values win unless `userinfo: always`.
 func TestSignInUserinfo(t *testing.T) {
 	alice := session.Identity{Subject: "user-1", Email: "alice@example.com", EmailVerified: true, Name: "Alice"}
 	with := func(edit func(*session.Identity)) session.Identity {
@@ -161,11 +160,40 @@ func TestSignInUserinfo(t *testing.T) {
 			want: with(func(id *session.Identity) {
 				id.Groups, id.Claims = []string{"dev"}, map[string][]string{"team": {"from-token"}}
 			}), wantHits: 1},
-		{name: "nothing missing: not asked", claims: func(c map[string]any) { c["groups"], c["team"] = []string{"ops"}, "x" },
+		{name: "nothing missing: not asked", claims: func(c map[string]any) {
+			c["groups"], c["team"], c["preferred_username"] = []string{"ops"}, "x", "alice"
+		},
 			userinfo: map[string]any{"sub": "user-1", "groups": []string{"dev"}},
 			want: with(func(id *session.Identity) {
-				id.Groups, id.Claims = []string{"ops"}, map[string][]string{"team": {"x"}}
+				id.Groups, id.Claims, id.PreferredUsername = []string{"ops"}, map[string][]string{"team": {"x"}}, "alice"
 			})},
+		{name: "profile only at userinfo (Zitadel)", claims: func(c map[string]any) {
+			delete(c, "email")
+			delete(c, "email_verified")
+			delete(c, "name")
+		},
+			userinfo: map[string]any{"sub": "user-1", "email": "alice@example.com", "email_verified": true, "name": "Alice",
+				"preferred_username": "alice", "groups": []string{"dev"}},
+			want: with(func(id *session.Identity) { id.PreferredUsername, id.Groups = "alice", []string{"dev"} }), wantHits: 1},
+		{name: "userinfo vouches for the token's email", claims: func(c map[string]any) { delete(c, "email_verified") },
+			userinfo: map[string]any{"sub": "user-1", "email": "alice@example.com", "email_verified": true},
+			want:     alice, wantHits: 1},
+		{name: "nobody vouches for the email", claims: func(c map[string]any) { delete(c, "email_verified") },
+			userinfo: map[string]any{"sub": "user-1", "email": "alice@example.com"}, wantErr: ErrUnverifiedEmail, wantHits: 1},
+		{name: "userinfo always: asked, and its values win", cfg: func(c *Config) { c.Userinfo = "always" },
+			claims: func(c map[string]any) {
+				c["groups"], c["team"], c["preferred_username"] = []string{"ops"}, "x", "alice"
+			},
+			userinfo: map[string]any{"sub": "user-1", "name": "Alice Liddell", "groups": []string{"dev"}},
+			want: with(func(id *session.Identity) {
+				id.Name, id.PreferredUsername, id.Groups, id.Claims = "Alice Liddell", "alice", []string{"dev"}, map[string][]string{"team": {"x"}}
+			}), wantHits: 1},
+		{name: "user_claim from userinfo", cfg: func(c *Config) { c.UserClaim = "email"; c.Userinfo = "auto" },
+			claims:   func(c map[string]any) { delete(c, "email"); delete(c, "email_verified") },
+			userinfo: map[string]any{"sub": "user-1", "email": "alice@example.com", "email_verified": true},
+			want:     with(func(id *session.Identity) { id.User = "alice@example.com" }), wantHits: 1},
+		{name: "user_claim nowhere: refused", cfg: func(c *Config) { c.UserClaim = "uid" },
+			userinfo: map[string]any{"sub": "user-1"}, wantErr: ErrInvalidToken, wantHits: 1},
 		{name: "userinfo never", cfg: func(c *Config) { c.Userinfo = "never" },
 			userinfo: map[string]any{"sub": "user-1", "groups": []string{"dev"}}, want: alice},
 		{name: "no userinfo endpoint", want: alice},
@@ -258,9 +286,13 @@ func TestRefreshIdentity(t *testing.T) {
 		{name: "unverified email", idToken: func(c map[string]any) { c["email"] = "mallory@example.com" }, wantErr: ErrUnverifiedEmail},
 		{name: "email_verified alone changes nothing", idToken: func(c map[string]any) { c["email_verified"] = false },
 			want: with(func(id *session.Identity) { id.Groups, id.Claims = nil, map[string][]string{} })},
-		{name: "no ID token, userinfo: groups and claims replaced", noToken: true,
-			userinfo: map[string]any{"sub": "user-1", "groups": []string{"new"}, "email": "x@example.com"},
-			want:     with(func(id *session.Identity) { id.Groups, id.Claims = []string{"new"}, nil })},
+		{name: "no ID token, userinfo: groups and claims replaced, profile updated", noToken: true,
+			userinfo: map[string]any{"sub": "user-1", "groups": []string{"new"}, "email": "x@example.com", "email_verified": true},
+			want: with(func(id *session.Identity) {
+				id.Groups, id.Claims, id.Email = []string{"new"}, nil, "x@example.com"
+			})},
+		{name: "no ID token, userinfo: an address nobody vouches for ends it", noToken: true,
+			userinfo: map[string]any{"sub": "user-1", "email": "x@example.com"}, wantErr: ErrUnverifiedEmail},
 		{name: "no ID token, userinfo never: all kept", noToken: true, want: old},
 		{name: "no ID token, userinfo for another sub", noToken: true,
 			userinfo: map[string]any{"sub": "user-2"}, wantErr: ErrInvalidToken},
@@ -342,6 +374,17 @@ func TestClaimMappingApply(t *testing.T) {
 		{"userinfo as a profile source fills an empty name only", session.Identity{Subject: "s", Email: "mine@example.com", EmailVerified: true},
 			full, claimUse{profile: true, fillOnly: true}, session.Identity{Subject: "s", Email: "mine@example.com", EmailVerified: true,
 				Name: "A", PreferredUsername: "a", Groups: []string{"g"}, Claims: map[string][]string{"team": {"t"}, "level": {"3"}}}, nil},
+		{"userinfo vouches for the ID token's email", session.Identity{Subject: "s", Email: "a@example.com"},
+			full, claimUse{profile: true, fillOnly: true}, session.Identity{Subject: "s", Email: "a@example.com", EmailVerified: true,
+				Name: "A", PreferredUsername: "a", Groups: []string{"g"}, Claims: map[string][]string{"team": {"t"}, "level": {"3"}}}, nil},
+		{"userinfo does not vouch for another address", session.Identity{Subject: "s", Email: "other@example.com"},
+			full, claimUse{profile: true, fillOnly: true}, session.Identity{}, ErrUnverifiedEmail},
+		{"userinfo always: its values win, what it omits stays", old,
+			map[string]any{"email": "a@example.com", "email_verified": true, "groups": []any{"g"}}, claimUse{profile: true, overlay: true},
+			session.Identity{Subject: "s", Email: "a@example.com", EmailVerified: true, Name: "Old", PreferredUsername: "old",
+				Groups: []string{"g"}, Claims: map[string][]string{"team": {"old"}}}, nil},
+		{"userinfo always: an unverified address replaces a verified one and is refused", old,
+			map[string]any{"email": "new@example.com"}, claimUse{profile: true, overlay: true}, session.Identity{}, ErrUnverifiedEmail},
 		{"bearer, unverified kept as such", session.Identity{Subject: "s"}, map[string]any{"email": "a@example.com", "email_verified": false},
 			bearer, session.Identity{Subject: "s", Email: "a@example.com"}, nil},
 		{"bearer, verified", session.Identity{Subject: "s"}, map[string]any{"email": "a@example.com", "email_verified": true},
@@ -351,7 +394,8 @@ func TestClaimMappingApply(t *testing.T) {
 			got := tt.base
 			got.Groups = slices.Clone(tt.base.Groups)
 			got.Claims = maps.Clone(tt.base.Claims)
-			err := m.apply(&got, tt.all, tt.use)
+			m.apply(&got, tt.all, tt.use)
+			err := checkEmailVouched(&got, tt.use.email)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("apply = %v, want %v", err, tt.wantErr)
 			}
@@ -362,6 +406,27 @@ func TestClaimMappingApply(t *testing.T) {
 				t.Errorf("identity = %+v\nwant       %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestClaimMappingNames: email_claim, username_claim and user_claim pick
+// the claims read, dotted names included; email_verified still vouches.
+func TestClaimMappingNames(t *testing.T) {
+	m := claimMapping{groups: "groups", email: "mail", username: "login", user: "ext.uid"}
+	all := map[string]any{"email": "ignored@example.com", "mail": "a@example.com", "email_verified": true,
+		"preferred_username": "ignored", "login": "alice", "ext": map[string]any{"uid": "u-42"}}
+	var got session.Identity
+	m.apply(&got, all, claimUse{profile: true})
+	want := session.Identity{Email: "a@example.com", EmailVerified: true, PreferredUsername: "alice", User: "u-42"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("identity = %+v\nwant       %+v", got, want)
+	}
+	if !m.lacks(&session.Identity{Email: "a@example.com", EmailVerified: true, Name: "A", PreferredUsername: "a", Groups: []string{}},
+		claimUse{profile: true}) {
+		t.Error("an identity without its user claim does not lack it")
+	}
+	if m := (claimMapping{}); m.emailClaim() != "email" || m.usernameClaim() != "preferred_username" {
+		t.Errorf("defaults = %q, %q", m.emailClaim(), m.usernameClaim())
 	}
 }
 

@@ -89,13 +89,12 @@ func checkAccessTokenHash(idt *oidc.IDToken, tok *oauth2.Token) error {
 // idTokenIdentity builds the identity a verified ID token describes, at
 // sign-in and at refresh: the token's claims applied to base as use says
 // and checked for headers (with the sid) before anything else is asked,
-// then what userinfo fills in, then the flavor's refinements, checked in
-// turn.
+// then what userinfo adds (fillFromUserinfo), then the flavor's
+// refinements; the result is checked in turn: for headers, for an email
+// nobody vouched for, for a user claim no source carried.
 func (p *OIDC) idTokenIdentity(ctx context.Context, d *discovery, tok *oauth2.Token, all map[string]any, base session.Identity, use claimUse) (session.Identity, error) {
 	id := base
-	if err := p.claims().apply(&id, all, use); err != nil {
-		return session.Identity{}, err
-	}
+	p.claims().apply(&id, all, use)
 	if err := checkHeaderSafe(ErrInvalidToken, &id, stringClaim(all, "sid")); err != nil {
 		return session.Identity{}, err
 	}
@@ -105,15 +104,33 @@ func (p *OIDC) idTokenIdentity(ctx context.Context, d *discovery, tok *oauth2.To
 	if err := p.flavor.identity(ctx, p, all, tok, &id); err != nil {
 		return session.Identity{}, err
 	}
-	if err := checkHeaderSafe(ErrInvalidToken, &id); err != nil {
+	if err := p.checkIdentity(&id); err != nil {
 		return session.Identity{}, err
 	}
 	return id, nil
 }
 
-// claims is where this provider's groups and policy claims are.
+// checkIdentity is what every identity built from this provider's
+// claims must hold, whichever sources it came from.
+func (p *OIDC) checkIdentity(id *session.Identity) error {
+	if err := checkHeaderSafe(ErrInvalidToken, id); err != nil {
+		return err
+	}
+	if err := checkEmailVouched(id, p.emailRule()); err != nil {
+		return err
+	}
+	if p.cfg.UserClaim != "" && id.User == "" {
+		// Falling back to the subject would hand the upstream a name from
+		// another namespace (Dex's opaque sub where it expects an email).
+		return fmt.Errorf("%w: user_claim %q is not a string claim of the ID token or userinfo", ErrInvalidToken, p.cfg.UserClaim)
+	}
+	return nil
+}
+
+// claims is where this provider's attributes are.
 func (p *OIDC) claims() claimMapping {
-	return claimMapping{groups: p.cfg.GroupsClaim, policy: p.opts.Claims}
+	return claimMapping{groups: p.cfg.GroupsClaim, email: p.cfg.EmailClaim, username: p.cfg.UsernameClaim,
+		user: p.cfg.UserClaim, policy: p.opts.Claims}
 }
 
 // emailRule is how this provider's ID tokens vouch for an email.

@@ -247,6 +247,13 @@ func exchangeError(err error) error {
 		if re.Response != nil && (re.Response.StatusCode >= 500 || re.Response.StatusCode == http.StatusTooManyRequests) {
 			return fmt.Errorf("%w: token endpoint: %s", ErrUnavailable, re.Response.Status)
 		}
+		// "Try later", whatever the status: temporarily_unavailable (RFC
+		// 6749 §4.1.2.1, which some providers also answer at the token
+		// endpoint) and slow_down (RFC 8628 §3.5). Not a refusal: the
+		// session lives on and the refresh backs off.
+		if re.ErrorCode == "temporarily_unavailable" || re.ErrorCode == "slow_down" {
+			return fmt.Errorf("%w: token endpoint: %s", ErrUnavailable, re.ErrorCode)
+		}
 		code := re.ErrorCode
 		if code == "" {
 			code = "unknown error"
@@ -270,16 +277,34 @@ func transportOrGarbage(err error) error {
 	return ErrUnavailable
 }
 
-// fillFromUserinfo asks the userinfo endpoint for the groups and policy
-// claims the ID token lacks. Userinfo whose sub differs from the ID
-// token's is not used (OpenID Connect Core §5.3.2); without groups the
-// user simply matches no group rule.
+// fillFromUserinfo reads the userinfo endpoint (OpenID Connect Core
+// §5.3) into id, as the provider's userinfo key says: "auto" asks when
+// the identity lacks an attribute userinfo could give (Core §5.4 lets a
+// provider answer email and profile there alone: Zitadel does), and
+// fills only what is missing, the ID token's values winning; "always"
+// asks every time and userinfo's values win wherever present; "never"
+// does not ask. Userinfo whose sub differs from the ID token's is
+// refused (Core §5.3.2).
 func (p *OIDC) fillFromUserinfo(ctx context.Context, d *discovery, tok *oauth2.Token, id *session.Identity) error {
-	// Userinfo fills gaps under the ID token, whose values win. Today it
-	// sets groups and policy claims only; Core §5.4 lets a provider return
-	// the profile there alone, which profile: true would take.
-	use := claimUse{fillOnly: true}
-	if p.cfg.Userinfo == "never" || !p.claims().lacks(id, use) || d.userinfo == "" || tok.AccessToken == "" {
+	use := claimUse{profile: true, fillOnly: true, email: p.emailRule()}
+	switch p.cfg.Userinfo {
+	case "never":
+		return nil
+	case "always":
+		use = claimUse{profile: true, overlay: true, email: p.emailRule()}
+	case "auto":
+		if !p.claims().lacks(id, use) {
+			return nil
+		}
+	}
+	return p.readUserinfo(ctx, d, tok, id, use)
+}
+
+// readUserinfo asks the userinfo endpoint with tok's access token and
+// applies the answer to id as use says. Without an endpoint or an access
+// token there is nothing to ask.
+func (p *OIDC) readUserinfo(ctx context.Context, d *discovery, tok *oauth2.Token, id *session.Identity, use claimUse) error {
+	if d.userinfo == "" || tok.AccessToken == "" {
 		return nil
 	}
 	ui, err := d.op.UserInfo(p.clientCtx(ctx), oauth2.StaticTokenSource(tok))
@@ -293,8 +318,9 @@ func (p *OIDC) fillFromUserinfo(ctx context.Context, d *discovery, tok *oauth2.T
 	if err := ui.Claims(&all); err != nil {
 		return fmt.Errorf("%w: userinfo claims: %v", ErrInvalidToken, err)
 	}
-	if err := p.claims().apply(id, all, use); err != nil {
-		return err
+	if err := checkClaimTypes(all); err != nil {
+		return fmt.Errorf("%w: userinfo: %v", ErrInvalidToken, err)
 	}
+	p.claims().apply(id, all, use)
 	return checkHeaderSafe(ErrInvalidToken, id)
 }

@@ -28,6 +28,9 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"id with - and _", func(c *Config) { c.ID = "corp-sso_2" }, nil},
 		{"asymmetric signing_algs", func(c *Config) { c.SigningAlgs = []string{"RS256", "ES256", "PS256", "EdDSA"} }, nil},
 		{"timeout of 1m", func(c *Config) { c.Timeout = time.Minute }, nil},
+		{"userinfo always", func(c *Config) { c.Userinfo = "always" }, nil},
+		{"claim names", func(c *Config) { c.EmailClaim, c.UsernameClaim, c.UserClaim = "mail", "login", "email" }, nil},
+		{"userinfo sometimes", func(c *Config) { c.Userinfo = "sometimes" }, []string{"corp", "userinfo", "auto, always or never"}},
 
 		{"missing id", func(c *Config) { c.ID = "" }, []string{"?", "id is required"}},
 		{"missing issuer_url", func(c *Config) { c.IssuerURL = "" }, []string{"corp", "issuer_url"}},

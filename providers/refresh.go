@@ -105,8 +105,11 @@ func (p *OIDC) checkRefreshedIDToken(ctx context.Context, d *discovery, raw stri
 	return nil
 }
 
-// refreshFromUserinfo re-reads groups and claims when the provider sends
-// no new ID token on refresh (many do not).
+// refreshFromUserinfo re-reads the identity from userinfo when the
+// provider sends no new ID token on refresh (many do not): userinfo is
+// then the only fresh source, so its values win wherever present; groups
+// and policy claims are read anew, a profile attribute it omits keeps its
+// value. With `userinfo: never` the identity stays as it was.
 func (p *OIDC) refreshFromUserinfo(ctx context.Context, d *discovery, tok *oauth2.Token, s *session.Session) error {
 	if p.cfg.Userinfo == "never" || d.userinfo == "" || tok.AccessToken == "" {
 		return nil
@@ -114,7 +117,10 @@ func (p *OIDC) refreshFromUserinfo(ctx context.Context, d *discovery, tok *oauth
 	id := s.Identity
 	id.Groups = nil
 	id.Claims = nil
-	if err := p.fillFromUserinfo(ctx, d, tok, &id); err != nil {
+	if err := p.readUserinfo(ctx, d, tok, &id, claimUse{profile: true, overlay: true, email: p.emailRule()}); err != nil {
+		return err
+	}
+	if err := p.checkIdentity(&id); err != nil {
 		return err
 	}
 	s.Identity = id

@@ -270,8 +270,12 @@ func (hv *headerValues) one(v string) []string {
 	return (*hv)[n-1 : n : n]
 }
 
-// userValue is the X-Forwarded-User value: headers.user picks the claim.
+// userValue is the X-Forwarded-User value: the provider's user_claim
+// when it has one, else the claim headers.user picks.
 func (h *Handler) userValue(s *session.Session) string {
+	if s.User != "" {
+		return s.User
+	}
 	switch h.cfg.Headers.User {
 	case "email":
 		if s.Email != "" {

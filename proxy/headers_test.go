@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/portcullis/portcullis/session"
 )
 
 func TestIdentityHeaderSpoofing(t *testing.T) {
@@ -131,6 +133,25 @@ func TestUserHeaderChoice(t *testing.T) {
 				t.Errorf("X-Forwarded-User = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestUserClaimWins: a session carrying the provider's user_claim value
+// sends it as X-Forwarded-User whatever headers.user picks; a value an
+// upstream could misread is left out like any other (identityValues).
+func TestUserClaimWins(t *testing.T) {
+	for _, tt := range []struct{ choice, user, want string }{
+		{"subject", "alice@example.com", "alice@example.com"},
+		{"preferred_username", "u-42", "u-42"},
+		{"subject", "", "alice"},
+		{"subject", " padded", ""},
+	} {
+		e := newEnv(t, func(c *Config) { c.Headers.User = tt.choice })
+		s := e.baseSession(func(s *session.Session) { s.User = tt.user })
+		e.do(get("https://gw.example.com/", "Cookie", e.cookieFor(s)))
+		if got := e.last().Header.Values("X-Forwarded-User"); strings.Join(got, ",") != tt.want {
+			t.Errorf("headers.user %s, user %q: X-Forwarded-User = %q, want %q", tt.choice, tt.user, got, tt.want)
+		}
 	}
 }
 

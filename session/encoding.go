@@ -39,7 +39,8 @@ const (
 	tagLastSeen
 	tagSessionID
 	tagIDTokenJWS // the ID token as its three decoded segments (appendIDToken)
-	tagLast       = tagIDTokenJWS
+	tagUser       // Identity.User (user_claim)
+	tagLast       = tagUser
 )
 
 // Decoding limits: a sealed cookie passed its MAC before it gets here, but the
@@ -84,6 +85,7 @@ func (s *Session) MarshalBinary() ([]byte, error) {
 	b = appendIDToken(b, s.IDToken)
 	b = appendTime(b, tagLastSeen, s.LastSeen)
 	b = appendString(b, tagSessionID, s.ID)
+	b = appendString(b, tagUser, s.User)
 	return b, nil
 }
 
@@ -157,6 +159,8 @@ func (s *Session) UnmarshalBinary(data []byte) error {
 			s.LastSeen = d.time()
 		case tagSessionID:
 			s.ID = d.str()
+		case tagUser:
+			s.User = d.str()
 		}
 	}
 	if seen&(1<<tagIDToken) != 0 && seen&(1<<tagIDTokenJWS) != 0 {

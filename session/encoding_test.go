@@ -14,6 +14,19 @@ func TestEncodingRoundTrip(t *testing.T) {
 	full.AccessToken = "at"
 	full.IDToken = "idt"
 	full.Claims = map[string][]string{"department": {"sre", "platform"}, "hd": {"example.com"}}
+	full.User = "alice@example.com"
+	full.LastSeen = now.Add(2 * time.Minute)
+	full.ID = "session-id"
+	// "every field" must be every field: a field added to Session and
+	// forgotten in MarshalBinary would otherwise round-trip as zero here
+	// unnoticed.
+	for _, v := range []reflect.Value{reflect.ValueOf(full.Identity), reflect.ValueOf(*full)} {
+		for i := range v.NumField() {
+			if f := v.Type().Field(i); f.IsExported() && v.Field(i).IsZero() {
+				t.Fatalf("the full session leaves %s unset", f.Name)
+			}
+		}
+	}
 	for _, tt := range []struct {
 		name string
 		s    *Session

@@ -28,6 +28,10 @@ type Identity struct {
 	Name              string
 	PreferredUsername string
 	Groups            []string
+	// User is the value of the provider's user_claim, when one is
+	// configured: X-Forwarded-User then carries it, whatever headers.user
+	// says (an opaque subject such as Dex's is no name for an app).
+	User string
 	// Claims holds extra claims the operator selected for policy, each
 	// flattened to a list of strings.
 	Claims map[string][]string
