@@ -72,6 +72,44 @@ func wantHeaders(t *testing.T, seen seenRequest, want map[string]string) {
 	}
 }
 
+// TestWildZitadelLike: the ID token carries the protocol claims only and
+// userinfo everything else, as Zitadel does (OpenID Connect Core §5.4).
+// The upstream still receives the email and preferred username, an email
+// rule and a group rule on userinfo-only groups admit, and the gateway's
+// userinfo says the email is verified.
+func TestWildZitadelLike(t *testing.T) {
+	w := newWorld(t, worldOptions{
+		gatewayClient: func(c *demo.Client) { c.MinimalIDToken = true },
+		policy: "policy:\n  email_domains: [example.com]\n  routes:\n" +
+			"    - {path: /admin/, groups: [admins]}\n    - {path: /mail/, emails: [alice@example.com]}\n",
+	})
+	c := browser(t)
+	seen := decodeSeen(t, w.signIn(c, "/mail/inbox", "alice"))
+	wantHeaders(t, seen, map[string]string{
+		"X-Forwarded-User": "u-alice", "X-Forwarded-Email": "alice@example.com",
+		"X-Forwarded-Preferred-Username": "alice", "X-Forwarded-Groups": "admins,developers",
+	})
+	resp, err := c.Get(w.gateway + "/admin/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	decodeSeen(t, resp)
+	info := userinfoOf(t, c, w.gateway)
+	if info["email_verified"] != true || info["email"] != "alice@example.com" || info["name"] != "Alice" {
+		t.Errorf("/oauth2/userinfo = %v, want alice's verified email and name", info)
+	}
+	if n := w.idp.Stats().UserinfoRequests; n < 1 {
+		t.Errorf("userinfo requests at the provider = %d, want at least 1", n)
+	}
+
+	dave := browser(t)
+	resp = w.signIn(dave, "/admin/", "dave") // dave@example.com, groups [developers]
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("dave (not in admins) at /admin/ = %d, want 403", resp.StatusCode)
+	}
+}
+
 // TestWildDexSubject: Dex's subject is an opaque base64 protobuf, and by
 // default it is what X-Forwarded-User carries; headers.user: email gives
 // the email instead.
@@ -89,6 +127,21 @@ func TestWildDexSubject(t *testing.T) {
 			seen := decodeSeen(t, w.signIn(browser(t), "/", "alice"))
 			wantHeaders(t, seen, map[string]string{"X-Forwarded-User": tt.want, "X-Forwarded-Email": "alice@example.com"})
 		})
+	}
+}
+
+// TestWildDexUserClaim: user_claim: email on the provider makes
+// X-Forwarded-User the email for this provider's users, whatever
+// headers.user says.
+func TestWildDexUserClaim(t *testing.T) {
+	opts := dexLike("    user_claim: email")
+	opts.extraConfig = "headers:\n  user: subject\n"
+	w := newWorld(t, opts)
+	c := browser(t)
+	seen := decodeSeen(t, w.signIn(c, "/", "alice"))
+	wantHeaders(t, seen, map[string]string{"X-Forwarded-User": "alice@example.com"})
+	if got := userinfoOf(t, c, w.gateway)["subject"]; got != dexSubject {
+		t.Errorf("/oauth2/userinfo subject = %v, want Dex's opaque %q", got, dexSubject)
 	}
 }
 
