@@ -153,6 +153,8 @@ type worldOptions struct {
 	// idp adjusts the provider's configuration (behaviours of providers in
 	// the wild: NoEndSession, RefreshReuseError, an issuer path, ...).
 	idp func(*demo.Config)
+	// providerType is the provider's type (default oidc).
+	providerType string
 	// replicas is the number of gateway processes sharing the
 	// configuration (default 1). Browsers reach the first one.
 	replicas int
@@ -226,6 +228,9 @@ func newWorld(t *testing.T, opts worldOptions) *world {
 		store = fmt.Sprintf("  store: redis\n  redis:\n    addrs: [%s]\n%s", opts.redis, opts.redisExtra)
 	}
 	cookieSecret := randomSecret()
+	if opts.providerType == "" {
+		opts.providerType = "oidc"
+	}
 	if opts.scopes == "" {
 		opts.scopes = "[openid, email, profile]"
 	}
@@ -247,7 +252,7 @@ server:
 %s
 providers:
   - id: corp
-    type: oidc
+    type: %s
     issuer_url: %s
     client_id: portcullis
     client_secret_file: %s
@@ -263,7 +268,7 @@ session:
 %s
 log:
   level: debug
-%s`, addr, public, trustedFor(opts), idp.URL, secretFile, opts.scopes, opts.providerExtra, opts.sessionExtra, store, upstreamsFor(opts, w.upstream.URL), opts.policy, extra)
+%s`, addr, public, trustedFor(opts), opts.providerType, idp.URL, secretFile, opts.scopes, opts.providerExtra, opts.sessionExtra, store, upstreamsFor(opts, w.upstream.URL), opts.policy, extra)
 		cfgFile := filepath.Join(dir, fmt.Sprintf("config-%d.yaml", i))
 		os.WriteFile(cfgFile, []byte(cfg), 0o600)
 		rp := &replica{url: "http://" + addr, config: cfgFile, admin: admin, metrics: metrics,

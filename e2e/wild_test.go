@@ -264,3 +264,55 @@ func TestWildKeycloakLike(t *testing.T) {
 		t.Errorf("end-session requests under the realm path = %d, want 1", n)
 	}
 }
+
+// TestWildGitLabLike: type gitlab reads the groups from the ID token's
+// groups_direct (full group paths); the subject is GitLab's numeric user
+// ID, so headers.user: preferred_username gives the username.
+func TestWildGitLabLike(t *testing.T) {
+	users := defaultUsers()
+	users[0].ID = "4183"
+	users[0].ExtraClaims = map[string]any{"groups_direct": []any{"acme", "acme/platform"}, "nickname": "alice"}
+	users[2].ExtraClaims = map[string]any{"groups_direct": []any{"acme"}}
+	w := newWorld(t, worldOptions{
+		users: users, providerType: "gitlab",
+		extraConfig: "headers:\n  user: preferred_username\n",
+		policy:      "policy:\n  email_domains: [example.com]\n  routes:\n    - {path: /ops/, groups: [acme/platform]}\n",
+	})
+	seen := decodeSeen(t, w.signIn(browser(t), "/ops/", "alice"))
+	wantHeaders(t, seen, map[string]string{"X-Forwarded-User": "alice", "X-Forwarded-Groups": "acme,acme/platform"})
+	resp := w.signIn(browser(t), "/ops/", "dave")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("dave (only in acme) at /ops/ = %d, want 403", resp.StatusCode)
+	}
+}
+
+// TestWildGoogleLike: type google with hosted_domains admits only ID
+// tokens whose hd is listed; Google has no end_session_endpoint, so
+// sign-out is local; the subject is a long number, so user_claim: email.
+func TestWildGoogleLike(t *testing.T) {
+	users := defaultUsers()
+	users[0].ID = "107691503500061507151"
+	users[0].ExtraClaims = map[string]any{"hd": "example.com"}
+	w := newWorld(t, worldOptions{
+		users: users, providerType: "google",
+		idp:           func(c *demo.Config) { c.NoEndSession = true },
+		providerExtra: "    hosted_domains: [example.com]\n    user_claim: email",
+	})
+	c := browser(t)
+	seen := decodeSeen(t, w.signIn(c, "/", "alice"))
+	wantHeaders(t, seen, map[string]string{"X-Forwarded-User": "alice@example.com", "X-Forwarded-Email": "alice@example.com"})
+	resp := w.signIn(browser(t), "/", "dave") // dave@example.com, but a consumer account: no hd
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("dave without hd = %d, want 403", resp.StatusCode)
+	}
+	resp, err := noFollow(c).PostForm(w.gateway+"/oauth2/sign_out", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); strings.HasPrefix(loc, w.idp.URL) || w.idp.Stats().EndSessionRequests != 0 {
+		t.Errorf("sign-out went to the provider (Location %q)", loc)
+	}
+}
