@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -99,7 +100,7 @@ func (s *storage) GetClientByClientID(_ context.Context, id string) (op.Client, 
 }
 
 func (s *storage) opClient(c Client) *client {
-	return &client{cfg: c, loginURL: s.issuer + loginPath, idTTL: s.idTTL}
+	return &client{cfg: c, loginURL: strings.TrimSuffix(s.issuer, "/") + loginPath, idTTL: s.idTTL}
 }
 
 // AuthorizeClientIDSecret implements op.Storage for the code and refresh

@@ -41,6 +41,12 @@ type Config struct {
 	// nil discards. zitadel's own messages go to slog.Default regardless.
 	Logger *slog.Logger
 
+	// IssuerTrailingSlash makes the issuer end in "/", as authentik's
+	// (".../application/o/<slug>/") and often Ory Hydra's do: discovery's
+	// issuer, the iss of every token and Issuer() keep the slash, while the
+	// endpoints stay where they are without it. Issuer itself is given
+	// without the slash (or with it: it is stripped first).
+	IssuerTrailingSlash bool
 	// NoEndSession makes the provider one without RP-initiated logout, as
 	// Dex is: discovery carries no end_session_endpoint and /end_session
 	// answers 404.

@@ -99,6 +99,8 @@
 //     User.ExtraClaims nested claims such as Keycloak's realm_access.
 //   - An issuer with a path (Keycloak's /realms/<realm>); Start accepts a
 //     path alone as Config.Issuer and puts the bound address in front.
+//   - Config.IssuerTrailingSlash (authentik, often Ory Hydra): the issuer
+//     ends in "/" in discovery and tokens; endpoints stay without it.
 //
 // zitadel's op package logs protocol errors through slog.Default; Config.Logger
 // receives this package's own lines only. Neither logs passwords or tokens.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -80,13 +81,13 @@ func New(cfg Config) (*Provider, error) {
 		SupportedScopes:          slices.Clone(supportedScopes),
 	}
 	// WithAllowInsecure lets the issuer be plain http, as it is on loopback.
-	opProvider, err := op.NewProvider(opConfig, store, op.StaticIssuer(cfg.Issuer), op.WithAllowInsecure())
+	opProvider, err := op.NewProvider(opConfig, store, op.StaticIssuer(store.issuer), op.WithAllowInsecure())
 	if err != nil {
 		return nil, fmt.Errorf("demo: creating the OpenID provider: %w", err)
 	}
 
 	p := &Provider{
-		issuer:    cfg.Issuer,
+		issuer:    store.issuer,
 		showHints: cfg.ShowUserHints,
 		log:       cfg.Logger,
 		wild:      wildOptions{noEndSession: cfg.NoEndSession, refreshReuseError: cfg.RefreshReuseError, requireIDTokenHint: cfg.RequireIDTokenHint},
@@ -112,7 +113,7 @@ func (p *Provider) routes() http.Handler {
 // issuerPath is the path of the issuer URL, "" for a bare host.
 func (p *Provider) issuerPath() string {
 	u, _ := url.Parse(p.issuer) // validated by normaliseIssuer
-	return u.EscapedPath()
+	return strings.TrimSuffix(u.EscapedPath(), "/")
 }
 
 // ServeHTTP serves discovery, authorize, token, userinfo, keys, revoke,
@@ -121,7 +122,8 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.handler.ServeHTTP(w, r)
 }
 
-// Issuer returns the issuer URL, without a trailing slash.
+// Issuer returns the issuer URL, without a trailing slash unless
+// Config.IssuerTrailingSlash.
 func (p *Provider) Issuer() string { return p.issuer }
 
 // AddUser registers another user; it fails on a duplicate ID or username.

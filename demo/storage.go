@@ -55,7 +55,7 @@ var errNotFound = errors.New("demo: not found or expired")
 
 func newStorage(cfg Config, key signingKey) *storage {
 	return &storage{
-		issuer:        cfg.Issuer,
+		issuer:        exactIssuer(cfg),
 		accessTTL:     cfg.AccessTokenLifetime,
 		idTTL:         cfg.IDTokenLifetime,
 		refreshTTL:    cfg.RefreshTokenLifetime,
@@ -70,6 +70,14 @@ func newStorage(cfg Config, key signingKey) *storage {
 		refreshTokens: make(map[string]*refreshToken),
 		rotated:       make(map[string]time.Time),
 	}
+}
+
+// exactIssuer is the issuer as discovery and tokens spell it.
+func exactIssuer(cfg Config) string {
+	if cfg.IssuerTrailingSlash {
+		return cfg.Issuer + "/"
+	}
+	return cfg.Issuer
 }
 
 // sweepLocked drops expired auth requests, codes and tokens, at most once per

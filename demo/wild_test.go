@@ -139,3 +139,32 @@ func TestStartIssuerPath(t *testing.T) {
 		t.Errorf("discovery issuer = %v, want %q", got, srv.URL)
 	}
 }
+
+// TestIssuerTrailingSlash: like authentik, the issuer ends in "/" in
+// discovery and in the tokens, and the endpoints are under it without a
+// doubled slash.
+func TestIssuerTrailingSlash(t *testing.T) {
+	p := newRP(t, "/application/o/portcullis", func(c *Config) { c.IssuerTrailingSlash = true })
+	if !strings.HasSuffix(p.issuer, "/application/o/portcullis/") {
+		t.Fatalf("issuer = %q, want the trailing slash", p.issuer)
+	}
+	doc := discoveryDoc(t, strings.TrimSuffix(p.issuer, "/"))
+	if doc["issuer"] != p.issuer {
+		t.Errorf("discovery issuer = %v, want %q", doc["issuer"], p.issuer)
+	}
+	for _, k := range []string{"token_endpoint", "authorization_endpoint", "end_session_endpoint"} {
+		if v, _ := doc[k].(string); !strings.HasPrefix(v, p.issuer) || strings.Contains(strings.TrimPrefix(v, "http://"), "//") {
+			t.Errorf("discovery %s = %q, want it under %q", k, v, p.issuer)
+		}
+	}
+	tok, idt, a := p.signIn(t, "alice", alicePass)
+	if idt.Issuer != p.issuer {
+		t.Errorf("iss = %q, want %q", idt.Issuer, p.issuer)
+	}
+	if got := mustParse(t, a.loginURL).Path; got != "/application/o/portcullis/login" {
+		t.Errorf("login page path = %q", got)
+	}
+	if _, err := p.refresh(tok.RefreshToken); err != nil {
+		t.Errorf("refresh: %v", err)
+	}
+}

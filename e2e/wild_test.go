@@ -316,3 +316,36 @@ func TestWildGoogleLike(t *testing.T) {
 		t.Errorf("sign-out went to the provider (Location %q)", loc)
 	}
 }
+
+// TestWildAuthentikLike: authentik's issuer ends in a slash
+// (/application/o/<slug>/); configured exactly so, sign-in, the identity
+// and sign-out at the provider work. (The same issuer written without its
+// slash is named as the mismatch it is: TestIssuerTrailingSlashNamed.)
+func TestWildAuthentikLike(t *testing.T) {
+	w := newWorld(t, worldOptions{
+		idp: func(c *demo.Config) {
+			c.Issuer = "/application/o/portcullis"
+			c.IssuerTrailingSlash = true
+		},
+		extraConfig: "headers:\n  user: preferred_username\n",
+	})
+	if !strings.HasSuffix(w.idp.URL, "/application/o/portcullis/") {
+		t.Fatalf("issuer %q has no trailing slash", w.idp.URL)
+	}
+	c := browser(t)
+	seen := decodeSeen(t, w.signIn(c, "/", "alice"))
+	wantHeaders(t, seen, map[string]string{
+		"X-Forwarded-User": "alice", "X-Forwarded-Email": "alice@example.com", "X-Forwarded-Groups": "admins,developers",
+	})
+	resp, err := c.PostForm(w.gateway+"/oauth2/sign_out", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if st := w.idp.Stats(); st.EndSessionRequests != 1 || st.EndSessionHinted != 1 {
+		t.Errorf("end-session requests %d, with id_token_hint %d, want 1 and 1", st.EndSessionRequests, st.EndSessionHinted)
+	}
+	if !strings.HasPrefix(resp.Request.URL.String(), w.gateway+"/oauth2/signed_out") {
+		t.Errorf("after sign-out the browser is at %s, want the gateway's signed-out page", resp.Request.URL)
+	}
+}
