@@ -111,6 +111,10 @@ log:
 			t.Errorf("upstream %s = %q, want %q", name, got, want)
 		}
 	}
+	info := userinfoOf(t, c, public)
+	if info["email_verified"] != true || info["name"] != "Test User" {
+		t.Errorf("/oauth2/userinfo = %v, want the verified email and the name from userinfo", info)
+	}
 	resp, err = c.Get(public + "/second-user/")
 	if err != nil {
 		t.Fatal(err)
