@@ -311,7 +311,7 @@ func (p *OIDC) readUserinfo(ctx context.Context, d *discovery, tok *oauth2.Token
 	if err != nil {
 		return fmt.Errorf("%w: userinfo: %v", transportOrGarbage(err), err)
 	}
-	if ui.Subject != id.Subject {
+	if ui.Subject != id.Subject { // SECURITY.md IDT-14
 		return fmt.Errorf("%w: userinfo sub %q is not the ID token's", ErrInvalidToken, ui.Subject)
 	}
 	var all map[string]any

@@ -14,9 +14,21 @@ import (
 // several mean a Cluster, and master_name means Sentinel (the addresses are
 // then the sentinels').
 type RedisConfig struct {
+	// URL gives the connection in one line instead of addrs, username,
+	// password, db, master_name, cluster and tls.enabled: redis://,
+	// rediss://, redis+sentinel://…/master, redis+cluster:// (redisurl.go).
+	// It may hold the password, so it is a secret (url_file works).
+	URL string `yaml:"url" secret:"true"`
+	// fromURL: Validate has filled the settings from URL (validating
+	// again must not see them as given twice).
+	fromURL bool
 	// Addrs are host:port pairs. One: standalone. Several: Cluster seed
 	// nodes. With MasterName: the sentinels.
 	Addrs []string `yaml:"addrs"`
+	// Cluster selects Redis Cluster with a single address, a Cluster's
+	// configuration endpoint (ElastiCache, Memorystore); several addrs
+	// mean Cluster anyway.
+	Cluster bool `yaml:"cluster"`
 	// MasterName selects Sentinel: the name the sentinels monitor the master
 	// under. Empty (the default) means standalone or Cluster.
 	MasterName string `yaml:"master_name"`
@@ -102,6 +114,7 @@ const (
 // at once; each message names its key. Validating again changes nothing.
 func (c *RedisConfig) Validate() error {
 	p := problems{prefix: "session.redis."}
+	c.applyURL(&p)
 	c.checkAddrs(&p)
 	c.checkTopology(&p)
 	c.TLS.check(&p)
@@ -143,7 +156,10 @@ func (c *RedisConfig) checkTopology(p *problems) {
 		p.add("db %d: want 0 or more", c.DB)
 	}
 	if c.topology() == "cluster" && c.DB != 0 {
-		p.add("db %d: Redis Cluster has only db 0 (several addrs mean Cluster)", c.DB)
+		p.add("db %d: Redis Cluster has only db 0 (several addrs, or cluster: true, mean Cluster)", c.DB)
+	}
+	if c.Cluster && c.MasterName != "" {
+		p.add("cluster and master_name: a Cluster has no sentinels; set one of them")
 	}
 	if c.MasterName == "" && (c.SentinelUsername != "" || c.SentinelPassword != "") {
 		p.add("sentinel_username/sentinel_password: only used with master_name (Sentinel)")
@@ -226,7 +242,7 @@ func (c *RedisConfig) topology() string {
 	switch {
 	case c.MasterName != "":
 		return "sentinel"
-	case len(c.Addrs) > 1:
+	case len(c.Addrs) > 1 || c.Cluster:
 		return "cluster"
 	default:
 		return "standalone"

@@ -22,6 +22,7 @@ func newRedisClient(cfg *RedisConfig, hooks []redis.Hook) (redis.UniversalClient
 	client := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs:            cfg.Addrs,
 		MasterName:       cfg.MasterName,
+		IsClusterMode:    cfg.Cluster,
 		Username:         cfg.Username,
 		Password:         cfg.Password,
 		SentinelUsername: cfg.SentinelUsername,
