@@ -349,3 +349,44 @@ func TestWildAuthentikLike(t *testing.T) {
 		t.Errorf("after sign-out the browser is at %s, want the gateway's signed-out page", resp.Request.URL)
 	}
 }
+
+// TestWildOktaLike: Okta's end-session endpoint, like Hydra's, refuses a
+// request without id_token_hint. With the default session.keep_id_token
+// the gateway has the hint and sign-out completes at the provider; with
+// keep_id_token: false the provider refuses it (what docs/providers.md
+// warns about), and the gateway's own session has ended all the same.
+func TestWildOktaLike(t *testing.T) {
+	for _, tt := range []struct {
+		name, session string
+		wantStatus    int
+	}{
+		{"keep_id_token default", "", http.StatusOK},
+		{"keep_id_token false", "  keep_id_token: false\n", http.StatusBadRequest},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, worldOptions{
+				idp:          func(c *demo.Config) { c.RequireIDTokenHint = true },
+				scopes:       "[openid, email, profile, groups, offline_access]",
+				sessionExtra: tt.session,
+			})
+			c := browser(t)
+			decodeSeen(t, w.signIn(c, "/", "alice"))
+			resp, err := c.PostForm(w.gateway+"/oauth2/sign_out", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus || w.idp.Stats().EndSessionRequests != 1 {
+				t.Errorf("sign-out ended with %d at %s, want %d after one end-session request", resp.StatusCode, resp.Request.URL, tt.wantStatus)
+			}
+			resp, err = noFollow(c).Get(w.gateway + "/after-sign-out")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusFound {
+				t.Errorf("after sign-out the gateway answered %d, want a redirect to sign in again", resp.StatusCode)
+			}
+		})
+	}
+}
