@@ -11,6 +11,7 @@ import (
 
 // Stats counts requests to the provider, for tests and the load harness.
 type Stats struct {
+	DiscoveryRequests int // /.well-known/openid-configuration
 	AuthorizeRequests int
 	// TokenRequests is keyed by grant_type: "authorization_code",
 	// "refresh_token", "client_credentials", and "other" for anything else.
@@ -66,6 +67,8 @@ func (p *Provider) countRequests(next http.Handler) http.Handler {
 	endSession := p.op.EndSessionEndpoint().Relative()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
+		case oidc.DiscoveryEndpoint:
+			p.stats.add(func(s *Stats) { s.DiscoveryRequests++ })
 		case authorize:
 			q := r.URL.Query()
 			p.stats.add(func(s *Stats) { s.AuthorizeRequests++; s.LastAuthorize = q })

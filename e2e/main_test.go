@@ -214,6 +214,10 @@ func newWorld(t *testing.T, opts worldOptions) *world {
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "client-secret")
 	os.WriteFile(secretFile, []byte(secret+"\n"), 0o600)
+	secretLine := "    client_secret_file: " + secretFile
+	if gwClient.Secret == "" {
+		secretLine = "" // a public or private_key_jwt client (gatewayClient)
+	}
 	store := ""
 	if opts.redis != "" {
 		store = fmt.Sprintf("  store: redis\n  redis:\n    addrs: [%s]\n%s", opts.redis, opts.redisExtra)
@@ -243,7 +247,7 @@ providers:
     type: oidc
     issuer_url: %s
     client_id: portcullis
-    client_secret_file: %s
+%s
     scopes: %s
 %s
 session:
@@ -256,7 +260,7 @@ session:
 %s
 log:
   level: debug
-%s`, addr, public, trustedFor(opts), idp.URL, secretFile, opts.scopes, opts.providerExtra, opts.sessionExtra, store, upstreamsFor(opts, w.upstream.URL), opts.policy, extra)
+%s`, addr, public, trustedFor(opts), idp.URL, secretLine, opts.scopes, opts.providerExtra, opts.sessionExtra, store, upstreamsFor(opts, w.upstream.URL), opts.policy, extra)
 		cfgFile := filepath.Join(dir, fmt.Sprintf("config-%d.yaml", i))
 		os.WriteFile(cfgFile, []byte(cfg), 0o600)
 		rp := &replica{url: "http://" + addr, config: cfgFile, admin: admin, metrics: metrics,
