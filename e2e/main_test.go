@@ -143,7 +143,8 @@ type worldOptions struct {
 	redis      string
 	redisExtra string
 	// sessionExtra is added to the session section; providerExtra to the
-	// provider's (indented by four spaces).
+	// provider's (indented by four spaces; {{ISSUER}} becomes the
+	// provider's URL).
 	sessionExtra  string
 	providerExtra string
 	// scopes replaces the requested scopes; accessTokenTTL the provider's
@@ -260,7 +261,7 @@ session:
 %s
 log:
   level: debug
-%s`, addr, public, trustedFor(opts), idp.URL, secretLine, opts.scopes, opts.providerExtra, opts.sessionExtra, store, upstreamsFor(opts, w.upstream.URL), opts.policy, extra)
+%s`, addr, public, trustedFor(opts), idp.URL, secretLine, opts.scopes, strings.ReplaceAll(opts.providerExtra, "{{ISSUER}}", idp.URL), opts.sessionExtra, store, upstreamsFor(opts, w.upstream.URL), opts.policy, extra)
 		cfgFile := filepath.Join(dir, fmt.Sprintf("config-%d.yaml", i))
 		os.WriteFile(cfgFile, []byte(cfg), 0o600)
 		rp := &replica{url: "http://" + addr, config: cfgFile, admin: admin, metrics: metrics,
