@@ -364,3 +364,22 @@ func TestStartLoginHint(t *testing.T) {
 		})
 	}
 }
+
+// TestSignInPageKeepsLoginHint: with several providers, the sign-in
+// page's links carry the login_hint on to the chosen one's /start.
+func TestSignInPageKeepsLoginHint(t *testing.T) {
+	e, partner := twoProviders(t)
+	html := body(e.do(get("https://gw.example.com/oauth2/start?rd=%2Fr&login_hint=" + url.QueryEscape("bob@partner.example"))))
+	want := `href="https://gw.example.com/oauth2/start?provider=partner&amp;rd=%2Fr&amp;login_hint=bob%40partner.example"`
+	if !strings.Contains(html, want) {
+		t.Fatalf("sign-in page lacks %s:\n%s", want, html)
+	}
+	start := e.do(get("https://gw.example.com/oauth2/start?provider=partner&rd=%2Fr&login_hint=bob%40partner.example"))
+	loc, _ := url.Parse(start.Header.Get("Location"))
+	partner.mu.Lock()
+	a := partner.attempts[loc.Query().Get("state")]
+	partner.mu.Unlock()
+	if a.LoginHint != "bob@partner.example" {
+		t.Errorf("partner's attempt LoginHint = %q", a.LoginHint)
+	}
+}
