@@ -539,3 +539,43 @@ func TestCAFile(t *testing.T) {
 type roundTrip func(*http.Request) (*http.Response, error)
 
 func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestBearerFromSkipDiscoveryProvider: bearer.audiences lends a
+// skip_discovery provider's issuer with its jwks_uri, so bearer tokens
+// verify without a discovery request.
+func TestBearerFromSkipDiscoveryProvider(t *testing.T) {
+	ti := newTestIssuer(t)
+	ti.setDiscoveryStatus(http.StatusNotFound)
+	clk := newClock()
+	prov := Config{ID: "corp", IssuerURL: ti.URL, ClientID: testClientID, ClientSecret: testClientSecret, SkipDiscovery: true,
+		AuthorizationEndpoint: ti.URL + "/authorize", TokenEndpoint: ti.URL + "/token", JWKSURI: ti.URL + "/jwks"}
+	v, err := NewBearerVerifier(BearerConfig{Audiences: []string{"api"}}, []Config{prov}, Options{Now: clk.Now})
+	if err != nil || v == nil {
+		t.Fatalf("NewBearerVerifier = %v, %v", v, err)
+	}
+	if _, err := v.Verify(context.Background(), rsaKey.sign(t, ti.bearerClaims(clk.Now()))); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if n := ti.discoveryHits.Load(); n != 0 {
+		t.Errorf("discovery fetched %d times for a skip_discovery provider", n)
+	}
+}
+
+// TestBearerFromCAFileProvider: bearer.audiences reaches a provider's
+// issuer through the provider's ca_file.
+func TestBearerFromCAFileProvider(t *testing.T) {
+	srv := tlsIssuer(t)
+	prov := Config{ID: "corp", IssuerURL: srv.URL, ClientID: testClientID, ClientSecret: testClientSecret,
+		CAFile: "/etc/ca.pem", CAPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})}
+	v, err := NewBearerVerifier(BearerConfig{Audiences: []string{"api"}}, []Config{prov}, Options{})
+	if err != nil || v == nil {
+		t.Fatalf("NewBearerVerifier = %v, %v", v, err)
+	}
+	// The TLS issuer publishes no keys: a token fails on its signature,
+	// not on the TLS handshake (which would be ErrUnavailable).
+	tok := rsaKey.sign(t, map[string]any{"iss": srv.URL, "sub": "x", "aud": "api", "exp": time.Now().Add(time.Minute).Unix(), "iat": time.Now().Unix()})
+	_, err = v.Verify(context.Background(), tok)
+	if err == nil || errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Verify = %v, want a refused token from a reachable issuer", err)
+	}
+}
