@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -234,7 +235,8 @@ func TestProviderRequestOptions(t *testing.T) {
 
 // TestProviderCAFile: the demo provider serves HTTPS with a certificate of
 // its own; with ca_file naming it the gateway discovers, signs in and
-// fetches keys over TLS.
+// fetches keys over TLS, with metrics on (the instrumented transport wraps
+// the ca_file one).
 func TestProviderCAFile(t *testing.T) {
 	dir := t.TempDir()
 	var idp atomic.Pointer[demo.Provider]
@@ -244,7 +246,7 @@ func TestProviderCAFile(t *testing.T) {
 	tlsIdP.StartTLS()
 	t.Cleanup(tlsIdP.Close)
 
-	addr := freeAddr(t)
+	addr, metrics := freeAddr(t), freeAddr(t)
 	public := "http://" + addr
 	secret := randomSecret()
 	p, err := demo.New(demo.Config{Issuer: tlsIdP.URL, Users: defaultUsers(),
@@ -263,7 +265,8 @@ providers: [{id: corp, issuer_url: %s, client_id: portcullis, client_secret: %s,
 session: {cookie: {secrets: [%s], secure: false}}
 upstreams: [{path: /, url: %s}]
 policy: {email_domains: [example.com]}
-`, addr, public, tlsIdP.URL, secret, caFile, randomSecret(), up.URL))
+metrics: {listen: %s}
+`, addr, public, tlsIdP.URL, secret, caFile, randomSecret(), up.URL, metrics))
 	rp := &replica{url: public, config: cfg, env: os.Environ()}
 	rp.start(t)
 	t.Cleanup(func() { rp.stop(t) })
@@ -290,5 +293,14 @@ policy: {email_domains: [example.com]}
 	}
 	if n := p.Stats().TokenRequests["authorization_code"]; n != 1 {
 		t.Errorf("code exchanges over TLS = %d, want 1", n)
+	}
+	resp, err = http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if want := `portcullis_provider_request_duration_seconds_count{outcome="2xx",provider="corp"}`; !strings.Contains(string(b), want) {
+		t.Errorf("/metrics lacks %s: the provider's calls bypassed the instrumented transport", want)
 	}
 }
