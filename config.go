@@ -72,6 +72,16 @@ func (c *config) readFiles(read func(string) ([]byte, error)) error {
 			errs = append(errs, fmt.Errorf("upstreams: %s: tls.ca_file: %w", c.Upstreams[i].Path, err))
 		}
 	}
+	for i := range c.Providers {
+		pc := &c.Providers[i]
+		if pc.CAFile == "" {
+			continue
+		}
+		var err error
+		if pc.CAPEM, err = read(pc.CAFile); err != nil {
+			errs = append(errs, fmt.Errorf("providers: %s: ca_file: %w", pc.ID, err))
+		}
+	}
 	if f := c.Session.Redis.TLS.CAFile; f != "" {
 		var err error
 		if c.Session.Redis.TLS.CAPEM, err = read(f); err != nil {

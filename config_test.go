@@ -127,7 +127,7 @@ func TestLoadConfigMissingFile(t *testing.T) {
 
 func TestSecretKeys(t *testing.T) {
 	keys := secretKeys(typeOfConfig())
-	for _, k := range []string{"client_secret", "secrets"} {
+	for _, k := range []string{"client_secret", "secrets", "client_private_key"} {
 		if !keys[k] {
 			t.Errorf("%s is not a secret key; its _file variant would be refused", k)
 		}

@@ -32,7 +32,7 @@ type metricsConfig struct {
 type telemetry struct {
 	reg      *prometheus.Registry
 	proxy    *proxy.Metrics
-	provider func(id string) http.RoundTripper
+	provider func(id string, own http.RoundTripper) http.RoundTripper
 	redis    *redisMetrics
 }
 

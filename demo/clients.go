@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -32,9 +33,18 @@ func (c *client) ApplicationType() op.ApplicationType {
 	return op.ApplicationTypeWeb
 }
 
-// AuthMethod is client_secret_basic; zitadel then also accepts
-// client_secret_post, since Config.AuthMethodPost is on.
-func (c *client) AuthMethod() oidc.AuthMethod { return oidc.AuthMethodBasic }
+// AuthMethod is none for a Public client (PKCE only), private_key_jwt for
+// a client with a PublicKey, else client_secret_basic; zitadel then also
+// accepts client_secret_post, since Config.AuthMethodPost is on.
+func (c *client) AuthMethod() oidc.AuthMethod {
+	switch {
+	case c.cfg.Public:
+		return oidc.AuthMethodNone
+	case c.cfg.PublicKey != nil:
+		return oidc.AuthMethodPrivateKeyJWT
+	}
+	return oidc.AuthMethodBasic
+}
 func (c *client) ResponseTypes() []oidc.ResponseType {
 	return []oidc.ResponseType{oidc.ResponseTypeCode}
 }
@@ -84,6 +94,19 @@ func (c *client) IsScopeAllowed(scope string) bool { return scope == "groups" }
 func (c *client) IDTokenUserinfoClaimsAssertion() bool { return !c.cfg.MinimalIDToken }
 func (c *client) ClockSkew() time.Duration             { return 0 }
 
+// GetKeyByIDAndClientID implements op.Storage for private_key_jwt client
+// authentication: the client's PublicKey, when the assertion's kid is the
+// client's KeyID (any kid when KeyID is empty).
+func (s *storage) GetKeyByIDAndClientID(_ context.Context, keyID, clientID string) (*jose.JSONWebKey, error) {
+	s.mu.Lock()
+	c, ok := s.clients[clientID]
+	s.mu.Unlock()
+	if !ok || c.PublicKey == nil || (c.KeyID != "" && keyID != c.KeyID) {
+		return nil, errors.New("demo: no such client key")
+	}
+	return &jose.JSONWebKey{Key: c.PublicKey, KeyID: c.KeyID, Use: "sig"}, nil
+}
+
 // errUnknownClient covers both an unknown client and a wrong secret, so the
 // answer does not tell which client IDs exist.
 var errUnknownClient = errors.New("demo: unknown client or wrong secret")
@@ -125,7 +148,8 @@ func (s *storage) authenticateClient(id, secret string) (Client, error) {
 	if ok {
 		want = c.Secret
 	}
-	if !equalSecrets(want, secret) || !ok {
+	// A public or private_key_jwt client has no secret: "" never matches.
+	if !equalSecrets(want, secret) || !ok || c.Secret == "" {
 		return Client{}, errUnknownClient
 	}
 	return c, nil

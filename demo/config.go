@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"crypto"
 	"crypto/rsa"
 	"errors"
 	"fmt"
@@ -130,6 +131,16 @@ type Client struct {
 	// its own name there. ID tokens keep naming the client alone.
 	Audience []string
 
+	// Public makes the client a public one (RFC 6749 §2.1): no secret, the
+	// token endpoint takes client_id alone (token_endpoint_auth_method
+	// none) and PKCE protects the code.
+	Public bool
+	// PublicKey makes the client authenticate with private_key_jwt (RFC
+	// 7523; OpenID Connect Core §9): assertions signed with its private
+	// key, kid KeyID when set. No secret then.
+	PublicKey crypto.PublicKey
+	KeyID     string
+
 	// MinimalIDToken leaves the userinfo claims (email, profile, groups,
 	// ExtraClaims) out of the ID token: it carries the protocol claims only,
 	// and the relying party must call userinfo, which still answers them all.
@@ -224,8 +235,15 @@ func (u User) normalise() (User, error) {
 // validate checks that c can take part in the authorization-code flow, or
 // in the client_credentials grant.
 func (c Client) validate() error {
-	if c.ID == "" || c.Secret == "" {
-		return errors.New("demo: a client needs an ID and a secret")
+	switch {
+	case c.ID == "":
+		return errors.New("demo: a client needs an ID")
+	case c.Public && c.PublicKey != nil:
+		return fmt.Errorf("demo: client %q: Public or PublicKey, not both", c.ID)
+	case (c.Public || c.PublicKey != nil) && (c.Secret != "" || c.ClientCredentials):
+		return fmt.Errorf("demo: client %q: a public or private_key_jwt client has no secret and no client_credentials", c.ID)
+	case !c.Public && c.PublicKey == nil && c.Secret == "":
+		return errors.New("demo: a client needs an ID and a secret (or Public, or a PublicKey)")
 	}
 	if len(c.RedirectURIs) == 0 && !c.ClientCredentials {
 		return fmt.Errorf("demo: client %q needs at least one redirect URI, or ClientCredentials", c.ID)

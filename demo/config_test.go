@@ -31,6 +31,11 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"service groups without client credentials", Config{Issuer: "http://h", Clients: []Client{{ID: "c", Secret: "s", RedirectURIs: client.RedirectURIs, ServiceGroups: []string{"g"}}}}, "ServiceGroups"},
 		{"service email without client credentials", Config{Issuer: "http://h", Clients: []Client{{ID: "c", Secret: "s", RedirectURIs: client.RedirectURIs, ServiceEmail: "m@example.com"}}}, "ServiceEmail"},
 		{"empty audience", Config{Issuer: "http://h", Clients: []Client{{ID: "c", Secret: "s", RedirectURIs: client.RedirectURIs, Audience: []string{""}}}}, "audience"},
+		{"public client", Config{Issuer: "http://h", Clients: []Client{{ID: "c", Public: true, RedirectURIs: client.RedirectURIs}}}, ""},
+		{"public client with a secret", Config{Issuer: "http://h", Clients: []Client{{ID: "c", Public: true, Secret: "s", RedirectURIs: client.RedirectURIs}}}, "no secret"},
+		{"key client", Config{Issuer: "http://h", Clients: []Client{{ID: "c", PublicKey: sharedKey(t).Public(), RedirectURIs: client.RedirectURIs}}}, ""},
+		{"key client with a secret", Config{Issuer: "http://h", Clients: []Client{{ID: "c", PublicKey: sharedKey(t).Public(), Secret: "s", RedirectURIs: client.RedirectURIs}}}, "no secret"},
+		{"public and key", Config{Issuer: "http://h", Clients: []Client{{ID: "c", Public: true, PublicKey: sharedKey(t).Public(), RedirectURIs: client.RedirectURIs}}}, "not both"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.cfg.SigningKey = sharedKey(t)

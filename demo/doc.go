@@ -16,6 +16,18 @@
 //     post-logout redirect URIs, which are matched exactly. A client with
 //     ClientCredentials may also, or instead (no redirect URIs), use the
 //     client_credentials grant; see below.
+//   - A Public client has no secret (token_endpoint_auth_method none): the
+//     token endpoint takes its client_id alone, for the code (PKCE then
+//     protects it) and for refresh. A client with a PublicKey has no secret
+//     either and authenticates with private_key_jwt (RFC 7523): zitadel
+//     verifies the assertion's signature with that key (its kid must be
+//     KeyID when KeyID is set), that iss and sub are the client ID, that
+//     aud contains the issuer, and its exp and iat (at most an hour old).
+//     Discovery lists private_key_jwt among the methods.
+//   - Stats counts discovery, authorize, token (by grant and by client
+//     authentication), userinfo and end_session requests, and keeps the
+//     query of the latest authorization request (prompt, login_hint,
+//     acr_values).
 //   - PKCE is optional, but only S256 is accepted; a code issued with a
 //     challenge needs the matching code_verifier.
 //   - A refresh token is issued only when the authorization request asked

@@ -76,6 +76,7 @@ func New(cfg Config) (*Provider, error) {
 		DefaultLogoutRedirectURI: cfg.Issuer + signedOutPath,
 		CodeMethodS256:           true,
 		AuthMethodPost:           true,
+		AuthMethodPrivateKeyJWT:  true,
 		GrantTypeRefreshToken:    true,
 		SupportedClaims:          append(slices.Clone(op.DefaultSupportedClaims), "groups"),
 		SupportedScopes:          slices.Clone(supportedScopes),

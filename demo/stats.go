@@ -3,6 +3,7 @@ package demo
 import (
 	"maps"
 	"net/http"
+	"net/url"
 	"sync"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -10,6 +11,7 @@ import (
 
 // Stats counts requests to the provider, for tests and the load harness.
 type Stats struct {
+	DiscoveryRequests int // /.well-known/openid-configuration
 	AuthorizeRequests int
 	// TokenRequests is keyed by grant_type: "authorization_code",
 	// "refresh_token", "client_credentials", and "other" for anything else.
@@ -19,6 +21,14 @@ type Stats struct {
 	EndSessionHinted   int // of those, how many carried an id_token_hint in the query
 	LoginSuccesses     int // correct username and password posted
 	LoginFailures      int // wrong username or password posted
+	// LastAuthorize is the query of the latest authorization request: the
+	// prompt, login_hint and acr_values a relying party sent.
+	LastAuthorize url.Values
+	// TokenAuth counts token requests by the client authentication they
+	// carry: "client_secret_basic" (an Authorization header),
+	// "client_secret_post", "private_key_jwt" (a client assertion) or
+	// "none" (client_id alone), whether or not it succeeds.
+	TokenAuth map[string]int
 }
 
 // counters is the mutable side of Stats.
@@ -28,7 +38,7 @@ type counters struct {
 }
 
 func newCounters() *counters {
-	return &counters{s: Stats{TokenRequests: make(map[string]int)}}
+	return &counters{s: Stats{TokenRequests: make(map[string]int), TokenAuth: make(map[string]int)}}
 }
 
 func (c *counters) add(f func(*Stats)) {
@@ -43,6 +53,8 @@ func (p *Provider) Stats() Stats {
 	defer p.stats.mu.Unlock()
 	s := p.stats.s
 	s.TokenRequests = maps.Clone(s.TokenRequests)
+	s.TokenAuth = maps.Clone(s.TokenAuth)
+	s.LastAuthorize = maps.Clone(s.LastAuthorize)
 	return s
 }
 
@@ -55,8 +67,11 @@ func (p *Provider) countRequests(next http.Handler) http.Handler {
 	endSession := p.op.EndSessionEndpoint().Relative()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
+		case oidc.DiscoveryEndpoint:
+			p.stats.add(func(s *Stats) { s.DiscoveryRequests++ })
 		case authorize:
-			p.stats.add(func(s *Stats) { s.AuthorizeRequests++ })
+			q := r.URL.Query()
+			p.stats.add(func(s *Stats) { s.AuthorizeRequests++; s.LastAuthorize = q })
 		case token:
 			// zitadel parses the form again; ParseForm is idempotent.
 			grant := "other"
@@ -66,7 +81,8 @@ func (p *Provider) countRequests(next http.Handler) http.Handler {
 					grant = g
 				}
 			}
-			p.stats.add(func(s *Stats) { s.TokenRequests[grant]++ })
+			auth := tokenAuth(r)
+			p.stats.add(func(s *Stats) { s.TokenRequests[grant]++; s.TokenAuth[auth]++ })
 		case userinfo:
 			p.stats.add(func(s *Stats) { s.UserinfoRequests++ })
 		case endSession:
@@ -80,4 +96,18 @@ func (p *Provider) countRequests(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// tokenAuth names the client authentication a parsed token request
+// carries (OpenID Connect Core §9).
+func tokenAuth(r *http.Request) string {
+	switch {
+	case r.Header.Get("Authorization") != "":
+		return "client_secret_basic"
+	case r.PostForm.Get("client_assertion") != "":
+		return "private_key_jwt"
+	case r.PostForm.Get("client_secret") != "":
+		return "client_secret_post"
+	}
+	return "none"
 }

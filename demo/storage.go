@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
@@ -117,13 +116,9 @@ func (s *storage) sweepLocked(now time.Time) {
 // Health implements op.Storage; memory is always ready.
 func (s *storage) Health(context.Context) error { return nil }
 
-// GetKeyByIDAndClientID implements op.Storage. Clients authenticate with
-// secrets only, so the JWT-profile grant and private_key_jwt always fail here.
-func (s *storage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
-	return nil, errors.New("demo: client keys are not supported")
-}
-
-// ValidateJWTProfileScopes implements op.Storage; see GetKeyByIDAndClientID.
+// ValidateJWTProfileScopes implements op.Storage: the JWT-profile grant
+// (RFC 7523 §2.1) is not supported; client keys serve client
+// authentication only (GetKeyByIDAndClientID).
 func (s *storage) ValidateJWTProfileScopes(context.Context, string, []string) ([]string, error) {
 	return nil, errors.New("demo: the JWT profile grant is not supported")
 }

@@ -143,7 +143,8 @@ type worldOptions struct {
 	redis      string
 	redisExtra string
 	// sessionExtra is added to the session section; providerExtra to the
-	// provider's (indented by four spaces).
+	// provider's (indented by four spaces; {{ISSUER}} becomes the
+	// provider's URL).
 	sessionExtra  string
 	providerExtra string
 	// scopes replaces the requested scopes; accessTokenTTL the provider's
@@ -223,6 +224,10 @@ func newWorld(t *testing.T, opts worldOptions) *world {
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "client-secret")
 	os.WriteFile(secretFile, []byte(secret+"\n"), 0o600)
+	secretLine := "    client_secret_file: " + secretFile
+	if gwClient.Secret == "" {
+		secretLine = "" // a public or private_key_jwt client (gatewayClient)
+	}
 	store := ""
 	if opts.redis != "" {
 		store = fmt.Sprintf("  store: redis\n  redis:\n    addrs: [%s]\n%s", opts.redis, opts.redisExtra)
@@ -255,7 +260,7 @@ providers:
     type: %s
     issuer_url: %s
     client_id: portcullis
-    client_secret_file: %s
+%s
     scopes: %s
 %s
 session:
@@ -268,7 +273,7 @@ session:
 %s
 log:
   level: debug
-%s`, addr, public, trustedFor(opts), opts.providerType, idp.URL, secretFile, opts.scopes, opts.providerExtra, opts.sessionExtra, store, upstreamsFor(opts, w.upstream.URL), opts.policy, extra)
+%s`, addr, public, trustedFor(opts), opts.providerType, idp.URL, secretLine, opts.scopes, strings.ReplaceAll(opts.providerExtra, "{{ISSUER}}", idp.URL), opts.sessionExtra, store, upstreamsFor(opts, w.upstream.URL), opts.policy, extra)
 		cfgFile := filepath.Join(dir, fmt.Sprintf("config-%d.yaml", i))
 		os.WriteFile(cfgFile, []byte(cfg), 0o600)
 		rp := &replica{url: "http://" + addr, config: cfgFile, admin: admin, metrics: metrics,

@@ -67,7 +67,7 @@ func NewBearerVerifier(cfg BearerConfig, provs []Config, opts Options) (*BearerV
 	}
 	v := &BearerVerifier{issuers: map[string]*bearerIssuer{}}
 	var errs []error
-	add := func(bi BearerIssuer, where string) {
+	add := func(bi BearerIssuer, where string, transport http.RoundTripper) {
 		if len(bi.Audiences) == 0 {
 			errs = append(errs, fmt.Errorf("%s: audiences are required: a token for another service must not be accepted", where))
 			return
@@ -96,7 +96,7 @@ func NewBearerVerifier(cfg BearerConfig, provs []Config, opts Options) (*BearerV
 		v.issuers[bi.IssuerURL] = &bearerIssuer{
 			cfg:    bi,
 			claims: claimMapping{groups: bi.GroupsClaim, policy: opts.Claims},
-			client: newHTTPClient(opts.Transport, 10*time.Second),
+			client: newHTTPClient(transport, 10*time.Second),
 			now:    opts.Now,
 		}
 	}
@@ -109,11 +109,15 @@ func NewBearerVerifier(cfg BearerConfig, provs []Config, opts Options) (*BearerV
 			if p.Type == "github" || (p.Type == "entra" && (p.Tenant == "organizations" || p.Tenant == "common")) {
 				continue
 			}
-			add(BearerIssuer{IssuerURL: p.IssuerURL, Audiences: cfg.Audiences, SigningAlgs: p.SigningAlgs, GroupsClaim: p.GroupsClaim}, "bearer.audiences")
+			bi := BearerIssuer{IssuerURL: p.IssuerURL, Audiences: cfg.Audiences, SigningAlgs: p.SigningAlgs, GroupsClaim: p.GroupsClaim}
+			if p.SkipDiscovery {
+				bi.JWKSURL = p.JWKSURI // the provider has no discovery document
+			}
+			add(bi, "bearer.audiences", providerTransport(p, opts.Transport))
 		}
 	}
 	for i, bi := range cfg.Issuers {
-		add(bi, fmt.Sprintf("bearer.issuers[%d]", i))
+		add(bi, fmt.Sprintf("bearer.issuers[%d]", i), opts.Transport)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -122,6 +126,20 @@ func NewBearerVerifier(cfg BearerConfig, provs []Config, opts Options) (*BearerV
 		return nil, nil
 	}
 	return v, nil
+}
+
+// providerTransport is the transport for calls to provider p's issuer:
+// one trusting its ca_file, else base. A broken ca_file is reported by the
+// provider's own validation.
+func providerTransport(p Config, base http.RoundTripper) http.RoundTripper {
+	if p.CAFile == "" {
+		return base
+	}
+	p.checkCA(func(string, ...any) {})
+	if p.caPool == nil {
+		return base
+	}
+	return caTransport(p.caPool, 10*time.Second)
 }
 
 // Verify checks token and returns the identity it carries.

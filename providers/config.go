@@ -1,6 +1,8 @@
 package providers
 
 import (
+	"crypto"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
@@ -92,6 +94,49 @@ type Config struct {
 	// users set an address they do not own: otherwise anyone can claim any
 	// email, and email rules let them in.
 	InsecureAllowUnverifiedEmail bool `yaml:"insecure_allow_unverified_email"`
+
+	// SkipDiscovery takes the endpoints from the keys below instead of
+	// IssuerURL/.well-known/openid-configuration, for providers that
+	// publish no discovery document. authorization_endpoint,
+	// token_endpoint and jwks_uri are then required; issuer_url stays
+	// required, as the iss of the ID tokens. The endpoint keys are
+	// refused without skip_discovery (see endpoints.go).
+	SkipDiscovery         bool   `yaml:"skip_discovery"`
+	AuthorizationEndpoint string `yaml:"authorization_endpoint"`
+	TokenEndpoint         string `yaml:"token_endpoint"`
+	JWKSURI               string `yaml:"jwks_uri"`
+	UserinfoEndpoint      string `yaml:"userinfo_endpoint"`
+	EndSessionEndpoint    string `yaml:"end_session_endpoint"`
+	RevocationEndpoint    string `yaml:"revocation_endpoint"`
+	// CAFile is a PEM file of CA certificates: the provider's TLS
+	// connections trust exactly these instead of the system roots. main
+	// reads it into CAPEM (packages get contents, never paths).
+	CAFile string `yaml:"ca_file"`
+	CAPEM  []byte `yaml:"-"`
+	// Audiences are ID-token audiences accepted besides client_id
+	// (checkAudience in idtoken.go).
+	Audiences []string `yaml:"audiences"`
+	// Prompt and ACRValues are sent with every authorization request
+	// (OpenID Connect Core §3.1.2.1). prompt: none, login, consent,
+	// select_account, space-separated.
+	Prompt    string `yaml:"prompt"`
+	ACRValues string `yaml:"acr_values"`
+	// ClientAuth is how the gateway authenticates at the token endpoint:
+	// client_secret_basic, client_secret_post, private_key_jwt or none
+	// (a public client: PKCE only). Default: basic, unless discovery lists
+	// only client_secret_post (clientauth.go).
+	ClientAuth string `yaml:"client_auth"`
+	// ClientPrivateKey (private_key_jwt) is a PEM RSA or EC private key,
+	// usually given as client_private_key_file; ClientKeyID is the kid of
+	// its assertions, ClientAssertionAlg their algorithm (default RS256 or
+	// ES256 by key type).
+	ClientPrivateKey   string `yaml:"client_private_key" secret:"true"`
+	ClientKeyID        string `yaml:"client_key_id"`
+	ClientAssertionAlg string `yaml:"client_assertion_alg"`
+
+	// Filled by validate from the keys above.
+	caPool    *x509.CertPool // ca_file's certificates (checkCA)
+	clientKey crypto.Signer  // client_private_key (checkClientAuth)
 }
 
 // DefaultScopes are requested when a provider lists none.
@@ -173,6 +218,9 @@ func (c *Config) validate() error {
 	c.defaults()
 	c.checkClient(bad)
 	c.checkModes(bad)
+	c.checkEndpoints(bad)
+	c.checkClientAuth(bad)
+	c.checkRequestOptions(bad)
 	switch c.Type {
 	case "entra":
 		c.validateEntra(bad)
@@ -246,8 +294,8 @@ func (c *Config) checkClient(bad func(format string, args ...any)) {
 	if c.ClientID == "" {
 		bad("client_id is required")
 	}
-	if c.ClientSecret == "" {
-		bad("client_secret is required (or client_secret_file)")
+	if c.ClientSecret == "" && c.ClientAuth != "none" && c.ClientAuth != "private_key_jwt" {
+		bad("client_secret is required (or client_secret_file; or client_auth none or private_key_jwt)")
 	}
 	for _, a := range c.SigningAlgs {
 		if !slices.Contains(asymmetricAlgs, a) {

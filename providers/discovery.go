@@ -32,6 +32,7 @@ type metadata struct {
 	Backchannel bool     `json:"backchannel_logout_supported"`
 	AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
 	PKCE        []string `json:"code_challenge_methods_supported"`
+	Revocation  string   `json:"revocation_endpoint"` // RFC 8414 §2
 }
 
 // issuerSpec says how to find one issuer's keys and check its tokens.
@@ -44,6 +45,9 @@ type issuerSpec struct {
 	named string
 	// jwks is the JWKS URL; "" reads jwks_uri from discovery.
 	jwks string
+	// static, when set, is the metadata itself (skip_discovery): no
+	// discovery request is made.
+	static *issuerKeys
 	// timeout bounds discovery.
 	timeout time.Duration
 	// algs picks the signature algorithms to accept from those the
@@ -69,7 +73,9 @@ type issuerKeys struct {
 // spec.named says which issuer it names.
 func discoverIssuer(ctx context.Context, client *http.Client, now func() time.Time, spec issuerSpec) (*issuerKeys, error) {
 	ik := &issuerKeys{meta: metadata{JWKS: spec.jwks}}
-	if spec.jwks == "" {
+	if spec.static != nil {
+		ik = spec.static
+	} else if spec.jwks == "" {
 		ctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, client), spec.timeout)
 		defer cancel()
 		// go-oidc's own issuer comparison is switched off so that ours,

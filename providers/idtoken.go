@@ -3,7 +3,9 @@ package providers
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -45,14 +47,8 @@ func (p *OIDC) checkIDToken(idt *oidc.IDToken, tok *oauth2.Token, nonce string) 
 	if nonce == "" || subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(nonce)) != 1 {
 		return fail("nonce does not match the sign-in attempt")
 	}
-	// Core §3.1.3.7 steps 4–5 (errata 2): azp, when present, is our
-	// client_id; with several audiences it must be present.
-	azp := stringClaim(all, "azp")
-	if azp != "" && azp != p.cfg.ClientID {
-		return fail("azp %q is not this client", azp)
-	}
-	if len(idt.Audience) > 1 && azp != p.cfg.ClientID {
-		return fail("token has several audiences and no azp naming this client")
+	if err := p.checkAudience(idt.Audience, stringClaim(all, "azp")); err != nil {
+		return fail("%v", err)
 	}
 	// Core §3.1.3.7 step 10: reject tokens issued too far from now.
 	now := p.opts.Now()
@@ -71,6 +67,23 @@ func (p *OIDC) checkIDToken(idt *oidc.IDToken, tok *oauth2.Token, nonce string) 
 		return fail("no sub")
 	}
 	return all, nil
+}
+
+// checkAudience applies OpenID Connect Core §3.1.3.7 steps 3–5 (errata
+// 2): aud contains our client_id, or, with audiences, one of those; azp,
+// when present, is our client_id; with several audiences it must be
+// present. Without audiences go-oidc has already checked step 3.
+func (p *OIDC) checkAudience(aud []string, azp string) error {
+	if !slices.Contains(aud, p.cfg.ClientID) && !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(p.cfg.Audiences, a) }) {
+		return fmt.Errorf("aud %q names neither this client nor an accepted audience", aud)
+	}
+	if azp != "" && azp != p.cfg.ClientID {
+		return fmt.Errorf("azp %q is not this client", azp)
+	}
+	if len(aud) > 1 && azp != p.cfg.ClientID {
+		return errors.New("token has several audiences and no azp naming this client")
+	}
+	return nil
 }
 
 // checkAccessTokenHash applies Core §3.1.3.8 (and §12.2 at refresh):

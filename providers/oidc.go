@@ -41,6 +41,15 @@ type discovery struct {
 	userinfo    string
 	issParam    bool // authorization_response_iss_parameter_supported (RFC 9207 §3)
 	backchannel bool
+	// revocation is the RFC 7009 revocation endpoint (RFC 8414 §2
+	// revocation_endpoint, or revocation_endpoint with skip_discovery).
+	revocation string
+	// clientAuth is the token endpoint authentication in force
+	// (clientAuthMethod).
+	clientAuth string
+	// idVerifier verifies ID tokens: verifier, or, with audiences, one
+	// that leaves aud to checkAudience.
+	idVerifier *oidc.IDTokenVerifier
 }
 
 func newOIDC(cfg Config, opts Options, fl flavor) *OIDC {
@@ -91,6 +100,9 @@ func (p *OIDC) discover(ctx context.Context) (*discovery, error) {
 	if ifl, ok := p.flavor.(issuerFlavor); ok {
 		spec.named = ifl.discoveryIssuer()
 	}
+	if p.cfg.SkipDiscovery {
+		spec.static = p.configuredIssuer(ctx)
+	}
 	ik, err := discoverIssuer(ctx, p.client, p.opts.Now, spec)
 	if err != nil {
 		return nil, err
@@ -102,13 +114,20 @@ func (p *OIDC) discover(ctx context.Context) (*discovery, error) {
 		return nil, fmt.Errorf("provider does not support PKCE S256 (code_challenge_methods_supported=%v)", meta.PKCE)
 	}
 	endpoint := ik.op.Endpoint()
-	// Pick one client authentication style instead of x/oauth2's
-	// auto-detection, which retries a failed exchange with the other style.
-	endpoint.AuthStyle = oauth2.AuthStyleInHeader
-	if len(meta.AuthMethods) > 0 && !slices.Contains(meta.AuthMethods, "client_secret_basic") && slices.Contains(meta.AuthMethods, "client_secret_post") {
-		endpoint.AuthStyle = oauth2.AuthStyleInParams
+	// x/oauth2 sends client_id alone; authTransport authenticates
+	// (clientauth.go).
+	endpoint.AuthStyle = oauth2.AuthStyleInParams
+	idVerifier := ik.verifier
+	if len(p.cfg.Audiences) > 0 {
+		// checkAudience does the aud check go-oidc would do, with the
+		// extra audiences; the logout-token verifier keeps go-oidc's.
+		cfg := oidc.Config{ClientID: p.cfg.ClientID, SkipClientIDCheck: true, SupportedSigningAlgs: ik.algs, Now: p.opts.Now, SkipIssuerCheck: spec.named != ""}
+		idVerifier = oidc.NewVerifier(p.cfg.IssuerURL, ik.keys, &cfg)
 	}
 	return &discovery{
+		revocation:  meta.Revocation,
+		clientAuth:  p.clientAuthMethod(meta.AuthMethods),
+		idVerifier:  idVerifier,
 		endpoint:    endpoint,
 		verifier:    ik.verifier,
 		algs:        ik.algs,
@@ -145,11 +164,11 @@ func (p *OIDC) algs(advertised []string) ([]string, error) {
 
 func (p *OIDC) oauth2Config(d *discovery) *oauth2.Config {
 	return &oauth2.Config{
-		ClientID:     p.cfg.ClientID,
-		ClientSecret: p.cfg.ClientSecret,
-		Endpoint:     d.endpoint,
-		RedirectURL:  p.opts.RedirectURL,
-		Scopes:       p.cfg.Scopes,
+		// No secret: authTransport adds the client authentication.
+		ClientID:    p.cfg.ClientID,
+		Endpoint:    d.endpoint,
+		RedirectURL: p.opts.RedirectURL,
+		Scopes:      p.cfg.Scopes,
 	}
 }
 
@@ -162,7 +181,26 @@ func (p *OIDC) AuthCodeURL(ctx context.Context, a Attempt) (string, error) {
 		return "", err
 	}
 	opts := append([]oauth2.AuthCodeOption{oidc.Nonce(a.Nonce), oauth2.S256ChallengeOption(a.Verifier)}, p.flavor.authOptions()...)
+	opts = append(opts, p.requestOptions(a)...)
 	return p.oauth2Config(d).AuthCodeURL(a.State, opts...), nil
+}
+
+// requestOptions are the optional authorization request parameters of
+// OpenID Connect Core §3.1.2.1 this provider sends: its prompt and
+// acr_values, and the attempt's login_hint. The flavor's come first; these
+// override them.
+func (p *OIDC) requestOptions(a Attempt) []oauth2.AuthCodeOption {
+	var opts []oauth2.AuthCodeOption
+	if p.cfg.Prompt != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", p.cfg.Prompt))
+	}
+	if p.cfg.ACRValues != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("acr_values", p.cfg.ACRValues))
+	}
+	if a.LoginHint != "" && LoginHint(a.LoginHint) {
+		opts = append(opts, oauth2.SetAuthURLParam("login_hint", a.LoginHint))
+	}
+	return opts
 }
 
 // CheckResponse implements Provider with RFC 9207 §2.4: an iss parameter,
@@ -191,7 +229,7 @@ func (p *OIDC) Redeem(ctx context.Context, code string, a Attempt) (*session.Ses
 	if err != nil {
 		return nil, err
 	}
-	tok, err := p.oauth2Config(d).Exchange(p.clientCtx(ctx), code, oauth2.VerifierOption(a.Verifier))
+	tok, err := p.oauth2Config(d).Exchange(p.tokenCtx(ctx, d), code, oauth2.VerifierOption(a.Verifier))
 	if err != nil {
 		return nil, exchangeError(err)
 	}
@@ -204,7 +242,7 @@ func (p *OIDC) Redeem(ctx context.Context, code string, a Attempt) (*session.Ses
 	if _, err := d.keys.current(ctx, false); err != nil {
 		return nil, err
 	}
-	idt, err := d.verifier.Verify(ctx, raw)
+	idt, err := d.idVerifier.Verify(ctx, raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}

@@ -74,6 +74,9 @@ type Attempt struct {
 	State    string
 	Nonce    string
 	Verifier string // PKCE code_verifier (RFC 7636 §4.1)
+	// LoginHint is passed on as login_hint (OpenID Connect Core
+	// §3.1.2.1) when LoginHint(it) holds; "" sends none.
+	LoginHint string
 }
 
 // Options are the collaborators main passes in.
@@ -84,8 +87,10 @@ type Options struct {
 	// settings when nil. Timeouts and size limits wrap it either way.
 	Transport http.RoundTripper
 	// TransportFor, when set, gives each provider its own transport (main
-	// instruments them per provider for metrics); it wins over Transport.
-	TransportFor func(id string) http.RoundTripper
+	// instruments them per provider for metrics), wrapping own: the
+	// provider's ca_file transport, or nil for the default. It wins over
+	// Transport.
+	TransportFor func(id string, own http.RoundTripper) http.RoundTripper
 	// Now is time.Now unless a test sets it.
 	Now func() time.Time
 	// Claims names the extra claims to keep in the session for policy
@@ -100,8 +105,12 @@ func New(cfg Config, opts Options) (Provider, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if cfg.caPool != nil {
+		// ca_file: this provider's TLS trusts exactly its CAs.
+		opts.Transport = caTransport(cfg.caPool, cfg.Timeout)
+	}
 	if opts.TransportFor != nil {
-		opts.Transport = opts.TransportFor(cfg.ID)
+		opts.Transport = opts.TransportFor(cfg.ID, opts.Transport)
 	}
 	if opts.RedirectURL == "" {
 		return nil, fmt.Errorf("providers: %s: no redirect URL", cfg.ID)

@@ -34,7 +34,7 @@ func (p *OIDC) Refresh(ctx context.Context, s *session.Session) (*session.Sessio
 		return nil, err
 	}
 	old := &oauth2.Token{RefreshToken: s.RefreshToken, Expiry: time.Unix(1, 0)} // expired: force the refresh
-	tok, err := p.oauth2Config(d).TokenSource(p.clientCtx(ctx), old).Token()
+	tok, err := p.oauth2Config(d).TokenSource(p.tokenCtx(ctx, d), old).Token()
 	if err != nil {
 		return nil, exchangeError(err)
 	}
@@ -69,7 +69,7 @@ func (p *OIDC) checkRefreshedIDToken(ctx context.Context, d *discovery, raw stri
 	if _, err := d.keys.current(ctx, false); err != nil {
 		return err
 	}
-	idt, err := d.verifier.Verify(ctx, raw)
+	idt, err := d.idVerifier.Verify(ctx, raw)
 	if err != nil {
 		return fmt.Errorf("%w: refreshed ID token: %v", ErrInvalidToken, err)
 	}
@@ -91,8 +91,8 @@ func (p *OIDC) checkRefreshedIDToken(ctx context.Context, d *discovery, raw stri
 	if err := checkAccessTokenHash(idt, tok); err != nil {
 		return err
 	}
-	if azp := stringClaim(all, "azp"); azp != "" && azp != p.cfg.ClientID {
-		return fmt.Errorf("%w: azp %q is not this client", ErrInvalidToken, azp)
+	if err := p.checkAudience(idt.Audience, stringClaim(all, "azp")); err != nil {
+		return fmt.Errorf("%w: refreshed ID token: %v", ErrInvalidToken, err)
 	}
 	// Refresh: a refreshed ID token need not repeat every claim, so a
 	// profile attribute whose claim it omits keeps its value; an email it

@@ -187,7 +187,7 @@ func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request, rq *re
 		found(w, h.loginURL(returnTo, ""))
 		return nil
 	}
-	return h.beginLogin(w, r, rq, p, returnTo)
+	return h.beginLogin(w, r, rq, p, returnTo, "")
 }
 
 // denied is the error for a request the decision refused; s is who asked,

@@ -32,27 +32,44 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request, rq *request) err
 	if rd == "" {
 		rd = "/"
 	}
+	hint := h.loginHint(r)
 	if id := r.URL.Query().Get("provider"); id != "" {
 		p := h.providers.Get(id)
 		if p == nil {
 			return errorf(http.StatusBadRequest, "There is no such identity provider.", fmt.Errorf("unknown provider %q", truncate(id, 64)))
 		}
-		return h.beginLogin(w, r, rq, p, rd)
+		return h.beginLogin(w, r, rq, p, rd, hint)
 	}
 	if p := h.providers.Only(); p != nil {
-		return h.beginLogin(w, r, rq, p, rd)
+		return h.beginLogin(w, r, rq, p, rd, hint)
 	}
-	return h.signInPage(w, rq, h.redirects.safe(rd))
+	return h.signInPage(w, rq, h.redirects.safe(rd), hint)
+}
+
+// loginHint is /start's login_hint parameter when it may be passed on to
+// the provider (OpenID Connect Core §3.1.2.1: a hint, so one that is too
+// long or not printable is dropped, with a debug line, not refused).
+func (h *Handler) loginHint(r *http.Request) string {
+	hint := r.URL.Query().Get("login_hint")
+	if hint == "" || providers.LoginHint(hint) {
+		return hint
+	}
+	h.log.LogAttrs(r.Context(), slog.LevelDebug, "login_hint dropped: too long or not printable", slog.Int("bytes", len(hint)))
+	return ""
 }
 
 // signInPage lists the providers, each a plain link: no JavaScript needed.
-func (h *Handler) signInPage(w http.ResponseWriter, rq *request, rd string) error {
+func (h *Handler) signInPage(w http.ResponseWriter, rq *request, rd, hint string) error {
 	data := pageData{Title: h.cfg.UI.Title, RequestID: rq.id, LogoURL: h.cfg.UI.LogoURL}
 	if data.Title == "" {
 		data.Title = "Sign in"
 	}
 	for _, p := range h.providers.All() {
-		data.Providers = append(data.Providers, providerLink{Name: p.Name(), URL: h.loginURL(rd, p.ID())})
+		u := h.loginURL(rd, p.ID())
+		if hint != "" {
+			u += "&" + url.Values{"login_hint": {hint}}.Encode() // loginURL's has provider
+		}
+		data.Providers = append(data.Providers, providerLink{Name: p.Name(), URL: u})
 	}
 	h.pages.writeWith(w, http.StatusOK, "sign_in", data, h.logoCSP)
 	return nil
@@ -92,8 +109,9 @@ func (h *Handler) ownEndpoint(uri string) bool {
 // beginLogin remembers a fresh attempt (state, nonce, PKCE verifier) in its
 // own login cookie and sends the browser to the provider. rd is validated
 // now and again after the callback.
-func (h *Handler) beginLogin(w http.ResponseWriter, r *http.Request, rq *request, p providers.Provider, rd string) error {
+func (h *Handler) beginLogin(w http.ResponseWriter, r *http.Request, rq *request, p providers.Provider, rd, hint string) error {
 	a := providers.NewAttempt()
+	a.LoginHint = hint
 	authURL, err := p.AuthCodeURL(r.Context(), a)
 	if err != nil {
 		return errorf(http.StatusServiceUnavailable, "The identity provider cannot be reached right now. Please try again shortly.", err)

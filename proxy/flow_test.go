@@ -335,3 +335,51 @@ func TestOversizedGroupsAreTrimmed(t *testing.T) {
 		t.Error("trimming was not logged")
 	}
 }
+
+// TestStartLoginHint: /oauth2/start passes a printable login_hint of
+// bounded length on to the provider (OpenID Connect Core §3.1.2.1) and
+// drops any other; a request to an application never supplies one.
+func TestStartLoginHint(t *testing.T) {
+	for _, tt := range []struct {
+		name, hint, want string
+	}{
+		{"email", "alice@example.com", "alice@example.com"},
+		{"too long", strings.Repeat("a", 257), ""},
+		{"control character", "alice\r\nx", ""},
+		{"none", "", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			start := e.do(get("https://gw.example.com/oauth2/start?login_hint=" + url.QueryEscape(tt.hint)))
+			if start.StatusCode != http.StatusFound {
+				t.Fatalf("start = %d, want 302 (a bad hint is dropped, not refused)", start.StatusCode)
+			}
+			loc, _ := url.Parse(start.Header.Get("Location"))
+			e.idp.mu.Lock()
+			a := e.idp.attempts[loc.Query().Get("state")]
+			e.idp.mu.Unlock()
+			if a.LoginHint != tt.want {
+				t.Errorf("LoginHint = %q, want %q", a.LoginHint, tt.want)
+			}
+		})
+	}
+}
+
+// TestSignInPageKeepsLoginHint: with several providers, the sign-in
+// page's links carry the login_hint on to the chosen one's /start.
+func TestSignInPageKeepsLoginHint(t *testing.T) {
+	e, partner := twoProviders(t)
+	html := body(e.do(get("https://gw.example.com/oauth2/start?rd=%2Fr&login_hint=" + url.QueryEscape("bob@partner.example"))))
+	want := `href="https://gw.example.com/oauth2/start?provider=partner&amp;rd=%2Fr&amp;login_hint=bob%40partner.example"`
+	if !strings.Contains(html, want) {
+		t.Fatalf("sign-in page lacks %s:\n%s", want, html)
+	}
+	start := e.do(get("https://gw.example.com/oauth2/start?provider=partner&rd=%2Fr&login_hint=bob%40partner.example"))
+	loc, _ := url.Parse(start.Header.Get("Location"))
+	partner.mu.Lock()
+	a := partner.attempts[loc.Query().Get("state")]
+	partner.mu.Unlock()
+	if a.LoginHint != "bob@partner.example" {
+		t.Errorf("partner's attempt LoginHint = %q", a.LoginHint)
+	}
+}

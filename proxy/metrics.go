@@ -98,8 +98,10 @@ func (m *Metrics) ended(how string) {
 }
 
 // InstrumentTransport times calls to an identity provider, for
-// portcullis_provider_request_duration_seconds.
-func InstrumentTransport(reg prometheus.Registerer, base http.RoundTripper) func(provider string) http.RoundTripper {
+// portcullis_provider_request_duration_seconds. The returned function
+// wraps a provider's own transport (its ca_file's), or base when it has
+// none.
+func InstrumentTransport(reg prometheus.Registerer, base http.RoundTripper) func(provider string, own http.RoundTripper) http.RoundTripper {
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "portcullis_provider_request_duration_seconds",
 		Help:    "Calls to identity providers (discovery, keys, token, userinfo, APIs), by provider and outcome.",
@@ -109,10 +111,14 @@ func InstrumentTransport(reg prometheus.Registerer, base http.RoundTripper) func
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	return func(provider string) http.RoundTripper {
+	return func(provider string, own http.RoundTripper) http.RoundTripper {
+		rt := base
+		if own != nil {
+			rt = own
+		}
 		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
 			start := time.Now()
-			resp, err := base.RoundTrip(r)
+			resp, err := rt.RoundTrip(r)
 			outcome := "error"
 			if err == nil {
 				outcome = strconv.Itoa(resp.StatusCode/100) + "xx"
