@@ -1,17 +1,25 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"io/fs"
 	"log/slog"
+	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -70,6 +78,27 @@ func fullConfig(t *testing.T, block string) []byte {
 	return out
 }
 
+// docsKeyMaterial is a self-signed CA certificate and an EC P-256 private
+// key, PEM-encoded, standing in for the files the page names.
+func docsKeyMaterial(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "docs CA"}, IsCA: true,
+		BasicConstraintsValid: true, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
+}
+
 // TestDocsProviders loads every YAML block of docs/providers.md with the
 // real loader and validates it as -check does, so that a documented key
 // that does not exist, or a value the gateway refuses, fails here; and it
@@ -80,10 +109,20 @@ func TestDocsProviders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Every secret file and variable the page mentions reads as a secret.
+	// Every secret file and variable the page mentions reads as a secret;
+	// a documented CA file as a certificate, a key file as a key.
+	certPEM, keyPEM := docsKeyMaterial(t)
 	src := source{
 		lookupEnv: func(string) (string, bool) { return "documented-secret", true },
-		readFile:  func(string) ([]byte, error) { return []byte("documented-secret\n"), nil },
+		readFile: func(path string) ([]byte, error) {
+			switch {
+			case strings.HasSuffix(path, ".key"):
+				return keyPEM, nil
+			case strings.HasSuffix(path, "ca.pem"):
+				return certPEM, nil
+			}
+			return []byte("documented-secret\n"), nil
+		},
 	}
 	blocks, lines := yamlBlocks(string(page))
 	if len(blocks) < 10 {
