@@ -28,6 +28,7 @@ type authRequest struct {
 	challenge    *oidc.CodeChallenge
 	prompt       []string
 	loginHint    string
+	acr          string // the first acr_values asked for: the demo meets any
 
 	userID   string // set by the login form; Done from then on
 	authTime time.Time
@@ -39,7 +40,7 @@ type authRequest struct {
 var _ op.AuthRequest = (*authRequest)(nil)
 
 func (a *authRequest) GetID() string                         { return a.id }
-func (a *authRequest) GetACR() string                        { return "" }
+func (a *authRequest) GetACR() string                        { return a.acr }
 func (a *authRequest) GetAMR() []string                      { return amrPassword(a.userID) }
 func (a *authRequest) GetAudience() []string                 { return audience(a.clientID, a.extra) }
 func (a *authRequest) GetAuthTime() time.Time                { return a.authTime }
@@ -82,6 +83,9 @@ func (s *storage) CreateAuthRequest(_ context.Context, req *oidc.AuthRequest, _ 
 		responseMode: req.ResponseMode,
 		prompt:       slices.Clone([]string(req.Prompt)),
 		loginHint:    req.LoginHint,
+	}
+	if len(req.ACRValues) > 0 {
+		ar.acr = req.ACRValues[0]
 	}
 	if req.CodeChallenge != "" {
 		if req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {

@@ -27,7 +27,8 @@
 //   - Stats counts discovery, authorize, token (by grant and by client
 //     authentication), userinfo and end_session requests, and keeps the
 //     query of the latest authorization request (prompt, login_hint,
-//     acr_values).
+//     acr_values). The ID token's acr is the first acr_values asked for:
+//     the demo meets any level.
 //   - PKCE is optional, but only S256 is accepted; a code issued with a
 //     challenge needs the matching code_verifier.
 //   - A refresh token is issued only when the authorization request asked

@@ -247,7 +247,9 @@ type authTransport struct {
 }
 
 func (t authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Method != http.MethodPost || r.Body == nil {
+	// Only the token endpoint hears the credentials: any other request
+	// made with this client (none today) goes out as it is.
+	if r.Method != http.MethodPost || r.Body == nil || !sameEndpoint(r.URL, t.endpoint) {
 		return t.base.RoundTrip(r)
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxTokenForm+1))
@@ -268,6 +270,12 @@ func (t authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	out.ContentLength = int64(len(enc))
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(enc)), nil }
 	return t.base.RoundTrip(out)
+}
+
+// sameEndpoint reports whether u is the endpoint URL, query aside.
+func sameEndpoint(u *url.URL, endpoint string) bool {
+	e, err := url.Parse(endpoint)
+	return err == nil && u.Scheme == e.Scheme && strings.EqualFold(u.Host, e.Host) && u.EscapedPath() == e.EscapedPath()
 }
 
 // tokenCtx is clientCtx for calls to the token endpoint: p's client with

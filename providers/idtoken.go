@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -62,6 +63,12 @@ func (p *OIDC) checkIDToken(idt *oidc.IDToken, tok *oauth2.Token, nonce string) 
 	}
 	if err := checkAccessTokenHash(idt, tok); err != nil {
 		return nil, err
+	}
+	// Core §3.1.3.7 step 12 (SECURITY.md IDT-11): acr_values asked for an
+	// authentication context; a provider may ignore the request (§5.5.1.1
+	// makes it voluntary), so the answer is checked, not assumed.
+	if p.cfg.ACRValues != "" && !slices.Contains(strings.Fields(p.cfg.ACRValues), stringClaim(all, "acr")) {
+		return fail("acr %q is not one of acr_values %q", truncateString(stringClaim(all, "acr"), 64), p.cfg.ACRValues)
 	}
 	if idt.Subject == "" {
 		return fail("no sub")

@@ -452,6 +452,39 @@ func TestAuthRequestOptions(t *testing.T) {
 	}
 }
 
+// TestACRValuesChecked: with acr_values the ID token's acr must be one of
+// them (Core §3.1.3.7 step 12; SECURITY.md IDT-11): a provider that
+// ignores the request does not sign anyone in at a lesser level.
+func TestACRValuesChecked(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		acr  any // nil: no acr claim
+		ok   bool
+	}{
+		{"asked for", "gold", true},
+		{"the other one asked for", "silver", true},
+		{"another level", "bronze", false},
+		{"none", nil, false},
+		{"not a string", 2.0, false},
+		{"a prefix", "gol", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ti := newTestIssuer(t)
+			p := ti.provider(t, newClock(), func(c *Config) { c.ACRValues = "silver gold" })
+			_, err := signIn(t, ti, p, func(a Attempt) map[string]any {
+				c := ti.claims(a, testNow)
+				if tt.acr != nil {
+					c["acr"] = tt.acr
+				}
+				return tokenResponse(rsaKey.sign(t, c))
+			})
+			if tt.ok != (err == nil) || err != nil && !errors.Is(err, ErrInvalidToken) {
+				t.Errorf("sign-in with acr %v: %v, want ok=%v", tt.acr, err, tt.ok)
+			}
+		})
+	}
+}
+
 // TestLoginHintBounds: what /oauth2/start may pass on.
 func TestLoginHintBounds(t *testing.T) {
 	for _, tt := range []struct {
