@@ -41,6 +41,9 @@ type discovery struct {
 	userinfo    string
 	issParam    bool // authorization_response_iss_parameter_supported (RFC 9207 §3)
 	backchannel bool
+	// revocation is the RFC 7009 revocation endpoint (RFC 8414 §2
+	// revocation_endpoint), "" for none.
+	revocation string
 }
 
 func newOIDC(cfg Config, opts Options, fl flavor) *OIDC {
@@ -118,6 +121,7 @@ func (p *OIDC) discover(ctx context.Context) (*discovery, error) {
 		userinfo:    ik.op.UserInfoEndpoint(),
 		issParam:    meta.IssParam,
 		backchannel: meta.Backchannel,
+		revocation:  meta.Revocation,
 	}, nil
 }
 
