@@ -35,7 +35,7 @@ func uris(cfg *config, callback string) gatewayURIs {
 // the others with the condition under which a provider can use them.
 func printOffline(out io.Writer, path string, u gatewayURIs) {
 	fmt.Fprintf(out, "%s is valid. Register at each provider:\n", path)
-	fmt.Fprintf(out, "  redirect URI (required):   %s\n", u.redirect)
+	fmt.Fprintf(out, "  redirect URI:              %s\n    required\n", u.redirect)
 	fmt.Fprintf(out, "  post-logout redirect URI:  %s\n    if the provider has an end_session endpoint (RP-Initiated Logout)\n", u.postLogout)
 	fmt.Fprintf(out, "  back-channel logout URI:   %s\n    if the provider supports back-channel logout\n", u.backchannel)
 	fmt.Fprintf(out, "  front-channel logout URI:  %s\n    if the provider supports front-channel logout with iss and sid\n", u.frontchannel)

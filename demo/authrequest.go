@@ -139,6 +139,7 @@ func (s *storage) completeAuthRequest(id, userID string) error {
 	}
 	ar.userID = userID
 	ar.authTime = now
+	s.lastSIDs[userID] = ar.sid
 	return nil
 }
 

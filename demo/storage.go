@@ -31,6 +31,7 @@ type storage struct {
 	codes         map[string]string // authorization code → auth request ID
 	accessTokens  map[string]*accessToken
 	refreshTokens map[string]*refreshToken // by token value
+	lastSIDs      map[string]string        // user ID → sid of their latest sign-in
 	lastSweep     time.Time
 }
 
@@ -67,6 +68,7 @@ func newStorage(cfg Config, key signingKey) *storage {
 		codes:         make(map[string]string),
 		accessTokens:  make(map[string]*accessToken),
 		refreshTokens: make(map[string]*refreshToken),
+		lastSIDs:      make(map[string]string),
 	}
 }
 
