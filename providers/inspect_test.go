@@ -26,7 +26,9 @@ func TestInspect(t *testing.T) {
 			[]string{"no token_endpoint"}, Register{Redirect: true}},
 		{"no jwks_uri", func(ti *testIssuer, c *Config) { ti.setMeta("jwks_uri", nil) },
 			[]string{"no jwks_uri"}, Register{Redirect: true}},
-		{"no acceptable alg", func(ti *testIssuer, c *Config) { ti.setMeta("id_token_signing_alg_values_supported", []string{"HS256"}) },
+		{"no acceptable alg", func(ti *testIssuer, c *Config) {
+			ti.setMeta("id_token_signing_alg_values_supported", []string{"HS256"})
+		},
 			[]string{"no acceptable ID-token algorithm"}, Register{Redirect: true}},
 		{"empty JWKS", func(ti *testIssuer, c *Config) { ti.setKeys() }, []string{"keys (jwks_uri", "no usable public keys"}, Register{Redirect: true}},
 		{"JWKS unreachable", func(ti *testIssuer, c *Config) { ti.setMeta("jwks_uri", closedURL(t)) },
