@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -271,5 +274,79 @@ func TestRevocationResult(t *testing.T) {
 		if got := revocationResult(err); got != want {
 			t.Errorf("revocationResult(%v) = %q, want %q", err, got, want)
 		}
+	}
+}
+
+// TestReadyNamesCause: /ready says why a provider is unavailable in plain
+// words, not only that it is.
+func TestReadyNamesCause(t *testing.T) {
+	refused := &url.Error{Op: "Get", URL: "https://idp.test/.well-known/openid-configuration",
+		Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
+	for _, tt := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"connection refused", fmt.Errorf("%w: corp: discovery at https://idp.test: %w", providers.ErrUnavailable, refused),
+			"provider corp unavailable: connection refused"},
+		{"no PKCE S256", fmt.Errorf("%w: corp: discovery at https://idp.test: %w", providers.ErrUnavailable,
+			errors.New("provider does not support PKCE S256 (code_challenge_methods_supported=[plain])")),
+			"provider corp unavailable: provider does not support PKCE S256"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			e.idp.readyErr = tt.err
+			resp := e.do(get("https://gw.example.com/ready"))
+			if b := body(resp); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(b, tt.want) {
+				t.Errorf("/ready = %d %s, want 503 naming %q", resp.StatusCode, b, tt.want)
+			}
+			if !strings.Contains(e.logs.String(), tt.want[len("provider corp unavailable: "):]) {
+				t.Errorf("the log does not name the cause:\n%s", e.logs.String())
+			}
+		})
+	}
+}
+
+// TestSignOutLocalWithRealDiscovery: a real OpenID provider whose
+// discovery document names no end_session_endpoint (Dex): sign-out stays
+// on the gateway and says so, and the provider is never sent the browser.
+func TestSignOutLocalWithRealDiscovery(t *testing.T) {
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/.well-known/openid-configuration" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"issuer":%q,"authorization_endpoint":%q,"token_endpoint":%q,"jwks_uri":%q,
+			"id_token_signing_alg_values_supported":["RS256"],"code_challenge_methods_supported":["S256"]}`,
+			srv.URL, srv.URL+"/auth", srv.URL+"/token", srv.URL+"/keys")
+	}))
+	t.Cleanup(srv.Close)
+	set, err := providers.NewSet([]providers.Config{{ID: "dex", Name: "Dex", IssuerURL: srv.URL, ClientID: "gw", ClientSecret: "s"}},
+		providers.Options{RedirectURL: "https://gw.example.com/oauth2/callback"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvOpts(t, nil, nil)
+	e.h.providers = set
+	v, err := e.store.Seal(&session.Session{
+		Identity: session.Identity{Issuer: srv.URL, Subject: "alice", Email: "alice@example.com", EmailVerified: true},
+		Provider: "dex", CreatedAt: e.clock(), ExpiresAt: e.clock().Add(time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookie := e.store.Name() + "=" + v
+	if b := body(e.do(get("https://gw.example.com/oauth2/sign_out", "Cookie", cookie))); !strings.Contains(b, "You may still be signed in at Dex.") {
+		t.Errorf("confirmation page:\n%s", b)
+	}
+	resp := postSignOut(e, cookie)
+	b := body(resp)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" || !strings.Contains(b, "You are signed out of this gateway. You may still be signed in at Dex.") {
+		t.Errorf("sign-out = %d to %q:\n%s", resp.StatusCode, resp.Header.Get("Location"), b)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); strings.Contains(csp, srv.URL) {
+		t.Errorf("signed-out page CSP names the provider: %q", csp)
 	}
 }
