@@ -82,8 +82,11 @@ func printReport(out io.Writer, rep providers.Report, u gatewayURIs) {
 			yesNo("userinfo", s.Userinfo),
 			yesNo("RFC 9207 iss", s.IssParameter),
 		}, ", "))
-		if !s.EndSession {
+		switch {
+		case !s.EndSession:
 			fmt.Fprintln(out, "  sign-out is local to the gateway: the provider has no end_session endpoint")
+		case !rep.Register.PostLogout:
+			fmt.Fprintln(out, "  sign-out is local to the gateway: end_session is never")
 		}
 	}
 	fmt.Fprintln(out, "  register:")
