@@ -174,6 +174,7 @@ func TestCheckOnline(t *testing.T) {
 		return string(out), code
 	}
 	out, code := run(rp.config)
+	t.Logf("-check -online:\n%s", out)
 	if code != 0 {
 		t.Fatalf("-check -online against a good provider: exit %d\n%s", code, out)
 	}
@@ -201,6 +202,7 @@ func TestCheckOnline(t *testing.T) {
 	writeFile(t, bad, slash)
 	defer os.Remove(bad)
 	out, code = run(bad)
+	t.Logf("-check -online, trailing slash:\n%s", out)
 	if code != 1 || !strings.Contains(out, "remove the trailing slash") || !strings.Contains(out, "error: issuer mismatch") {
 		t.Errorf("-check -online with a trailing slash: exit %d, want 1 naming the mismatch:\n%s", code, out)
 	}

@@ -231,5 +231,7 @@ func innermost(err error) string {
 		err = next
 	}
 	msg := strings.Join(strings.Fields(err.Error()), " ")
+	// "identity provider unavailable: " says what the caller knows already.
+	msg = strings.TrimPrefix(msg, ErrUnavailable.Error()+": ")
 	return truncateString(msg, 200)
 }
