@@ -12,8 +12,8 @@ import (
 
 // frontchannel.go is OpenID Connect Front-Channel Logout 1.0: the
 // provider's logout page loads /oauth2/frontchannel_logout?iss=…&sid=… in
-// an iframe, and the gateway ends every session of that provider session,
-// on every replica.
+// an iframe, and the gateway ends every session of that provider session
+// (on every replica with Redis; on this one with cookie sessions).
 
 // frontchannelLogout is GET /oauth2/frontchannel_logout. Only a request
 // naming both iss and sid is honoured (§2: "if either is included, both
