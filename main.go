@@ -5,6 +5,8 @@
 //
 //	portcullis -config FILE          run the gateway
 //	portcullis -config FILE -check   validate the configuration and exit
+//	portcullis -config FILE -check -online
+//	                                 also ask each provider's discovery and keys
 //	portcullis demo                  run a demo provider, app and gateway on loopback
 //	portcullis policy test -config FILE CASES.yaml
 //	                                 decide a list of test requests as the gateway would
@@ -63,20 +65,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return runGateway(args, stdout, stderr)
 }
 
-// runGateway is `portcullis -config FILE [-check]`.
+// runGateway is `portcullis -config FILE [-check [-online]]`.
 func runGateway(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("portcullis", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "configuration file (YAML)")
 	check := fs.Bool("check", false, "validate the configuration and exit")
+	online := fs.Bool("online", false, "with -check: fetch each provider's discovery document and keys and report what they support")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: portcullis -config FILE [-check] | portcullis demo | portcullis policy test -config FILE CASES | portcullis version")
+		fmt.Fprintln(stderr, "usage: portcullis -config FILE [-check [-online]] | portcullis demo | portcullis policy test -config FILE CASES | portcullis version")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *configPath == "" || fs.NArg() > 0 {
+	if *configPath == "" || fs.NArg() > 0 || (*online && !*check) {
 		fs.Usage()
 		return 2
 	}
@@ -100,8 +103,16 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		for _, w := range gw.warnings {
 			fmt.Fprintln(stdout, "warning:", w)
 		}
-		fmt.Fprintf(stdout, "%s is valid. Register at the provider:\n  redirect URI:              %s\n  post-logout redirect URI:  %s\n  back-channel logout URI:   %s\n",
-			*configPath, gw.callback, proxy.SignedOutURL(cfg.Server.PublicURL, cfg.Server.Prefix), proxy.BackchannelURL(cfg.Server.PublicURL, cfg.Server.Prefix))
+		u := uris(cfg, gw.callback)
+		if !*online {
+			printOffline(stdout, *configPath, u)
+			return 0
+		}
+		fmt.Fprintf(stdout, "%s is valid. Asking the providers:\n", *configPath)
+		if !checkOnline(stdout, cfg, gw.providerOptions(nil), u) {
+			fmt.Fprintln(stderr, "portcullis: a provider has errors; see above")
+			return 1
+		}
 		return 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

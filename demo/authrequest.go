@@ -32,6 +32,10 @@ type authRequest struct {
 
 	userID   string // set by the login form; Done from then on
 	authTime time.Time
+	// sid names the provider session this sign-in starts: the ID tokens'
+	// sid claim (Front-Channel Logout 1.0 §3, Back-Channel Logout §2.4),
+	// kept by the refresh tokens that follow.
+	sid string
 
 	code        string // the one code issued for this request, if any
 	codeExpires time.Time
@@ -54,6 +58,7 @@ func (a *authRequest) GetScopes() []string                   { return a.scopes }
 func (a *authRequest) GetState() string                      { return a.state }
 func (a *authRequest) GetSubject() string                    { return a.userID }
 func (a *authRequest) Done() bool                            { return a.userID != "" }
+func (a *authRequest) sessionID() string                     { return a.sid }
 
 func (a *authRequest) expired(now time.Time) bool { return now.After(a.created.Add(authRequestTTL)) }
 
@@ -74,6 +79,7 @@ func amrPassword(userID string) []string {
 func (s *storage) CreateAuthRequest(_ context.Context, req *oidc.AuthRequest, _ string) (op.AuthRequest, error) {
 	ar := &authRequest{
 		id:           rand.Text(),
+		sid:          rand.Text(),
 		clientID:     req.ClientID,
 		redirectURI:  req.RedirectURI,
 		state:        req.State,
@@ -137,6 +143,7 @@ func (s *storage) completeAuthRequest(id, userID string) error {
 	}
 	ar.userID = userID
 	ar.authTime = now
+	s.lastSIDs[userID] = ar.sid
 	return nil
 }
 

@@ -46,6 +46,11 @@ func (s *storage) userinfoLocked(info *oidc.UserInfo, userID string, scopes []st
 func (s *storage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Every ID token names its sign-in's provider session (sid), as
+	// Keycloak's and Zitadel's do, for front- and back-channel logout.
+	if r, ok := req.(interface{ sessionID() string }); ok && r.sessionID() != "" {
+		info.AppendClaims("sid", r.sessionID())
+	}
 	if s.clients[req.GetClientID()].MinimalIDToken {
 		if _, ok := s.users[req.GetSubject()]; !ok {
 			return errNotFound

@@ -142,6 +142,14 @@ func (p *Provider) RevokeRefreshTokens(userID string) int {
 	return p.store.revokeRefreshTokensLocked(func(rt *refreshToken) bool { return rt.userID == userID })
 }
 
+// SessionID is the sid of userID's latest sign-in, as its ID tokens carry
+// it, or "" (for front-channel logout requests in tests).
+func (p *Provider) SessionID(userID string) string {
+	p.store.mu.Lock()
+	defer p.store.mu.Unlock()
+	return p.store.lastSIDs[userID]
+}
+
 // SetGroups replaces the user's groups. Tokens issued later, refreshes
 // included, and userinfo calls see the new groups; an empty list drops the
 // claim. It fails only for an unknown user.

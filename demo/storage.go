@@ -31,6 +31,7 @@ type storage struct {
 	accessTokens  map[string]*accessToken
 	refreshTokens map[string]*refreshToken // by token value
 	rotated       map[string]time.Time     // refresh tokens rotated away → when they would have expired
+	lastSIDs      map[string]string        // user ID → sid of their latest sign-in
 	lastSweep     time.Time
 }
 
@@ -68,6 +69,7 @@ func newStorage(cfg Config, key signingKey) *storage {
 		accessTokens:  make(map[string]*accessToken),
 		refreshTokens: make(map[string]*refreshToken),
 		rotated:       make(map[string]time.Time),
+		lastSIDs:      make(map[string]string),
 	}
 }
 

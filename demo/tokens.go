@@ -42,9 +42,12 @@ type refreshToken struct {
 	amr      []string
 	authTime time.Time
 	expires  time.Time
+	sid      string // the sign-in's provider session (authRequest.sid)
 }
 
 var _ op.RefreshTokenRequest = (*refreshToken)(nil)
+
+func (r *refreshToken) sessionID() string { return r.sid }
 
 func (r *refreshToken) GetAMR() []string       { return r.amr }
 func (r *refreshToken) GetAudience() []string  { return audience(r.clientID, r.extra) }
@@ -134,7 +137,7 @@ func (s *storage) CreateAccessAndRefreshTokens(_ context.Context, req op.TokenRe
 		expires:  now.Add(s.refreshTTL),
 	}
 	if a, ok := req.(*authRequest); ok {
-		next.amr, next.authTime = a.GetAMR(), a.authTime
+		next.amr, next.authTime, next.sid = a.GetAMR(), a.authTime, a.sid
 	}
 	if current != "" {
 		old, ok := s.refreshTokens[current]
@@ -143,7 +146,7 @@ func (s *storage) CreateAccessAndRefreshTokens(_ context.Context, req op.TokenRe
 		}
 		delete(s.refreshTokens, current)
 		s.rotated[current] = old.expires
-		next.scopes, next.amr, next.authTime = old.scopes, old.amr, old.authTime
+		next.scopes, next.amr, next.authTime, next.sid = old.scopes, old.amr, old.authTime, old.sid
 	}
 	token := rand.Text()
 	s.refreshTokens[token] = next

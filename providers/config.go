@@ -64,6 +64,16 @@ type Config struct {
 	// end_session_endpoint (RP-Initiated Logout): "auto" (default: when
 	// discovery names one) or "never".
 	EndSession string `yaml:"end_session"`
+	// RevokeTokens says whether sign-out revokes the session's refresh
+	// token (the access token when there is none) at the provider's
+	// revocation_endpoint (RFC 7009): "auto" (default: when discovery
+	// names one) or "never".
+	RevokeTokens string `yaml:"revoke_tokens"`
+	// FrontchannelLogout accepts OpenID Connect Front-Channel Logout 1.0
+	// requests (GET /oauth2/frontchannel_logout?iss=…&sid=…) naming this
+	// provider's issuer. Default true; such a request ends only the
+	// sessions with that iss and sid.
+	FrontchannelLogout *bool `yaml:"frontchannel_logout"`
 	// LogoutTokenWithoutExp accepts back-channel logout tokens that carry
 	// no exp (Ory Hydra sends them so), provided their iat is at most
 	// logoutTokenWindow old: Back-Channel Logout 1.0 §2.4 requires exp,
@@ -278,6 +288,15 @@ func (c *Config) defaults() {
 	if c.Userinfo == "" {
 		c.Userinfo = "auto"
 	}
+	if c.RevokeTokens == "" {
+		c.RevokeTokens = "auto"
+	}
+	if c.FrontchannelLogout == nil {
+		// Only providers with an OpenID issuer send iss and sid; GitHub
+		// has neither.
+		on := c.Type != "github"
+		c.FrontchannelLogout = &on
+	}
 	if c.Timeout == 0 {
 		c.Timeout = 10 * time.Second
 	}
@@ -311,6 +330,12 @@ func (c *Config) checkModes(bad func(format string, args ...any)) {
 	}
 	if c.Userinfo != "auto" && c.Userinfo != "always" && c.Userinfo != "never" {
 		bad("userinfo %q: want auto, always or never", c.Userinfo)
+	}
+	if c.RevokeTokens != "auto" && c.RevokeTokens != "never" {
+		bad("revoke_tokens %q: want auto or never", c.RevokeTokens)
+	}
+	if c.Type == "github" && *c.FrontchannelLogout {
+		bad("frontchannel_logout: type github has no OpenID issuer and cannot send front-channel logout requests")
 	}
 	if c.Timeout < 0 || c.Timeout > time.Minute {
 		bad("timeout %v must be between 0 and 1m", c.Timeout)

@@ -33,6 +33,10 @@ type metadata struct {
 	AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
 	PKCE        []string `json:"code_challenge_methods_supported"`
 	Revocation  string   `json:"revocation_endpoint"` // RFC 8414 §2
+	// Front-Channel Logout 1.0 §3: whether the OP renders the RP's
+	// frontchannel_logout_uri, and whether it adds iss and sid to it.
+	Frontchannel        bool `json:"frontchannel_logout_supported"`
+	FrontchannelSession bool `json:"frontchannel_logout_session_supported"`
 }
 
 // issuerSpec says how to find one issuer's keys and check its tokens.

@@ -235,3 +235,11 @@ func checkLogoutType(typ string) error {
 	}
 	return fmt.Errorf("typ %q is not a logout token", typ)
 }
+
+// FrontchannelLogout implements FrontchannelLogouter: frontchannel_logout,
+// on by default. The gateway ends only sessions whose iss and sid the
+// request names (Front-Channel Logout 1.0 §2), so discovery need not
+// advertise frontchannel_logout_supported for it to be safe.
+func (p *OIDC) FrontchannelLogout() bool {
+	return p.cfg.FrontchannelLogout != nil && *p.cfg.FrontchannelLogout
+}

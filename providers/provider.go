@@ -58,6 +58,16 @@ type (
 	LogoutVerifier interface {
 		VerifyLogoutToken(ctx context.Context, raw string) (*LogoutToken, error)
 	}
+	// Revoker revokes a session's token at the provider when it signs
+	// out (RFC 7009 §2.1). ErrNoRevocation: nothing was attempted.
+	Revoker interface {
+		RevokeTokens(ctx context.Context, s *session.Session) error
+	}
+	// FrontchannelLogouter says whether the provider's front-channel
+	// logout requests are accepted (Front-Channel Logout 1.0 §2).
+	FrontchannelLogouter interface {
+		FrontchannelLogout() bool
+	}
 )
 
 var (
@@ -67,6 +77,11 @@ var (
 	_ EndSessioner   = (*Entra)(nil)
 	_ LogoutVerifier = (*OIDC)(nil)
 	_ LogoutVerifier = (*Entra)(nil)
+	_ Revoker        = (*OIDC)(nil)
+	_ Revoker        = (*Entra)(nil)
+
+	_ FrontchannelLogouter = (*OIDC)(nil)
+	_ FrontchannelLogouter = (*Entra)(nil)
 )
 
 // Attempt is what one sign-in attempt sends and must see echoed.

@@ -133,3 +133,15 @@ func (s *Set) VerifyLogoutToken(ctx context.Context, raw string) (*LogoutToken, 
 	}
 	return nil, fmt.Errorf("%w: no provider with issuer %q accepts logout tokens", ErrInvalidLogoutToken, truncateString(iss, 128))
 }
+
+// ByIssuer returns the provider whose issuer is iss, compared as strings
+// (RFC 3986 §6.2.1, as RFC 9207 §2.4 and Front-Channel Logout §3 ask), or
+// nil.
+func (s *Set) ByIssuer(iss string) Provider {
+	for _, p := range s.list {
+		if p.Issuer() == iss {
+			return p
+		}
+	}
+	return nil
+}

@@ -174,6 +174,12 @@ func BackchannelURL(publicURL, prefix string) string {
 	return endpointURL(publicURL, prefix, "/backchannel_logout")
 }
 
+// FrontchannelURL is the front-channel logout URI to register at providers
+// (Front-Channel Logout 1.0 §2 frontchannel_logout_uri).
+func FrontchannelURL(publicURL, prefix string) string {
+	return endpointURL(publicURL, prefix, "/frontchannel_logout")
+}
+
 func endpointURL(publicURL, prefix, name string) string {
 	if prefix == "" {
 		prefix = "/oauth2"
@@ -247,7 +253,9 @@ var endpoints = map[string]endpoint{
 	"/userinfo":           {(*Handler).userinfo, "oauth2/userinfo", "endpoint"},
 	"/jwks.json":          {(*Handler).jwks, "oauth2/jwks.json", "endpoint"},
 	"/backchannel_logout": {(*Handler).backchannelLogout, "oauth2/backchannel_logout", "endpoint"},
-	"/auth":               {(*Handler).auth, "oauth2/auth", "auth"},
+	// The path is a public contract: operators register it at providers.
+	"/frontchannel_logout": {(*Handler).frontchannelLogout, "oauth2/frontchannel_logout", "endpoint"},
+	"/auth":                {(*Handler).auth, "oauth2/auth", "auth"},
 }
 
 var (

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/portcullis/portcullis/providers"
@@ -31,7 +30,8 @@ func (h *Handler) ready(w http.ResponseWriter, r *http.Request, rq *request) err
 	for _, p := range h.providers.All() {
 		if err := p.Ready(ctx); err != nil {
 			problems = append(problems, providerProblem(p.ID(), err))
-			h.log.LogAttrs(ctx, slog.LevelWarn, "not ready", slog.String("provider", p.ID()), slog.Any("err", err))
+			h.log.LogAttrs(ctx, slog.LevelWarn, "not ready", slog.String("provider", p.ID()),
+				slog.String("cause", providers.Cause(err)), slog.Any("err", err))
 		}
 	}
 	if pg, ok := h.sessions.(session.Pinger); ok {
@@ -49,15 +49,13 @@ func (h *Handler) ready(w http.ResponseWriter, r *http.Request, rq *request) err
 }
 
 // providerProblem is what /ready says about a provider that is not ready:
-// "unavailable", or for a configuration error the operator must fix, the
-// cause (it names only configured and discovered issuer URLs, no secret).
+// "misconfigured" for a configuration error the operator must fix,
+// "unavailable" otherwise, each with the cause in plain words
+// (providers.Cause: the kind of network failure, or the provider's
+// answer; configured and discovered URLs, never a secret).
 func providerProblem(id string, err error) string {
 	if errors.Is(err, providers.ErrIssuerMismatch) {
-		msg := err.Error()
-		if i := strings.Index(msg, "issuer in configuration"); i >= 0 {
-			msg = msg[i:]
-		}
-		return "provider " + id + " misconfigured: " + msg
+		return "provider " + id + " misconfigured: " + providers.Cause(err)
 	}
-	return "provider " + id + " unavailable"
+	return "provider " + id + " unavailable: " + providers.Cause(err)
 }

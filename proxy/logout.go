@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -43,6 +44,9 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, rq *request) e
 			if data.User == "" {
 				data.User = h.userValue(s)
 			}
+			if !h.endsSessions(r.Context(), s.Provider) {
+				data.Provider = h.providerName(s.Provider)
+			}
 		}
 		h.pages.writeForm(w, http.StatusOK, "sign_out", data, h.signOutOrigins(r, rq, s, rd))
 		return nil
@@ -66,26 +70,94 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, rq *request) e
 	if r.PostForm.Get("rd") == "" {
 		rd = ""
 	}
-	if s != nil {
-		rq.user = h.userValue(s)
-		h.metrics.ended("sign_out")
-		h.audit(r, rq, "sign_out", s)
-		if p, ok := h.providers.Get(s.Provider).(providers.EndSessioner); ok {
-			u, err := p.EndSessionURL(r.Context(), s.IDToken, h.signedOutURL(), h.logoutState(rd))
-			switch {
-			case err != nil:
-				// The local session is gone either way; say so rather than
-				// fail the sign-out.
-				h.log.LogAttrs(r.Context(), slog.LevelWarn, "could not continue sign-out at the provider",
-					slog.String("id", rq.id), slog.String("provider", s.Provider), slog.Any("err", err))
-			case u != "":
-				setPageHeaders(w.Header())
-				found(w, u)
-				return nil
-			}
+	if s == nil {
+		return h.finishSignOut(w, r, rq, rd, "")
+	}
+	rq.user = h.userValue(s)
+	h.metrics.ended("sign_out")
+	h.audit(r, rq, "sign_out", s)
+	h.revokeTokens(r, rq, s)
+	if p, ok := h.providers.Get(s.Provider).(providers.EndSessioner); ok {
+		u, err := p.EndSessionURL(r.Context(), s.IDToken, h.signedOutURL(), h.logoutState(rd))
+		switch {
+		case err != nil:
+			// The local session is gone either way; say so rather than
+			// fail the sign-out.
+			h.log.LogAttrs(r.Context(), slog.LevelWarn, "could not continue sign-out at the provider",
+				slog.String("id", rq.id), slog.String("provider", s.Provider), slog.Any("err", err))
+		case u != "":
+			setPageHeaders(w.Header())
+			found(w, u)
+			return nil
 		}
 	}
-	return h.finishSignOut(w, r, rq, rd)
+	// No end_session_endpoint (or end_session: never): the sign-out was
+	// local, and the page says the provider's own session may remain.
+	return h.finishSignOut(w, r, rq, rd, h.providerName(s.Provider))
+}
+
+// providerName is what pages call the provider with id.
+func (h *Handler) providerName(id string) string {
+	if p := h.providers.Get(id); p != nil {
+		return p.Name()
+	}
+	return "your identity provider"
+}
+
+// revokeWait is how long a sign-out waits for the provider's revocation
+// answer before it goes on; the revocation itself runs on, bounded by the
+// provider's timeout.
+const revokeWait = 2 * time.Second
+
+// revokeTokens revokes s's refresh token (or access token) at its
+// provider when the provider offers revocation (RFC 7009 §2.1). It never
+// fails the sign-out: the outcome is counted and logged (§2.2), and the
+// request waits at most revokeWait for it.
+func (h *Handler) revokeTokens(r *http.Request, rq *request, s *session.Session) {
+	p, ok := h.providers.Get(s.Provider).(providers.Revoker)
+	if !ok {
+		return
+	}
+	// Detached: the browser moving on must not cancel the revocation.
+	ctx := context.WithoutCancel(r.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		err := p.RevokeTokens(ctx, s)
+		result := revocationResult(err)
+		if result == "" {
+			return
+		}
+		h.metrics.revocation(s.Provider, result)
+		level, msg := slog.LevelDebug, "token revoked at the provider"
+		if err != nil {
+			level, msg = slog.LevelWarn, "token revocation at the provider failed"
+		}
+		h.log.LogAttrs(ctx, level, msg, slog.String("id", rq.id), slog.String("provider", s.Provider),
+			slog.String("result", result), slog.Any("err", err))
+	}()
+	t := time.NewTimer(revokeWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		h.log.LogAttrs(ctx, slog.LevelInfo, "token revocation still running; sign-out goes on",
+			slog.String("id", rq.id), slog.String("provider", s.Provider))
+	}
+}
+
+// revocationResult is the metric label for a revocation's outcome, ""
+// when nothing was sent.
+func revocationResult(err error) string {
+	switch {
+	case err == nil:
+		return "revoked"
+	case errors.Is(err, providers.ErrNoRevocation):
+		return ""
+	case errors.Is(err, providers.ErrUnavailable):
+		return "unavailable"
+	}
+	return "failed"
 }
 
 // signOutOrigins are the origins other than the gateway's that the
@@ -153,13 +225,15 @@ func (h *Handler) sameOrigin(r *http.Request) bool {
 func (h *Handler) signedOutURL() string { return h.public.String() + h.prefix + "/signed_out" }
 
 // finishSignOut sends the browser on to rd, or shows the signed-out page.
-func (h *Handler) finishSignOut(w http.ResponseWriter, r *http.Request, rq *request, rd string) error {
+// stillAt names the provider whose own session the sign-out left alone
+// (it has no end-session endpoint), "" when there is none.
+func (h *Handler) finishSignOut(w http.ResponseWriter, r *http.Request, rq *request, rd, stillAt string) error {
 	if rd != "" {
 		setPageHeaders(w.Header())
 		found(w, h.redirects.safe(rd))
 		return nil
 	}
-	h.pages.write(w, http.StatusOK, "signed_out", pageData{Title: "Signed out", RequestID: rq.id, SignInURL: h.loginURL("", "")})
+	h.pages.write(w, http.StatusOK, "signed_out", pageData{Title: "Signed out", RequestID: rq.id, SignInURL: h.loginURL("", ""), Provider: stillAt})
 	return nil
 }
 
@@ -194,7 +268,7 @@ func (h *Handler) signedOut(w http.ResponseWriter, r *http.Request, rq *request)
 	if !ok {
 		rd = ""
 	}
-	return h.finishSignOut(w, r, rq, rd)
+	return h.finishSignOut(w, r, rq, rd, "")
 }
 
 // backchannelLogout is POST /oauth2/backchannel_logout (Back-Channel Logout

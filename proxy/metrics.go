@@ -22,6 +22,7 @@ type Metrics struct {
 	refreshes *prometheus.CounterVec
 	signOuts  *prometheus.CounterVec
 	dropped   *prometheus.CounterVec
+	revokes   *prometheus.CounterVec
 }
 
 // NewMetrics registers the gateway's collectors with reg.
@@ -50,14 +51,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"provider", "result"}),
 		signOuts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portcullis_sessions_ended_total",
-			Help: "Sessions ended, by how (sign_out, backchannel_logout, admin, idle, refresh_refused).",
+			Help: "Sessions ended, by how (sign_out, backchannel_logout, frontchannel_logout, admin, idle, refresh_refused).",
 		}, []string{"how"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portcullis_identity_values_dropped_total",
 			Help: "Identity values left out of upstream headers at sign-in and refresh because an upstream would read them as other values (a group with a comma, a value with edge whitespace), by field (user, email, preferred_username, group).",
 		}, []string{"field"}),
+		revokes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_token_revocations_total",
+			Help: "Token revocations at sign-out (RFC 7009) by provider and result (revoked, failed: the provider refused or answered garbage, unavailable: it could not be reached).",
+		}, []string{"provider", "result"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.decisions, m.signIns, m.refreshes, m.signOuts, m.dropped)
+	reg.MustRegister(m.requests, m.duration, m.decisions, m.signIns, m.refreshes, m.signOuts, m.dropped, m.revokes)
 	return m
 }
 
@@ -138,4 +143,11 @@ func (m *Metrics) identityDropped(field string) {
 		return
 	}
 	m.dropped.WithLabelValues(field).Inc()
+}
+
+func (m *Metrics) revocation(provider, result string) {
+	if m == nil {
+		return
+	}
+	m.revokes.WithLabelValues(provider, result).Inc()
 }

@@ -39,6 +39,7 @@ const pageTemplates = `{{define "top"}}<!doctype html>
 
 {{define "sign_out"}}{{template "top" .}}<h1>Sign out?</h1>
 {{if .User}}<p>You are signed in as <strong>{{.User}}</strong>.</p>{{end}}
+{{if .Provider}}<p>This signs you out of this gateway only. You may still be signed in at {{.Provider}}.</p>{{end}}
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="csrf" value="{{.CSRF}}"><input type="hidden" name="rd" value="{{.RedirectTo}}">
 <button type="submit" autofocus>Sign out</button></form>
@@ -49,7 +50,11 @@ const pageTemplates = `{{define "top"}}<!doctype html>
 <ul class="providers">{{range .Providers}}<li><a class="button" href="{{.URL}}">Sign in with {{.Name}}</a></li>{{end}}</ul>
 {{template "bottom" .}}{{end}}
 
-{{define "signed_out"}}{{template "top" .}}<h1>Signed out</h1><p>You have been signed out of this gateway.</p>
+{{define "frontchannel_logout"}}{{template "top" .}}<h1>Signed out</h1><p>Your session on this gateway has ended.</p>
+{{template "bottom" .}}{{end}}
+
+{{define "signed_out"}}{{template "top" .}}<h1>Signed out</h1>{{if .Provider}}<p>You are signed out of this gateway. You may still be signed in at {{.Provider}}.</p>
+{{else}}<p>You have been signed out of this gateway.</p>{{end}}
 <p><a class="button" href="{{.SignInURL}}">Sign in again</a></p>
 {{template "bottom" .}}{{end}}`
 
@@ -73,6 +78,9 @@ type pageData struct {
 	RedirectTo string
 	LogoURL    string
 	Providers  []providerLink
+	// Provider names the provider whose own session a local sign-out
+	// leaves alone (it has no end-session endpoint).
+	Provider string
 }
 
 type providerLink struct{ Name, URL string }
@@ -165,6 +173,11 @@ func (p pages) render(w http.ResponseWriter, code int, name string, data pageDat
 	}
 	setPageHeaders(w.Header())
 	w.Header().Set("Content-Security-Policy", csp)
+	if !strings.Contains(csp, "frame-ancestors 'none'") {
+		// A page some origin may frame (front-channel logout): CSP
+		// frame-ancestors says which, and X-Frame-Options would forbid all.
+		w.Header().Del("X-Frame-Options")
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(code)
