@@ -90,8 +90,10 @@ func TestBearerMachineClient(t *testing.T) {
 	}
 }
 
-// TestGroupsFromUserinfo: with a provider whose ID token carries no groups,
-// the gateway asks the userinfo endpoint, and the group rule still works.
+// TestGroupsFromUserinfo: with a provider whose ID token carries no groups
+// and no profile, the gateway asks the userinfo endpoint once, the group
+// rule still works, and the email comes from there too (OpenID Connect
+// Core §5.4).
 func TestGroupsFromUserinfo(t *testing.T) {
 	w := newWorld(t, worldOptions{
 		gatewayClient: func(c *demo.Client) { c.MinimalIDToken = true },
@@ -101,8 +103,8 @@ func TestGroupsFromUserinfo(t *testing.T) {
 	if got := seen.Header.Get("X-Forwarded-Groups"); got != "admins,developers" {
 		t.Errorf("groups = %q, want them from userinfo", got)
 	}
-	if got := seen.Header.Get("X-Forwarded-Email"); got != "" {
-		t.Errorf("email = %q: the minimal ID token has none, and only groups and policy claims come from userinfo", got)
+	if got := seen.Header.Get("X-Forwarded-Email"); got != "alice@example.com" {
+		t.Errorf("email = %q: the minimal ID token has none, userinfo has it", got)
 	}
 	if n := w.idp.Stats().UserinfoRequests; n != 1 {
 		t.Errorf("userinfo requests = %d, want 1", n)
