@@ -55,13 +55,21 @@ func TestAuthModes(t *testing.T) {
 		// ingress-nginx: the full URL in X-Original-URL.
 		{"ingress-nginx allowed", trustedPeer, "/oauth2/auth", []string{"X-Original-URL", "https://app.example.com/admin/", "Cookie", alice}, 202, ""},
 		{"ingress-nginx denied", trustedPeer, "/oauth2/auth", []string{"X-Original-URL", "https://app.example.com/admin/", "Cookie", bob}, 403, ""},
-		// Traefik / Caddy: X-Forwarded-*; browsers are redirected.
-		{"traefik browser no session", trustedPeer, "/oauth2/auth", traefik("/admin/x?y=1"), 302,
+		// oauth2-proxy's nginx block sends X-Forwarded-Uri: still 401, the
+		// only answer besides 2xx/403 nginx accepts from auth_request.
+		{"oauth2-proxy nginx block no session", trustedPeer, "/oauth2/auth", []string{"X-Forwarded-Uri", "/admin/x", "Accept", "text/html"}, 401, ""},
+		{"traefik headers on /auth no session", trustedPeer, "/oauth2/auth", traefik("/admin/x?y=1"), 401, ""},
+		{"traefik headers on /auth allowed", trustedPeer, "/oauth2/auth", with(traefik("/admin/x"), "Cookie", alice), 202, ""},
+		// Traefik / Caddy at /oauth2/forward_auth: browsers are redirected.
+		{"traefik browser no session", trustedPeer, "/oauth2/forward_auth", traefik("/admin/x?y=1"), 302,
 			"https://gw.example.com/oauth2/start?rd=" + url.QueryEscape("https://app.example.com/admin/x?y=1")},
-		{"traefik api no session", trustedPeer, "/oauth2/auth", with(traefik("/admin/x"), "Accept", "application/json"), 401, ""},
-		{"traefik allowed", trustedPeer, "/oauth2/auth", with(traefik("/admin/x"), "Cookie", alice), 202, ""},
-		{"traefik public", trustedPeer, "/oauth2/auth", traefik("/public/"), 202, ""},
-		{"traefik denied", trustedPeer, "/oauth2/auth", with(traefik("/admin/x"), "Cookie", bob), 403, ""},
+		{"traefik api no session", trustedPeer, "/oauth2/forward_auth", with(traefik("/admin/x"), "Accept", "application/json"), 401, ""},
+		{"traefik allowed", trustedPeer, "/oauth2/forward_auth", with(traefik("/admin/x"), "Cookie", alice), 202, ""},
+		{"traefik public", trustedPeer, "/oauth2/forward_auth", traefik("/public/"), 202, ""},
+		{"traefik denied", trustedPeer, "/oauth2/forward_auth", with(traefik("/admin/x"), "Cookie", bob), 403, ""},
+		{"forward_auth narrowed", trustedPeer, "/oauth2/forward_auth?allowed_groups=ops", with(traefik("/admin/x"), "Cookie", alice), 403, ""},
+		{"forward_auth nginx headers no session", trustedPeer, "/oauth2/forward_auth", []string{"X-Original-URI", "/admin/x"}, 302, "https://gw.example.com/oauth2/start?rd="},
+		{"forward_auth untrusted no session", untrustedPeer, "/oauth2/forward_auth", traefik("/public/x"), 302, "https://gw.example.com/oauth2/start"},
 		// Untrusted peers cannot steer the decision: the target is GET /.
 		{"untrusted public uri ignored", untrustedPeer, "/oauth2/auth", traefik("/public/x"), 401, ""},
 		{"untrusted original uri ignored", untrustedPeer, "/oauth2/auth", []string{"X-Original-URI", "/public/x"}, 401, ""},

@@ -239,8 +239,12 @@ type endpoint struct {
 }
 
 // endpoints are the gateway's own, by their path under server.prefix.
+// /auth answers oauth2-proxy's contract (2xx/401/403, never a redirect);
+// /forward_auth is the same decision with a redirect for browsers, for the
+// proxies that show the answer as is (auth.go).
 var endpoints = map[string]endpoint{
 	"/start":              {(*Handler).start, "oauth2/start", "endpoint"},
+	"/sign_in":            {(*Handler).start, "oauth2/sign_in", "endpoint"}, // oauth2-proxy's name; its nginx block sends 401s here
 	"/callback":           {(*Handler).callback, "oauth2/callback", "endpoint"},
 	"/sign_out":           {(*Handler).signOut, "oauth2/sign_out", "endpoint"},
 	"/signed_out":         {(*Handler).signedOut, "oauth2/signed_out", "endpoint"},
@@ -248,6 +252,7 @@ var endpoints = map[string]endpoint{
 	"/jwks.json":          {(*Handler).jwks, "oauth2/jwks.json", "endpoint"},
 	"/backchannel_logout": {(*Handler).backchannelLogout, "oauth2/backchannel_logout", "endpoint"},
 	"/auth":               {(*Handler).auth, "oauth2/auth", "auth"},
+	"/forward_auth":       {(*Handler).forwardAuth, "oauth2/forward_auth", "auth"},
 }
 
 var (
