@@ -58,13 +58,21 @@ func (h *Handler) forwardAuth(w http.ResponseWriter, r *http.Request, rq *reques
 // carries only the allowed_* narrowing: which entry point was called says
 // whether browsers are redirected, so no parameter can change that.
 func (h *Handler) authForwarded(w http.ResponseWriter, r *http.Request, rq *request, redirectBrowsers bool) error {
+	// A request the gateway refuses to decide is refused. nginx takes only
+	// 2xx, 401 and 403 from an auth subrequest and makes a 500 of anything
+	// else (ngx_http_auth_request_module), so /oauth2/auth refuses with 403;
+	// the proxies that show the answer as is get the 400 it is.
+	refused := http.StatusForbidden
+	if redirectBrowsers {
+		refused = http.StatusBadRequest
+	}
 	t, err := h.forwardedTarget(rq.fwd)
 	if err != nil {
-		return errorf(http.StatusBadRequest, "The forwarded request is not accepted by this gateway.", err)
+		return errorf(refused, "The forwarded request is not accepted by this gateway.", err)
 	}
 	narrow, err := h.narrowing(r.URL.RawQuery)
 	if err != nil {
-		return errorf(http.StatusBadRequest, "The allowed_* parameters are not valid.", err)
+		return errorf(refused, "The allowed_* parameters are not valid.", err)
 	}
 	return h.answerAuth(w, r, rq, t, narrow, redirectBrowsers, http.StatusAccepted)
 }

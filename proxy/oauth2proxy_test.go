@@ -13,7 +13,8 @@ import (
 // TestAuthNeverRedirects: whatever mix of forwarded headers arrives, from
 // whichever peer, with or without a session, /oauth2/auth answers 202, 401
 // or 403 (the only answers nginx's auth_request accepts) and never a
-// redirect. A redirect=... parameter is not a switch: only the path is.
+// redirect; headers it refuses get 403. A redirect=... parameter is not a
+// switch: only the path is.
 func TestAuthNeverRedirects(t *testing.T) {
 	e := authEnv(t)
 	sessions := map[string]string{"none": "", "alice (admin)": e.alice(), "bob (not admin)": e.bob()}
@@ -26,6 +27,11 @@ func TestAuthNeverRedirects(t *testing.T) {
 		"forwarded and original uri": {"X-Forwarded-Uri", "/admin/x", "X-Original-URI", "/admin/x"},
 		"all three agreeing":         {"X-Forwarded-Uri", "/admin/x", "X-Original-URI", "/admin/x", "X-Original-URL", "https://gw.example.com/admin/x"},
 		"public route":               {"X-Forwarded-Uri", "/public/x", "X-Forwarded-Host", "app.example.com"},
+		// Refused (403, never the 400 nginx would make a 500 of):
+		"refused: client added X-Original-URI": {"X-Forwarded-Uri", "/admin/x", "X-Original-URI", "/public/x"},
+		"refused: dot segments":                {"X-Forwarded-Uri", "/public/../admin/x"},
+		"refused: two X-Forwarded-Uri":         {"X-Forwarded-Uri", "/public/x", "X-Forwarded-Uri", "/admin/x"},
+		"refused: bad proto":                   {"X-Forwarded-Proto", "gopher", "X-Forwarded-Uri", "/admin/x"},
 	}
 	accepts := []string{"", "text/html", "application/json"}
 	queries := []string{"", "?redirect=true", "?allowed_groups=admins", "?allowed_groups=admins&redirect=1&rd=https://evil.com"}
@@ -51,7 +57,11 @@ func TestAuthNeverRedirects(t *testing.T) {
 						if loc := written.Get("Location"); loc != "" {
 							t.Errorf("%s: Location %q on /oauth2/auth", what, loc)
 						}
-						if cookie == "" && hname != "public route" && resp.StatusCode != http.StatusUnauthorized {
+						refused := strings.HasPrefix(hname, "refused") && peer == trustedPeer
+						switch {
+						case refused && resp.StatusCode != http.StatusForbidden:
+							t.Errorf("%s: %d, want 403", what, resp.StatusCode)
+						case !refused && cookie == "" && hname != "public route" && resp.StatusCode != http.StatusUnauthorized:
 							t.Errorf("%s: %d without a session, want 401", what, resp.StatusCode)
 						}
 					}
