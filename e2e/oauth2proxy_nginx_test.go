@@ -154,9 +154,9 @@ func TestOAuth2ProxyNginxBlock(t *testing.T) {
 // TestOAuth2ProxyNginxBlock403: the block as documented up to 7.9.x,
 // error_page 401 =403 /oauth2/sign_in: nginx serves the sign-in answer
 // with status 403, so a browser does not follow its Location. The body
-// still leads on, as a link the test follows as a user would click it;
-// X-Auth-Request-Redirect ($request_uri) brings the user back to the page
-// they asked for.
+// still leads on (a meta refresh, which the test follows as a browser
+// would, and a link); X-Auth-Request-Redirect ($request_uri) brings the
+// user back to the page they asked for.
 func TestOAuth2ProxyNginxBlock403(t *testing.T) {
 	listen := freeAddr(t)
 	w := newWorld(t, worldOptions{publicAddr: listen, policy: nginxPolicy})
@@ -173,13 +173,16 @@ func TestOAuth2ProxyNginxBlock403(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("unauthenticated through nginx: %d, want nginx's 403 (error_page 401 =403)", resp.StatusCode)
 	}
-	m := regexp.MustCompile(`href="([^"]+)"`).FindSubmatch(page)
-	if m == nil {
-		t.Fatalf("the sign-in answer has no link to follow:\n%s", page)
+	// A browser follows the page's meta refresh by itself; the link is
+	// for one that does not.
+	refresh := regexp.MustCompile(`<meta http-equiv="refresh" content="0;url=([^"]+)">`).FindSubmatch(page)
+	href := regexp.MustCompile(`<a href="([^"]+)"`).FindSubmatch(page)
+	if refresh == nil || href == nil || string(refresh[1]) != string(href[1]) {
+		t.Fatalf("the sign-in answer does not lead on (a refresh and a link to the same place):\n%s", page)
 	}
-	link := html.UnescapeString(string(m[1]))
+	link := html.UnescapeString(string(refresh[1]))
 	if !strings.HasPrefix(link, w.idp.URL) {
-		t.Fatalf("the sign-in link goes to %q, want the provider", link)
+		t.Fatalf("the sign-in page leads to %q, want the provider", link)
 	}
 	resp, err = c.Get(link)
 	if err != nil {

@@ -244,7 +244,7 @@ type endpoint struct {
 // proxies that show the answer as is (auth.go).
 var endpoints = map[string]endpoint{
 	"/start":              {(*Handler).start, "oauth2/start", "endpoint"},
-	"/sign_in":            {(*Handler).start, "oauth2/sign_in", "endpoint"}, // oauth2-proxy's name; its nginx block sends 401s here
+	"/sign_in":            {(*Handler).signIn, "oauth2/sign_in", "endpoint"},
 	"/callback":           {(*Handler).callback, "oauth2/callback", "endpoint"},
 	"/sign_out":           {(*Handler).signOut, "oauth2/sign_out", "endpoint"},
 	"/signed_out":         {(*Handler).signedOut, "oauth2/signed_out", "endpoint"},

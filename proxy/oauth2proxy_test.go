@@ -132,8 +132,8 @@ func TestForwardAuthEntryPoint(t *testing.T) {
 }
 
 // TestSignInOneProvider: /oauth2/sign_in with one provider goes straight to
-// it, keeping rd; the 302's body is a link too, for nginx's
-// error_page 401 =403 /oauth2/sign_in, which turns the status into 403.
+// it, keeping rd; the 302's body refreshes to it and links to it too, for
+// nginx's error_page 401 =403 /oauth2/sign_in, which makes it a 403.
 func TestSignInOneProvider(t *testing.T) {
 	e := hostileEnv(t)
 	start, _ := e.serve(authReq(untrustedPeer, "/oauth2/sign_in?rd=%2Freports%3Fq%3D3", "Accept", "text/html"))
@@ -141,8 +141,12 @@ func TestSignInOneProvider(t *testing.T) {
 	if start.StatusCode != http.StatusFound || !strings.HasPrefix(loc, "https://idp.test/authorize?") {
 		t.Fatalf("sign_in: %d to %q, want 302 to the provider", start.StatusCode, loc)
 	}
-	if page := body(start); !strings.Contains(page, `href="`+strings.ReplaceAll(loc, "&", "&amp;")+`"`) {
-		t.Errorf("the redirect's body has no link to the provider: %q", page)
+	esc := strings.ReplaceAll(loc, "&", "&amp;")
+	if page := body(start); !strings.Contains(page, `href="`+esc+`"`) || !strings.Contains(page, `<meta http-equiv="refresh" content="0;url=`+esc+`">`) {
+		t.Errorf("the redirect's body neither refreshes nor links to the provider: %q", page)
+	}
+	if n := start.Header.Get("Content-Length"); n == "" {
+		t.Error("no Content-Length on the replaced body")
 	}
 	if got := e.finish(start, "alice", "alice@example.com").Header.Get("Location"); got != "/reports?q=3" {
 		t.Errorf("after sign-in via /oauth2/sign_in: %q, want /reports?q=3", got)
