@@ -148,6 +148,30 @@ func TestOAuth2ProxyNginxBlock(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || w.upstream.count() != before {
 		t.Errorf("dave at /admin/: %d, want 403 and no request to the app", resp.StatusCode)
 	}
+	// The block clears no forwarded header but X-Forwarded-Uri: one a
+	// client adds names another request than nginx's, and the gateway
+	// refuses it with a 403 (a 400 would be nginx's 500), signed in or not.
+	for _, forged := range [][2]string{
+		{"X-Original-URI", "/public/x"},
+		{"X-Original-URL", site + "/public/x"},
+	} {
+		for _, c := range []*http.Client{dave, http.DefaultClient} {
+			req, _ := http.NewRequest("GET", site+"/admin/panel", nil)
+			req.Header.Set(forged[0], forged[1])
+			req.Header.Set("Accept", "application/json")
+			resp, err := noFollow(c).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden {
+				t.Errorf("a forged %s through the block: %d, want 403", forged[0], resp.StatusCode)
+			}
+		}
+	}
+	if w.upstream.count() != before {
+		t.Error("a forged header reached the app")
+	}
 	daveLog.check(t)
 }
 
