@@ -126,11 +126,17 @@ func TestOAuth2ProxyNginxBlock(t *testing.T) {
 	}
 	checkOAuth2ProxyHeaders(t, seen)
 	log.check(t)
+	checkOAuth2ProxyDenials(t, w, site)
+}
 
-	// dave may use the site but not /admin/: nginx answers 403 (the
-	// gateway's 403 passes through auth_request as the denial it is).
+// checkOAuth2ProxyDenials: through oauth2-proxy's block, dave may use the
+// site but not /admin/: nginx answers 403 (the gateway's 403 passes
+// through auth_request as the denial it is), and forged headers get no
+// further.
+func checkOAuth2ProxyDenials(t *testing.T, w *world, site string) {
+	t.Helper()
 	dave, daveLog := loggedBrowser(t)
-	resp, err = dave.Get(site + "/other")
+	resp, err := dave.Get(site + "/other")
 	if err != nil {
 		t.Fatal(err)
 	}

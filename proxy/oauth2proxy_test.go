@@ -125,6 +125,26 @@ func TestForwardAuthEntryPoint(t *testing.T) {
 			t.Errorf("%s: the entry points name different users", tt.name)
 		}
 	}
+	for _, tt := range []struct {
+		name, target string
+		header       []string
+		want         int
+	}{
+		{"narrowed", "/oauth2/forward_auth?allowed_groups=ops", fwd("/admin/x", "Cookie", e.alice()), 403},
+		{"nginx headers, no session", "/oauth2/forward_auth", []string{"X-Original-URI", "/admin/x"}, 302},
+		{"bad proto", "/oauth2/forward_auth", []string{"X-Forwarded-Proto", "gopher", "X-Forwarded-Uri", "/public/"}, 400},
+		{"uri headers disagree", "/oauth2/forward_auth", []string{"X-Original-URI", "/admin/x", "X-Forwarded-Uri", "/public/"}, 400},
+		{"bad narrowing", "/oauth2/forward_auth?allowed_groups=%zz", fwd("/public/"), 400},
+	} {
+		if resp := e.do(authReq(trustedPeer, tt.target, tt.header...)); resp.StatusCode != tt.want {
+			t.Errorf("%s: %d, want %d", tt.name, resp.StatusCode, tt.want)
+		}
+	}
+	// An untrusted peer cannot steer it: decided as GET /, signed out.
+	resp := e.do(authReq(untrustedPeer, "/oauth2/forward_auth", fwd("/public/x")...))
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || loc != "https://gw.example.com/oauth2/start?rd="+url.QueryEscape("https://gw.example.com/") {
+		t.Errorf("untrusted peer: %d to %q, want 302 to sign-in returning to /", resp.StatusCode, loc)
+	}
 	// The Envoy prefix is untouched: /oauth2/forward_auth/x is no endpoint.
 	if resp := e.do(authReq(trustedPeer, "/oauth2/forward_auth/admin/x")); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("/oauth2/forward_auth/admin/x: %d, want 404", resp.StatusCode)
