@@ -33,19 +33,32 @@ func nginxSnippet(t *testing.T) string {
 // pointed at the gateway and the app.
 func startNginx(t *testing.T, listen, gateway, app string) {
 	t.Helper()
-	bin := requireTool(t, "nginx", "nginx-light")
-	dir := t.TempDir()
-	server := nginxSnippet(t)
-	for old, new := range map[string]string{
+	runNginx(t, listen, substitute(t, nginxSnippet(t), map[string]string{
 		"listen 80;":     "listen " + listen + ";",
 		"127.0.0.1:4180": strings.TrimPrefix(gateway, "http://"),
 		"127.0.0.1:8080": strings.TrimPrefix(app, "http://"),
-	} {
-		if !strings.Contains(server, old) {
+	}))
+}
+
+// substitute replaces each key of subst in a documented configuration,
+// failing when the documentation no longer has it.
+func substitute(t *testing.T, conf string, subst map[string]string) string {
+	t.Helper()
+	for old, new := range subst {
+		if !strings.Contains(conf, old) {
 			t.Fatalf("documented nginx block lacks %q", old)
 		}
-		server = strings.ReplaceAll(server, old, new)
+		conf = strings.ReplaceAll(conf, old, new)
 	}
+	return conf
+}
+
+// runNginx runs nginx in the foreground with server as its one server
+// block, until the test ends; it returns once nginx listens on listen.
+func runNginx(t *testing.T, listen, server string) {
+	t.Helper()
+	bin := requireTool(t, "nginx", "nginx-light")
+	dir := t.TempDir()
 	conf := fmt.Sprintf(`daemon off;
 master_process off;
 worker_processes 1;
@@ -246,7 +259,8 @@ func mustRequest(t *testing.T, url string, header ...string) *http.Request {
 
 // TestForwardAuthSignInLinkFromForwardedHost: a trusted proxy forwarding a
 // Host the redirect policy does not admit gets a sign-in link without
-// that target (the binary, over the wire, Traefik-style headers).
+// that target (the binary, over the wire, Traefik-style headers, at the
+// entry point that redirects browsers).
 func TestForwardAuthSignInLinkFromForwardedHost(t *testing.T) {
 	w := newWorld(t, worldOptions{publicAddr: freeAddr(t)})
 	c := noFollow(&http.Client{Timeout: 10 * time.Second})
@@ -254,7 +268,7 @@ func TestForwardAuthSignInLinkFromForwardedHost(t *testing.T) {
 		{"evil.example", ""},
 		{"127.0.0.1.evil.example", ""},
 	} {
-		resp, err := c.Do(mustRequest(t, w.gateway+"/oauth2/auth", "Accept", "text/html", "X-Forwarded-Method", "GET",
+		resp, err := c.Do(mustRequest(t, w.gateway+"/oauth2/forward_auth", "Accept", "text/html", "X-Forwarded-Method", "GET",
 			"X-Forwarded-Proto", "http", "X-Forwarded-Host", tt.host, "X-Forwarded-Uri", "/x"))
 		if err != nil {
 			t.Fatal(err)

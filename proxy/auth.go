@@ -10,20 +10,25 @@ import (
 	"github.com/portcullis/portcullis/session"
 )
 
-// auth.go answers forward-auth calls. Which proxy is asking decides only
-// how the answer looks:
+// auth.go answers forward-auth calls. Which entry point a proxy calls
+// decides only how the answer looks, never the decision:
 //
-//   - nginx auth_request / ingress-nginx auth-url: GET /oauth2/auth with the
-//     original request in X-Original-URI / X-Original-URL. 202 with
-//     X-Auth-Request-* headers, 401 without a session (nginx then sends the
-//     browser to auth-signin), 403 when the policy denies.
-//   - Traefik forwardAuth / Caddy forward_auth: GET /oauth2/auth with
-//     X-Forwarded-Method/-Proto/-Host/-Uri. The same, except that a browser
-//     without a session gets a 302 to sign-in (these proxies show our answer
-//     to the user as is), returning to the original URL afterwards.
+//   - GET /oauth2/auth keeps oauth2-proxy's contract exactly, whatever
+//     forwarded headers arrive: 202 with X-Auth-Request-* when allowed, 401
+//     without a session, 403 when the policy denies; never a redirect. nginx
+//     auth_request and ingress-nginx auth-url accept only 2xx, 401 and 403
+//     from the subrequest and turn anything else, a 302 included, into a 500
+//     (ngx_http_auth_request_module). oauth2-proxy's own nginx block sends
+//     X-Forwarded-Uri, so the headers cannot tell nginx from Traefik: the
+//     path does. The 401 still carries a sign-in link (page) or login_url
+//     (JSON) for proxies that show it.
+//   - GET /oauth2/forward_auth is the same decision for proxies that show the
+//     answer to the browser as is (Traefik forwardAuth, Caddy forward_auth):
+//     a browser without a session gets a 302 to sign-in, returning to the
+//     original URL afterwards; API clients still get the 401.
 //   - Envoy ext_authz (HTTP service, path_prefix /oauth2/auth): the original
 //     method and path arrive as the check request's own, under
-//     /oauth2/auth/. 200 when allowed; otherwise as Traefik.
+//     /oauth2/auth/. 200 when allowed; otherwise as /oauth2/forward_auth.
 //
 // The forwarded headers count only from server.trusted_proxies.
 
@@ -36,17 +41,40 @@ const (
 	hdrAuthAccessToken       = "X-Auth-Request-Access-Token"
 )
 
-// auth is GET /oauth2/auth (nginx, ingress-nginx, Traefik, Caddy).
+// auth is GET /oauth2/auth (nginx, ingress-nginx, and oauth2-proxy's
+// documented Traefik and Caddy configurations, which turn the 401 into a
+// redirect to /oauth2/sign_in themselves): never a redirect.
 func (h *Handler) auth(w http.ResponseWriter, r *http.Request, rq *request) error {
+	return h.authForwarded(w, r, rq, false)
+}
+
+// forwardAuth is GET /oauth2/forward_auth (Traefik forwardAuth, Caddy
+// forward_auth pointed at it): browsers without a session are redirected.
+func (h *Handler) forwardAuth(w http.ResponseWriter, r *http.Request, rq *request) error {
+	return h.authForwarded(w, r, rq, true)
+}
+
+// authForwarded decides the request a trusted proxy forwarded. The query
+// carries only the allowed_* narrowing: which entry point was called says
+// whether browsers are redirected, so no parameter can change that.
+func (h *Handler) authForwarded(w http.ResponseWriter, r *http.Request, rq *request, redirectBrowsers bool) error {
+	// A request the gateway refuses to decide is refused. nginx takes only
+	// 2xx, 401 and 403 from an auth subrequest and makes a 500 of anything
+	// else (ngx_http_auth_request_module), so /oauth2/auth refuses with 403;
+	// the proxies that show the answer as is get the 400 it is.
+	refused := http.StatusForbidden
+	if redirectBrowsers {
+		refused = http.StatusBadRequest
+	}
 	t, err := h.forwardedTarget(rq.fwd)
 	if err != nil {
-		return errorf(http.StatusBadRequest, "The forwarded request is not accepted by this gateway.", err)
+		return errorf(refused, "The forwarded request is not accepted by this gateway.", err)
 	}
 	narrow, err := h.narrowing(r.URL.RawQuery)
 	if err != nil {
-		return errorf(http.StatusBadRequest, "The allowed_* parameters are not valid.", err)
+		return errorf(refused, "The allowed_* parameters are not valid.", err)
 	}
-	return h.answerAuth(w, r, rq, t, narrow, rq.fwd.browserMode(), http.StatusAccepted)
+	return h.answerAuth(w, r, rq, t, narrow, redirectBrowsers, http.StatusAccepted)
 }
 
 // authEnvoy is /oauth2/auth/<original path> (Envoy ext_authz).

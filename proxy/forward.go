@@ -66,7 +66,7 @@ type forwarded struct {
 	originalURL              string // X-Original-URL (ingress-nginx), absolute
 	originalURI              string // X-Original-URI (nginx), request-target
 	originalMethod           string // X-Original-Method
-	redirect                 string // X-Auth-Request-Redirect: where /start returns to
+	redirect                 string // X-Auth-Request-Redirect: where /start and /sign_in return to
 	forwardedFor             string // X-Forwarded-For, the client chain
 	err                      error  // a header was present more than once
 }
@@ -110,11 +110,6 @@ func readForwarded(h http.Header) forwarded {
 	}
 	return f
 }
-
-// browserMode reports whether the proxy is one that shows our answer to
-// the user as is (Traefik, Caddy: they send X-Forwarded-Uri), so that an
-// unauthenticated browser should get a redirect rather than a 401.
-func (f *forwarded) browserMode() bool { return f != nil && f.uri != "" }
 
 var errBadForwarded = errors.New("malformed forwarded request headers")
 

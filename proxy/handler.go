@@ -245,8 +245,12 @@ type endpoint struct {
 }
 
 // endpoints are the gateway's own, by their path under server.prefix.
+// /auth answers oauth2-proxy's contract (2xx/401/403, never a redirect);
+// /forward_auth is the same decision with a redirect for browsers, for the
+// proxies that show the answer as is (auth.go).
 var endpoints = map[string]endpoint{
 	"/start":              {(*Handler).start, "oauth2/start", "endpoint"},
+	"/sign_in":            {(*Handler).signIn, "oauth2/sign_in", "endpoint"},
 	"/callback":           {(*Handler).callback, "oauth2/callback", "endpoint"},
 	"/sign_out":           {(*Handler).signOut, "oauth2/sign_out", "endpoint"},
 	"/signed_out":         {(*Handler).signedOut, "oauth2/signed_out", "endpoint"},
@@ -256,6 +260,7 @@ var endpoints = map[string]endpoint{
 	// The path is a public contract: operators register it at providers.
 	"/frontchannel_logout": {(*Handler).frontchannelLogout, "oauth2/frontchannel_logout", "endpoint"},
 	"/auth":                {(*Handler).auth, "oauth2/auth", "auth"},
+	"/forward_auth":        {(*Handler).forwardAuth, "oauth2/forward_auth", "auth"},
 }
 
 var (

@@ -53,6 +53,8 @@ func pagesRequests(e *env, scheme string) map[string]*http.Request {
 	}
 	fwd := get(base+"/oauth2/auth", "X-Forwarded-Uri", "/x", "X-Forwarded-Host", "gw.example.com")
 	fwd.RemoteAddr = "192.0.2.5:1"
+	fwdRedirect := get(base+"/oauth2/forward_auth", "X-Forwarded-Uri", "/x", "X-Forwarded-Host", "gw.example.com")
+	fwdRedirect.RemoteAddr = "192.0.2.5:1"
 	return map[string]*http.Request{
 		"ping":                   get(base + "/ping"),
 		"ready":                  get(base + "/ready"),
@@ -67,6 +69,8 @@ func pagesRequests(e *env, scheme string) map[string]*http.Request {
 		"jwks":                   get(base + "/oauth2/jwks.json"),
 		"forward-auth 202":       withCookie(fwd.Clone(fwd.Context()), cookie),
 		"forward-auth 401":       fwd,
+		"forward-auth 302":       fwdRedirect,
+		"sign_in redirect":       get(base + "/oauth2/sign_in?rd=/x"),
 		"backchannel 400":        post("/oauth2/backchannel_logout"),
 		"unknown endpoint":       get(base + "/oauth2/nothing"),
 		"bad path":               get(base + "/a/%2e%2e/b"),

@@ -150,13 +150,14 @@ func TestHostilePaths(t *testing.T) {
 			if u, err := url.Parse(tt.target); err == nil && u.IsAbs() {
 				uri = strings.TrimPrefix(tt.target, u.Scheme+"://"+u.Host)
 			}
+			// Refused with 403: nginx accepts no 400 from auth_request.
 			resp := e.do(authReq(trustedPeer, "/oauth2/auth", "X-Original-URI", uri, "Cookie", bob))
-			if resp.StatusCode != http.StatusBadRequest {
-				t.Errorf("forward-auth X-Original-URI %q: %d, want 400", uri, resp.StatusCode)
+			if resp.StatusCode != http.StatusForbidden {
+				t.Errorf("forward-auth X-Original-URI %q: %d, want 403", uri, resp.StatusCode)
 			}
 			// Traefik / Caddy: X-Forwarded-Uri, signed out (a browser would
 			// be redirected if the path were accepted).
-			resp = e.do(authReq(trustedPeer, "/oauth2/auth", "X-Forwarded-Host", "app.example.com", "X-Forwarded-Uri", uri))
+			resp = e.do(authReq(trustedPeer, "/oauth2/forward_auth", "X-Forwarded-Host", "app.example.com", "X-Forwarded-Uri", uri))
 			if resp.StatusCode != http.StatusBadRequest {
 				t.Errorf("forward-auth X-Forwarded-Uri %q: %d, want 400", uri, resp.StatusCode)
 			}

@@ -318,7 +318,7 @@ func TestHostileRedirectForwardAuth(t *testing.T) {
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
-			r := authReq(trustedPeer, "/oauth2/auth", "Accept", "text/html")
+			r := authReq(trustedPeer, "/oauth2/forward_auth", "Accept", "text/html")
 			r.Header["X-Forwarded-Method"] = []string{"GET"}
 			r.Header["X-Forwarded-Proto"] = []string{tt.f.proto}
 			r.Header["X-Forwarded-Host"] = []string{tt.f.host}

@@ -466,7 +466,7 @@ func checkServiceRef(t *testing.T, a assetSet, where, namespace, name string, po
 }
 
 // checkAuthURL checks a forward-auth address: a Service of the set, by its
-// cluster DNS name, and the gateway's /oauth2/auth.
+// cluster DNS name, and the gateway's /oauth2/auth (or /oauth2/forward_auth).
 func checkAuthURL(t *testing.T, a assetSet, where, raw string) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -480,8 +480,8 @@ func checkAuthURL(t *testing.T, a assetSet, where, raw string) {
 	}
 	port, _ := strconv.Atoi(u.Port())
 	checkServiceRef(t, a, where, parts[1], parts[0], int32(port))
-	if u.Path != "/oauth2/auth" {
-		t.Errorf("%s: auth address %q does not call /oauth2/auth", where, raw)
+	if u.Path != "/oauth2/auth" && u.Path != "/oauth2/forward_auth" {
+		t.Errorf("%s: auth address %q calls neither /oauth2/auth nor /oauth2/forward_auth", where, raw)
 	}
 }
 
