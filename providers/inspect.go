@@ -164,6 +164,12 @@ func (p *OIDC) metadataProblems(meta *inspectMetadata) []string {
 	if _, err := p.algs(meta.Algs); err != nil {
 		out = append(out, err.Error())
 	}
+	// Discovery §3 token_endpoint_auth_methods_supported; omitted, it means
+	// client_secret_basic alone, which is the default here too.
+	if method := p.clientAuthMethod(meta.AuthMethods); len(meta.AuthMethods) > 0 && !slices.Contains(meta.AuthMethods, method) {
+		out = append(out, fmt.Sprintf("client authentication %s is not among the provider's token_endpoint_auth_methods_supported (%s): set client_auth to one of them",
+			method, strings.Join(meta.AuthMethods, ", ")))
+	}
 	return out
 }
 

@@ -57,6 +57,10 @@ func TestInspect(t *testing.T) {
 		{"skip_discovery, keys unreachable", func(ti *testIssuer, c *Config) {
 			c.SkipDiscovery, c.AuthorizationEndpoint, c.TokenEndpoint, c.JWKSURI = true, ti.URL+"/authorize", ti.URL+"/token", closedURL(t)
 		}, []string{"keys (jwks_uri", "connection refused"}, Register{Redirect: true}},
+		{"client_auth the provider does not take", func(ti *testIssuer, c *Config) {
+			ti.setMeta("token_endpoint_auth_methods_supported", []string{"client_secret_basic", "private_key_jwt"})
+			c.ClientAuth = "client_secret_post"
+		}, []string{"client authentication client_secret_post is not among", "client_secret_basic, private_key_jwt"}, Register{Redirect: true}},
 		{"frontchannel without sid", func(ti *testIssuer, c *Config) { ti.setMeta("frontchannel_logout_supported", true) }, nil, Register{Redirect: true}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
