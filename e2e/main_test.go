@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -86,15 +87,38 @@ func (s *syncBuffer) waitFor(want ...string) bool {
 	}
 }
 
-// freeAddr returns a loopback address nobody listens on right now.
+// Ports freeAddr hands out: below the kernel's ephemeral range (Linux:
+// 32768–60999), which every :0 listener (httptest servers, redistest) and
+// every outgoing connection draws from. A port freed by freeAddr could
+// otherwise go to one of those before the gateway binds it, and the
+// gateway's /ready would be answered by someone else.
+const (
+	freePortLow  = 20000
+	freePortHigh = 32000
+)
+
+// handedOut remembers the ports freeAddr gave, so no two callers in this
+// process get the same one.
+var handedOut sync.Map
+
+// freeAddr returns a loopback address nobody listens on right now and no
+// other caller of freeAddr has been given.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		port := freePortLow + mrand.IntN(freePortHigh-freePortLow)
+		if _, taken := handedOut.LoadOrStore(port, true); taken {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue // someone else's
+		}
+		ln.Close()
+		return ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free loopback port below the ephemeral range")
+	return ""
 }
 
 func randomSecret() string {
