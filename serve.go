@@ -11,6 +11,11 @@ import (
 	"runtime"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/portcullis/portcullis/proxy"
 )
 
 // serve.go runs a built gateway: the main listener (with TLS when
@@ -40,7 +45,7 @@ func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
 	}
 	go gw.discover(ctx)
 
-	errc := make(chan error, 4) // every server's result; none may block on exit
+	errc := make(chan error, 5) // every server's result; none may block on exit
 	go func() { errc <- srv.Serve(ln) }()
 	sides, err := gw.serveSides(tlsConf != nil, errc)
 	defer func() {
@@ -48,9 +53,16 @@ func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
 			s.Close()
 		}
 	}()
+	var gs *grpc.Server
+	if err == nil {
+		gs, err = gw.serveGRPC(errc)
+	}
 	if err != nil {
 		srv.Close()
 		return err
+	}
+	if gs != nil {
+		defer gs.Stop()
 	}
 	select {
 	case err := <-errc:
@@ -63,6 +75,7 @@ func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
 	for _, s := range sides {
 		s.Shutdown(sctx)
 	}
+	stopGRPC(sctx, gs)
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
@@ -101,6 +114,59 @@ func (gw *gateway) serveSides(withTLS bool, errc chan<- error) ([]*http.Server, 
 		}
 	}
 	return sides, nil
+}
+
+// serveGRPC starts the ext_authz gRPC listener when server.grpc_listen is
+// set: Envoy's Authorization service, deciding with the gateway's handler.
+// Plaintext (h2c) unless server.grpc_tls is set.
+func (gw *gateway) serveGRPC(errc chan<- error) (*grpc.Server, error) {
+	sc := gw.parts.settings.Server()
+	if sc.GRPCListen == "" {
+		return nil, nil
+	}
+	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(grpcMaxMessage), grpc.ConnectionTimeout(sc.ReadHeaderTimeout)}
+	if sc.GRPCTLS.Enabled() {
+		r, err := newCertReloader("server.grpc_tls", sc.GRPCTLS.CertFile, sc.GRPCTLS.KeyFile, func(err error) {
+			gw.log.Error("gRPC TLS certificate reload failed; keeping the previous certificate", "err", err)
+		})
+		if err != nil {
+			return nil, err
+		}
+		conf := tlsConfig(proxy.ServerTLS{MinVersion: sc.TLS.MinVersion}, r)
+		conf.NextProtos = []string{"h2"}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(conf)))
+	}
+	ln, err := net.Listen("tcp", sc.GRPCListen)
+	if err != nil {
+		return nil, fmt.Errorf("server.grpc_listen on %s: %w", sc.GRPCListen, err)
+	}
+	gs := grpc.NewServer(opts...)
+	proxy.NewExtAuthz(gw.handler).Register(gs)
+	gw.log.Info("ext_authz gRPC listening", "listen", ln.Addr().String(), "tls", sc.GRPCTLS.Enabled())
+	go func() { errc <- gs.Serve(ln) }()
+	return gs, nil
+}
+
+// grpcMaxMessage bounds a CheckRequest: headers (server.max_header_bytes
+// at most on the main listener) and, if Envoy is told to send it, a
+// buffered body the decision never reads.
+const grpcMaxMessage = 1 << 20
+
+// stopGRPC lets in-flight checks finish until ctx ends, then closes.
+func stopGRPC(ctx context.Context, gs *grpc.Server) {
+	if gs == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		gs.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		gs.Stop()
+	}
 }
 
 // listenSide opens a side listener (metrics, admin API, HTTP→HTTPS

@@ -18,6 +18,7 @@ import (
 // is picked up without a restart. A pair that fails to load keeps the old
 // certificate in service, and the error is logged once per change.
 type certReloader struct {
+	key               string // the configuration section, for errors: server.tls
 	certFile, keyFile string
 	onError           func(error)
 
@@ -29,8 +30,8 @@ type certReloader struct {
 
 const certCheckEvery = 5 * time.Second
 
-func newCertReloader(certFile, keyFile string, onError func(error)) (*certReloader, error) {
-	r := &certReloader{certFile: certFile, keyFile: keyFile, onError: onError}
+func newCertReloader(key, certFile, keyFile string, onError func(error)) (*certReloader, error) {
+	r := &certReloader{key: key, certFile: certFile, keyFile: keyFile, onError: onError}
 	if err := r.load(); err != nil {
 		return nil, err
 	}
@@ -40,7 +41,7 @@ func newCertReloader(certFile, keyFile string, onError func(error)) (*certReload
 func (r *certReloader) load() error {
 	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
 	if err != nil {
-		return fmt.Errorf("server.tls: loading %s and %s: %w", r.certFile, r.keyFile, err)
+		return fmt.Errorf("%s: loading %s and %s: %w", r.key, r.certFile, r.keyFile, err)
 	}
 	r.cert, r.modTime = &cert, r.stamp()
 	return nil
@@ -105,7 +106,7 @@ func (gw *gateway) listenTLS(ln net.Listener, sc proxy.ServerConfig) (net.Listen
 	if !sc.TLS.Enabled() {
 		return ln, nil, nil
 	}
-	r, err := newCertReloader(sc.TLS.CertFile, sc.TLS.KeyFile, func(err error) {
+	r, err := newCertReloader("server.tls", sc.TLS.CertFile, sc.TLS.KeyFile, func(err error) {
 		gw.log.Error("TLS certificate reload failed; keeping the previous certificate", "err", err)
 	})
 	if err != nil {

@@ -246,3 +246,30 @@ func BenchmarkExtAuthzCheck(b *testing.B) {
 		}
 	}
 }
+
+func TestGRPCListenConfig(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		server  func(*ServerConfig)
+		wantErr string
+	}{
+		{"off by default", func(*ServerConfig) {}, ""},
+		{"loopback", func(s *ServerConfig) { s.GRPCListen = "127.0.0.1:9191" }, ""},
+		{"with tls", func(s *ServerConfig) {
+			s.GRPCListen, s.GRPCTLS = "127.0.0.1:9191", GRPCTLS{CertFile: "c.pem", KeyFile: "k.pem"}
+		}, ""},
+		{"not host:port", func(s *ServerConfig) { s.GRPCListen = "9191" }, "server.grpc_listen"},
+		{"half tls", func(s *ServerConfig) { s.GRPCListen, s.GRPCTLS.CertFile = "127.0.0.1:9191", "c.pem" }, "server.grpc_tls"},
+		{"tls without listener", func(s *ServerConfig) { s.GRPCTLS = GRPCTLS{CertFile: "c.pem", KeyFile: "k.pem"} }, "server.grpc_listen"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tryNew(t, func(c *Config) { tt.server(&c.Server) })
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("error %v, want one naming %s", err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -38,6 +38,11 @@ type ServerConfig struct {
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`    // grace for in-flight requests; default 30s
 
 	TLS ServerTLS `yaml:"tls"`
+	// GRPCListen, when set, serves Envoy's ext_authz gRPC service
+	// (envoy.service.auth.v3.Authorization) on its own listener; plaintext
+	// (h2c) unless GRPCTLS is set. Empty by default: off.
+	GRPCListen string  `yaml:"grpc_listen"`
+	GRPCTLS    GRPCTLS `yaml:"grpc_tls"`
 	// HSTS is the Strict-Transport-Security the gateway sends when
 	// PublicURL is https.
 	HSTS HSTSConfig `yaml:"hsts"`
@@ -110,6 +115,16 @@ type ServerTLS struct {
 	RedirectHTTP string `yaml:"redirect_http"`
 }
 
+// GRPCTLS is `server.grpc_tls`: serve the ext_authz gRPC listener over
+// TLS (files re-read when they change, like server.tls).
+type GRPCTLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Enabled reports whether TLS is configured for the gRPC listener.
+func (t GRPCTLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
+
 // Enabled reports whether HTTPS is configured.
 func (t ServerTLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
 
@@ -146,6 +161,9 @@ func (c *ServerConfig) validate() (*url.URL, error) {
 	if c.TLS.RedirectHTTP != "" && !c.TLS.Enabled() {
 		return nil, fmt.Errorf("server.tls.redirect_http needs cert_file and key_file")
 	}
+	if err := c.validateGRPC(); err != nil {
+		return nil, err
+	}
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = 64 << 10
 	}
@@ -159,6 +177,21 @@ func (c *ServerConfig) validate() (*url.URL, error) {
 	u.Path = ""
 	u.Host = strings.ToLower(u.Host)
 	return u, nil
+}
+
+func (c *ServerConfig) validateGRPC() error {
+	if c.GRPCListen != "" {
+		if _, _, err := net.SplitHostPort(c.GRPCListen); err != nil {
+			return fmt.Errorf("server.grpc_listen %q: want host:port", c.GRPCListen)
+		}
+	}
+	switch {
+	case (c.GRPCTLS.CertFile == "") != (c.GRPCTLS.KeyFile == ""):
+		return fmt.Errorf("server.grpc_tls: set both cert_file and key_file")
+	case c.GRPCTLS.Enabled() && c.GRPCListen == "":
+		return fmt.Errorf("server.grpc_tls needs server.grpc_listen")
+	}
+	return nil
 }
 
 // HTTPServer returns the listener's http.Server with the hygiene settings:
