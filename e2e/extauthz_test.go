@@ -22,23 +22,7 @@ import (
 // is among those Envoy is told to remove. (No Envoy binary here: the
 // CheckRequest is built as Envoy documents it.)
 func TestExtAuthzGRPC(t *testing.T) {
-	w := newWorld(t, worldOptions{})
-	grpcAddr := freeAddr(t)
-	rp := w.replicas[0]
-	rp.stop(t)
-	cfg, err := os.ReadFile(rp.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg = []byte(strings.Replace(string(cfg), "\nserver:\n", "\nserver:\n  grpc_listen: "+grpcAddr+"\n", 1))
-	if err := os.WriteFile(rp.config, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rp.start(t)
-	if !rp.logs.waitFor("ext_authz gRPC listening") {
-		t.Fatalf("no gRPC listener in the log:\n%s", rp.logs.String())
-	}
-
+	w, rp, client := extAuthzWorld(t)
 	c := browser(t)
 	w.signIn(c, "/", "alice").Body.Close()
 	var cookie []string
@@ -48,13 +32,6 @@ func TestExtAuthzGRPC(t *testing.T) {
 	if len(cookie) == 0 {
 		t.Fatal("no session cookie after sign-in")
 	}
-
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	client := authv3.NewAuthorizationClient(conn)
 	host := mustURL(w.gateway).Host
 	ask := func(headers map[string]string) *authv3.CheckResponse {
 		t.Helper()
@@ -71,7 +48,6 @@ func TestExtAuthzGRPC(t *testing.T) {
 		}
 		return res
 	}
-
 	res := ask(map[string]string{"cookie": strings.Join(cookie, "; "), "x-forwarded-email": "ceo@example.com", "accept": "text/html"})
 	if res.GetStatus().GetCode() != int32(codes.OK) || res.GetOkResponse() == nil {
 		t.Fatalf("signed-in check: status %v, denied %v", res.GetStatus(), res.GetDeniedResponse())
@@ -104,4 +80,33 @@ func TestExtAuthzGRPC(t *testing.T) {
 	if !rp.logs.waitFor("envoy.service.auth.v3.Authorization/Check") {
 		t.Errorf("no access line for the checks:\n%s", rp.logs.String())
 	}
+}
+
+// extAuthzWorld is a world whose gateway also serves server.grpc_listen,
+// and a gRPC client for it.
+func extAuthzWorld(t *testing.T) (*world, *replica, authv3.AuthorizationClient) {
+	t.Helper()
+	w := newWorld(t, worldOptions{})
+	grpcAddr := freeAddr(t)
+	rp := w.replicas[0]
+	rp.stop(t)
+	cfg, err := os.ReadFile(rp.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = []byte(strings.Replace(string(cfg), "\nserver:\n", "\nserver:\n  grpc_listen: "+grpcAddr+"\n", 1))
+	if err := os.WriteFile(rp.config, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rp.start(t)
+	if !rp.logs.waitFor("ext_authz gRPC listening") {
+		t.Fatalf("no gRPC listener in the log:\n%s", rp.logs.String())
+	}
+
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return w, rp, authv3.NewAuthorizationClient(conn)
 }
