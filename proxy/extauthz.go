@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // extauthz.go is Envoy's ext_authz gRPC service
@@ -258,10 +259,16 @@ func deniedResponse(status int, hdr http.Header, body string) *authv3.CheckRespo
 	}
 }
 
+// headerOption is one header of an answer. Envoy versions before
+// append_action read only the deprecated append flag, whose default in
+// ext_authz answers is false (set, replacing): a value that must be
+// appended (a second Set-Cookie) carries both, which Envoy accepts as
+// APPEND_IF_EXISTS_OR_ADD is append_action's default.
 func headerOption(k, v string, appendValue bool) *corev3.HeaderValueOption {
-	action := corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+	o := &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, Value: v},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD}
 	if appendValue {
-		action = corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
+		o.AppendAction, o.Append = corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD, wrapperspb.Bool(true)
 	}
-	return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, Value: v}, AppendAction: action}
+	return o
 }

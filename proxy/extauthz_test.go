@@ -214,7 +214,7 @@ func TestExtAuthzReissuedSessionCookie(t *testing.T) {
 	okHeaders(t, res)
 	var cookies []string
 	for _, o := range res.GetOkResponse().GetResponseHeadersToAdd() {
-		if o.GetHeader().GetKey() != "Set-Cookie" || o.GetAppendAction() != corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD {
+		if o.GetHeader().GetKey() != "Set-Cookie" || o.GetAppendAction() != corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD || !o.GetAppend().GetValue() {
 			t.Errorf("response header %v", o)
 			continue
 		}
