@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +15,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -22,7 +26,8 @@ import (
 // is among those Envoy is told to remove. (No Envoy binary here: the
 // CheckRequest is built as Envoy documents it.)
 func TestExtAuthzGRPC(t *testing.T) {
-	w, rp, client := extAuthzWorld(t)
+	w, rp, grpcAddr := extAuthzWorld(t, "")
+	client := grpcClient(t, grpcAddr, insecure.NewCredentials())
 	c := browser(t)
 	w.signIn(c, "/", "alice").Body.Close()
 	var cookie []string
@@ -82,9 +87,10 @@ func TestExtAuthzGRPC(t *testing.T) {
 	}
 }
 
-// extAuthzWorld is a world whose gateway also serves server.grpc_listen,
-// and a gRPC client for it.
-func extAuthzWorld(t *testing.T) (*world, *replica, authv3.AuthorizationClient) {
+// extAuthzWorld is a world whose gateway also serves server.grpc_listen
+// (with serverExtra, indented, added to the server section); it returns
+// the listener's address.
+func extAuthzWorld(t *testing.T, serverExtra string) (*world, *replica, string) {
 	t.Helper()
 	w := newWorld(t, worldOptions{})
 	grpcAddr := freeAddr(t)
@@ -94,7 +100,7 @@ func extAuthzWorld(t *testing.T) (*world, *replica, authv3.AuthorizationClient) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg = []byte(strings.Replace(string(cfg), "\nserver:\n", "\nserver:\n  grpc_listen: "+grpcAddr+"\n", 1))
+	cfg = []byte(strings.Replace(string(cfg), "\nserver:\n", "\nserver:\n  grpc_listen: "+grpcAddr+"\n"+serverExtra, 1))
 	if err := os.WriteFile(rp.config, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -102,11 +108,44 @@ func extAuthzWorld(t *testing.T) (*world, *replica, authv3.AuthorizationClient) 
 	if !rp.logs.waitFor("ext_authz gRPC listening") {
 		t.Fatalf("no gRPC listener in the log:\n%s", rp.logs.String())
 	}
+	return w, rp, grpcAddr
+}
 
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func grpcClient(t *testing.T, addr string, creds credentials.TransportCredentials) authv3.AuthorizationClient {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return w, rp, authv3.NewAuthorizationClient(conn)
+	return authv3.NewAuthorizationClient(conn)
+}
+
+// TestExtAuthzGRPCTLS: with server.grpc_tls the listener speaks TLS only:
+// a client verifying the certificate gets answers, a plaintext one none.
+func TestExtAuthzGRPCTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t)
+	certFile, keyFile := filepath.Join(dir, "grpc.crt"), filepath.Join(dir, "grpc.key")
+	ca.issue(t, certFile, keyFile, 200)
+	w, _, addr := extAuthzWorld(t, "  grpc_tls: {cert_file: "+certFile+", key_file: "+keyFile+"}\n")
+	host := mustURL(w.gateway).Host
+	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+		Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Host: host, Path: "/", Scheme: "http",
+			Headers: map[string]string{"accept": "application/json"}}}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.pem)
+	res, err := grpcClient(t, addr, credentials.NewTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})).Check(ctx, req)
+	if err != nil {
+		t.Fatalf("Check over TLS: %v", err)
+	}
+	if d := res.GetDeniedResponse(); d == nil || d.GetStatus().GetCode() != 401 {
+		t.Fatalf("no session over TLS: %v", res)
+	}
+	if _, err := grpcClient(t, addr, insecure.NewCredentials()).Check(ctx, req); err == nil {
+		t.Fatal("a plaintext client got an answer from the TLS listener")
+	}
 }
