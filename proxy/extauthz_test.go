@@ -273,3 +273,19 @@ func TestGRPCListenConfig(t *testing.T) {
 		})
 	}
 }
+
+// With encode_raw_headers Envoy sends header_map with raw values instead
+// of the headers map: the session cookie is read from there.
+func TestExtAuthzRawHeaderMap(t *testing.T) {
+	e := newEnv(t, nil)
+	c := extAuthzClient(t, e)
+	req := checkRequest("GET", "app.example.com", "/")
+	req.Attributes.Request.Http.Headers = nil
+	req.Attributes.Request.Http.HeaderMap = &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+		{Key: ":authority", RawValue: []byte("app.example.com")},
+		{Key: "cookie", RawValue: []byte(e.sessionCookie("alice", "alice@example.com"))},
+	}}
+	if h := okHeaders(t, check(t, c, req)); h[hdrAuthEmail] != "alice@example.com" {
+		t.Fatalf("identity headers %v", h)
+	}
+}
