@@ -6,6 +6,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -32,7 +33,7 @@ func lowerKeys(v any) any {
 	return v
 }
 
-func (a amap) m(k string) amap   { x, _ := a[k].(amap); return x }
+func (a amap) m(k string) amap     { x, _ := a[k].(amap); return x }
 func (a amap) list(k string) []any { x, _ := a[k].([]any); return x }
 func (a amap) s(k string) string {
 	if x, ok := a[k]; ok && x != nil {
@@ -60,6 +61,7 @@ func (m *migration) applyAlpha(path string, data []byte) error {
 		return fmt.Errorf("%s is not YAML: %w", path, err)
 	}
 	a, _ := lowerKeys(raw).(amap)
+	path = filepath.Base(path)
 	m.alpha, m.alphaSrc = true, path
 	for k := range a {
 		if !alphaSections[k] {

@@ -133,6 +133,9 @@ func convProviderKey(m *migration, o *option, v optValue) {
 		}
 	case key == "insecure_allow_unverified_email" && v.on():
 		m.note(noteChanged, v.src, "kept: anyone who can set an unverified email at the provider can claim it")
+	case key == "client_secret_file" && m.opts["client_secret"].str() != "":
+		m.note(noteChanged, v.src, "not written: oauth2-proxy used --client-secret when both were set, and so does this configuration")
+		return
 	case (key == "email_claim" || key == "user_claim") && t == "github":
 		m.note(noteNoEquivalent, v.src, "type github reads GitHub's /user")
 		return
@@ -236,7 +239,12 @@ func convGitHubOrg(m *migration, o *option, v optValue) {
 }
 
 func convEmailDomains(m *migration, o *option, v optValue) {} // finishPolicy reads them
-func convGroups(m *migration, o *option, v optValue)       {} // finishPolicy reads them
+func convGroups(m *migration, o *option, v optValue) { // finishPolicy reads them
+	if o.toml == "gitlab_groups" && m.provType() != "gitlab" {
+		m.note(noteNoEquivalent, v.src, "applies to type gitlab only")
+		delete(m.opts, o.toml)
+	}
+}
 
 func convWebsockets(m *migration, o *option, v optValue) {
 	if !v.on() {

@@ -90,6 +90,10 @@ func convRedisURL(m *migration, o *option, v optValue) {
 }
 
 func convRedisSecret(m *migration, o *option, v optValue) {
+	if o.toml == "redis_sentinel_password" && !m.opts["redis_use_sentinel"].on() {
+		m.note(noteChanged, v.src, "not written: --redis-use-sentinel is not set")
+		return
+	}
 	m.set(o.key, m.secretRef(o, v), "from "+v.src+" (not copied)")
 }
 
