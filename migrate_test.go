@@ -157,6 +157,15 @@ func migratedSource(t *testing.T) source {
 func checkMigrated(t *testing.T, out []byte) {
 	t.Helper()
 	src := migratedSource(t)
+	// The gateway's own certificate is read from disk, not through src.
+	dir := t.TempDir()
+	certPEM, keyPEM := docsKeyMaterial(t)
+	for name, data := range map[string][]byte{"tls.crt": certPEM, "tls.key": keyPEM} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out = bytes.ReplaceAll(out, []byte("/etc/tls/"+name), []byte(filepath.Join(dir, name)))
+	}
 	cfg, err := parseConfig("the migrated configuration", out, src)
 	if err == nil {
 		err = cfg.readFiles(src.readFile)
@@ -222,5 +231,173 @@ func checkNoEquivalent(t *testing.T, m *migration, want []string) {
 	}
 	if len(got) != len(want) {
 		t.Errorf("no-equivalent list has %d entries, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
+	}
+}
+
+// TestMigrateEveryOption converts the fixture that sets every option of
+// oauth2-proxy's reference: each is known, the output is valid, no secret
+// is copied, and the table's coverage is reported.
+func TestMigrateEveryOption(t *testing.T) {
+	c := migrateCase{cfg: "every-option.cfg"}
+	raw, err := os.ReadFile(fixturePath(c.cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range optionTable {
+		if !strings.Contains(string(raw), "\n"+o.toml+" = ") {
+			t.Errorf("every-option.cfg does not set %s", o.toml)
+		}
+	}
+	m := runMigrateCase(t, c)
+	out := m.render()
+	checkMigrated(t, out)
+	for _, n := range m.notes {
+		if strings.Contains(n.text, "not an oauth2-proxy option") {
+			t.Errorf("%s: %s", n.opt, n.text)
+		}
+	}
+	for _, o := range optionTable {
+		if v := m.opts[o.toml].str(); o.secret && bytes.Contains(out, []byte(v)) {
+			t.Errorf("the output copies the secret of %s", o.toml)
+		}
+	}
+	for _, w := range []string{
+		"pass_authorization_header",                         // means the access token today
+		"insecure_skip_verify",                              // refused
+		"client_secret_file",                                // client_secret wins, as in oauth2-proxy
+		"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ=",      // the cookie secret
+		"sentinel_password", "master_name", "cluster: true", // sentinel and cluster are off
+	} {
+		if body := out[:len(out)-len(m.reportText("# "))]; bytes.Contains(body, []byte(w)) {
+			t.Errorf("output contains %q", w)
+		}
+	}
+	counts := map[coverage]int{}
+	for _, o := range optionTable {
+		counts[o.cov]++
+	}
+	t.Logf("oauth2-proxy options: %d; mapped %d, mapped with a warning %d, no equivalent %d",
+		len(optionTable), counts[covMapped], counts[covWarned], counts[covUnsupported])
+	t.Logf("every-option.cfg: no equivalent %d, changed %d, manual steps %d",
+		m.count(noteNoEquivalent), m.count(noteChanged), m.count(noteManual))
+	if counts[covMapped]+counts[covWarned] < 60 {
+		t.Errorf("only %d options mapped", counts[covMapped]+counts[covWarned])
+	}
+}
+
+// TestMigrateTable checks the table's rows: unique names, a key for every
+// mapped row and none for the others, a note where the row warns.
+func TestMigrateTable(t *testing.T) {
+	seen := map[string]bool{}
+	for _, o := range optionTable {
+		if seen[o.flag] || seen[o.toml] {
+			t.Errorf("%s is in the table twice", o.flag)
+		}
+		seen[o.flag], seen[o.toml] = true, true
+		switch {
+		case o.cov == covUnsupported && o.key != "":
+			t.Errorf("%s has no equivalent but names key %s", o.flag, o.key)
+		case o.cov == covMapped && o.key == "" && o.conv == nil:
+			t.Errorf("%s is mapped to nothing", o.flag)
+		case o.cov != covMapped && o.note == "":
+			t.Errorf("%s needs a note", o.flag)
+		}
+		if optionByName(o.flag) != &optionTable[indexOf(o.flag)] {
+			t.Errorf("optionByName(%q) finds another row", o.flag)
+		}
+	}
+}
+
+func indexOf(flag string) int {
+	for i, o := range optionTable {
+		if o.flag == flag {
+			return i
+		}
+	}
+	return -1
+}
+
+// TestMigratePrecedence: flags over variables over the config file.
+func TestMigratePrecedence(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "o.cfg")
+	if err := os.WriteFile(cfg, []byte("client_id = \"from-file\"\nemail_domains = [\"file.test\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"file", nil, nil, "client_id: from-file"},
+		{"env over file", []string{"OAUTH2_PROXY_CLIENT_ID=from-env"}, nil, "client_id: from-env"},
+		{"flag over env", []string{"OAUTH2_PROXY_CLIENT_ID=from-env"}, []string{"--client-id", "from-flag"}, "client_id: from-flag"},
+		{"list from env", []string{"OAUTH2_PROXY_EMAIL_DOMAINS=a.test,b.test"}, nil, "email_domains: [a.test, b.test]"},
+		{"repeated flag", nil, []string{"--email-domain=c.test", "--email-domain", "d.test"}, "email_domains: [c.test, d.test]"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := migrate(migrateInput{ConfigPath: cfg, Args: tt.args, Environ: tt.env, ReadFile: os.ReadFile})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out := m.render(); !bytes.Contains(out, []byte(tt.want)) {
+				t.Errorf("output lacks %q:\n%s", tt.want, out)
+			}
+		})
+	}
+}
+
+// TestMigrateNarrowsPolicy: oauth2-proxy required the email domain AND
+// the group; Portcullis admits on either, so neither is written.
+func TestMigrateNarrowsPolicy(t *testing.T) {
+	m, err := migrate(migrateInput{Args: []string{"--provider=oidc", "--email-domain=acme.test", "--allowed-group=admins"}, ReadFile: os.ReadFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := m.render()
+	if !bytes.Contains(out, []byte("groups: [] # NOT MIGRATED")) || bytes.Contains(out, []byte("email_domains:")) {
+		t.Errorf("policy should admit nobody:\n%s", out)
+	}
+	if m.count(noteManual) < 2 {
+		t.Errorf("want a manual step for the policy:\n%s", m.reportText(""))
+	}
+}
+
+// TestMigrateExitStatus runs the subcommand: 0 with a config, 1 on
+// unreadable input, 2 with -strict when something has no equivalent.
+func TestMigrateExitStatus(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.cfg")
+	if err := os.WriteFile(bad, []byte("provider = \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	outFile := filepath.Join(dir, "portcullis.yaml")
+	for _, tt := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"writes", []string{"-config", fixturePath("helm-values.cfg")}, 0},
+		{"strict", []string{"-strict", "-config", fixturePath("helm-values.cfg")}, 2},
+		{"strict, all mapped", []string{"-strict", "--", "--provider=oidc", "--email-domain=*"}, 0},
+		{"missing file", []string{"-config", filepath.Join(dir, "nope.cfg")}, 1},
+		{"not TOML", []string{"-config", bad}, 1},
+		{"unknown flag", []string{"--", "--no-such-flag=1"}, 1},
+		{"to a file", []string{"-o", outFile, "-config", fixturePath("helm-values.cfg")}, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if got := run(append([]string{"migrate"}, tt.args...), &stdout, &stderr); got != tt.want {
+				t.Errorf("exit %d, want %d; stderr:\n%s", got, tt.want, stderr.String())
+			}
+		})
+	}
+	fi, err := os.Stat(outFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("-o wrote mode %v, want 0600", fi.Mode().Perm())
 	}
 }
