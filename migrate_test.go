@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -399,5 +400,98 @@ func TestMigrateExitStatus(t *testing.T) {
 	}
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("-o wrote mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+// docsMigrating is the page whose option table TestMigrateDocs keeps in
+// step with optionTable.
+const docsMigrating = "docs/migrating-from-oauth2-proxy.md"
+
+const (
+	tableBegin = "<!-- BEGIN option table: generated from optionTable (migrate_table.go) by TestMigrateDocs; go test -run TestMigrateDocs -update-migrate-docs . -->\n"
+	tableEnd   = "<!-- END option table -->\n"
+)
+
+// migrateDocsTable renders optionTable as Markdown.
+func migrateDocsTable() string {
+	var b strings.Builder
+	counts := map[coverage]int{}
+	for _, o := range optionTable {
+		counts[o.cov]++
+	}
+	b.WriteString("| oauth2-proxy flag | config file / `OAUTH2_PROXY_…` | Portcullis | Status | Note |\n|---|---|---|---|---|\n")
+	for _, o := range optionTable {
+		key := "—"
+		if o.key != "" {
+			key = "`" + o.key + "`"
+		}
+		status := o.cov.String()
+		if o.planned != "" {
+			status = "no equivalent yet (planned: `" + o.planned + "`)"
+		}
+		note := strings.ReplaceAll(o.note, "|", "\\|")
+		if o.secret {
+			note = strings.TrimPrefix(note+"; never copied: a ${VARIABLE} is written", "; ")
+		}
+		if o.dflt != "" {
+			note = strings.TrimPrefix(note+fmt.Sprintf("; `%s` needs nothing", o.dflt), "; ")
+		}
+		fmt.Fprintf(&b, "| `--%s` | `%s` | %s | %s | %s |\n", o.flag, o.toml, key, status, note)
+	}
+	fmt.Fprintf(&b, "\n%d options: %d mapped, %d mapped with a warning, %d with no equivalent (%d of them planned).\n",
+		len(optionTable), counts[covMapped], counts[covWarned], counts[covUnsupported], plannedCount())
+	return b.String()
+}
+
+func plannedCount() int {
+	n := 0
+	for _, o := range optionTable {
+		if o.planned != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestMigrateDocs checks that the page's option table is optionTable,
+// and that every Portcullis key it names is in config.example.yaml or
+// docs/providers.md.
+func TestMigrateDocs(t *testing.T) {
+	page, err := os.ReadFile(docsMigrating)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, rest, ok1 := strings.Cut(string(page), tableBegin)
+	got, after, ok2 := strings.Cut(rest, tableEnd)
+	if !ok1 || !ok2 {
+		t.Fatalf("%s lacks the table markers", docsMigrating)
+	}
+	want := migrateDocsTable()
+	if *updateMigrateDocs {
+		if err := os.WriteFile(docsMigrating, []byte(before+tableBegin+want+tableEnd+after), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if got != want {
+		t.Errorf("%s's option table is not optionTable's; run go test -run TestMigrateDocs -update-migrate-docs .", docsMigrating)
+	}
+	example, err := os.ReadFile("config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	providersPage, err := os.ReadFile(docsProviders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	example = append(example, providersPage...)
+	for _, o := range optionTable {
+		if o.key == "" {
+			continue
+		}
+		last := strings.TrimSuffix(o.key[strings.LastIndex(o.key, ".")+1:], "[]")
+		if !strings.Contains(string(example), last+":") && !strings.Contains(string(example), last+"_file") && !strings.Contains(string(example), last+" ") {
+			t.Errorf("%s maps to %s, which neither config.example.yaml nor docs/providers.md names", o.flag, o.key)
+		}
 	}
 }
