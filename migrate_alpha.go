@@ -119,7 +119,6 @@ var alphaProviderKeys = [][3]string{
 	{"", "name", "name"}, {"", "clientid", "client_id"}, {"", "clientsecretfile", "client_secret_file"},
 	{"oidcconfig", "issuerurl", "issuer_url"}, {"oidcconfig", "emailclaim", "email_claim"},
 	{"oidcconfig", "groupsclaim", "groups_claim"}, {"oidcconfig", "useridclaim", "user_claim"},
-	{"azureconfig", "tenant", "tenant"},
 }
 
 func (m *migration) alphaProvider(src string, pr amap) {
@@ -136,6 +135,13 @@ func (m *migration) alphaProvider(src string, pr amap) {
 		}
 		if v := sec.s(k[1]); v != "" {
 			m.set(p+"."+k[2], v, "from "+src+"."+k[1])
+		}
+	}
+	if tenant := pr.m("azureconfig").s("tenant"); tenant != "" {
+		if t, _ := m.lookup(p + ".type").(string); t == "entra" {
+			m.set(p+".tenant", tenant, "from "+src+".azureConfig.tenant")
+		} else {
+			m.note(noteNoEquivalent, src+".azureConfig", "applies to Entra ID only")
 		}
 	}
 	if pr.s("clientsecret") != "" {
@@ -158,9 +164,10 @@ func (m *migration) alphaProvider(src string, pr amap) {
 		m.note(noteNoEquivalent, src+".oidcConfig.insecureSkipIssuerVerification", "refused: the issuer is always checked")
 	}
 	if g := pr.strs("allowedgroups"); len(g) > 0 {
-		if _, ok := m.opts["allowed_groups"]; !ok {
-			m.opts["allowed_groups"] = optValue{vals: g, src: src + ".allowedGroups"}
-		}
+		v := m.opts["allowed_groups"]
+		v.vals, v.src = append(v.vals, g...), src+".allowedGroups"
+		m.opts["allowed_groups"] = v
+		m.note(noteChanged, v.src, "Portcullis's policy.groups applies to every provider's users, not only this one's: users of a provider without allowedGroups now need one of these groups too")
 	}
 	if ca := pr.strs("cafiles"); len(ca) > 0 {
 		m.set(p+".ca_file", ca[0], "from "+src+".caFiles")

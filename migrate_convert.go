@@ -6,6 +6,7 @@ package main
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -100,7 +101,7 @@ func (m *migration) setProviderType(p, name, src string) {
 	case name == "keycloak" || name == "azure" || name == "adfs":
 		m.note(noteChanged, src, fmt.Sprintf("provider %s becomes type %s (OpenID Connect)", name, t))
 	}
-	m.set(p+".id", t, "")
+	m.set(p+".id", t, "names the provider in sessions and logs")
 	m.set(p+".type", t, "from "+src+" ("+name+")")
 	if t == "entra" {
 		m.set(p+".tenant", "common", "oauth2-proxy's default tenant; set your tenant ID")
@@ -152,17 +153,10 @@ func (m *migration) setEntraTenant(v optValue) {
 		return
 	}
 	m.set(m.prov()+".tenant", parts[0], "from "+v.src+" (the issuer follows from the tenant)")
-	m.notes = dropNote(m.notes, noteManual, "oauth2-proxy's default provider")
-}
-
-func dropNote(ns []note, kind noteKind, src string) []note {
-	out := ns[:0]
-	for _, n := range ns {
-		if n.kind != kind || !strings.Contains(n.text, "tenant common") {
-			out = append(out, n)
-		}
-	}
-	return out
+	// The tenant is known now: drop the step asking for it.
+	m.notes = slices.DeleteFunc(m.notes, func(n note) bool {
+		return n.kind == noteManual && strings.HasPrefix(n.text, "tenant common")
+	})
 }
 
 func convSecretProvider(m *migration, o *option, v optValue) {

@@ -495,3 +495,20 @@ func TestMigrateDocs(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrateCommentsEveryLine: every key with a value says where it came
+// from.
+func TestMigrateCommentsEveryLine(t *testing.T) {
+	for _, c := range append(migrateCases, migrateCase{name: "every option", cfg: "every-option.cfg"}) {
+		out := runMigrateCase(t, c).render()
+		for _, line := range strings.Split(string(out), "\n") {
+			l := strings.TrimSpace(line)
+			if l == "" || strings.HasPrefix(l, "#") || strings.HasSuffix(l, ":") {
+				continue
+			}
+			if !strings.Contains(l, " # ") {
+				t.Errorf("%s: %q has no comment", c.name, l)
+			}
+		}
+	}
+}
