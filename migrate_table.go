@@ -93,7 +93,7 @@ func pend(flag string, typ optType, planned, dflt, note string) option {
 // them: upstreams and the provider first, since other rows refine them.
 var optionTable = []option{
 	// Upstreams.
-	warn("upstream", tList, "upstreams[]", convUpstreams, "http(s)://host/path/ → path + url (the request path is kept, as oauth2-proxy does); file://, static:// and unix:// have no equivalent; a path without a trailing slash matched only itself in oauth2-proxy, here it is a prefix at a / boundary"),
+	warn("upstream", tList, "upstreams[]", convUpstreams, "http(s)://host/path/ → path + url (the request path is kept, as oauth2-proxy does); static://202 alone (forward-auth) needs no upstream; file://, other static:// and unix:// have no equivalent; a path without a trailing slash matched only itself in oauth2-proxy, here it is a prefix at a / boundary"),
 	mapTo("pass-host-header", tBool, "upstreams[].pass_host_header", convEachUpstream, ""),
 	mapTo("pass-access-token", tBool, "upstreams[].pass_access_token", convPassAccessToken, "with --set-xauthrequest also headers.auth_request_access_token"),
 	pend("pass-authorization-header", tBool, "upstreams[].pass_authorization_header", "false", "oauth2-proxy sends the ID token; Portcullis's pass_authorization_header sends the access token today, so it is not written"),

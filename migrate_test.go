@@ -44,7 +44,8 @@ type migrateCase struct {
 	cfg, alpha, args, env string // fixtures
 	want                  []string
 	absent                []string
-	noEquivalent          []string // each is in the "no equivalent" list, which has no others (nil: not checked)
+	noEquivalent          []string // each is in the "no equivalent" list, which has no others
+	changed               []string // each is in the "changed in meaning" list
 }
 
 var migrateCases = []migrateCase{
@@ -98,9 +99,9 @@ var migrateCases = []migrateCase{
 			"lifetime: 168h # from --cookie-expire=720h; Portcullis allows at most 168h",
 			"public_url: https://auth.acme.test",
 		},
-		absent: []string{"upstreams:", "aGVsbG8td29ybGQ", "insecure"},
+		changed: []string{"--upstream: upstream static://202 (forward-auth only)"},
+		absent:  []string{"upstreams:", "aGVsbG8td29ybGQ", "insecure"},
 		noEquivalent: []string{
-			"--upstream: upstream static://202: Portcullis proxies to http(s) only",
 			"--set-xauthrequest: no equivalent yet",
 			"--ssl-insecure-skip-verify: refused",
 		},
@@ -209,6 +210,11 @@ func TestMigrateFixtures(t *testing.T) {
 				}
 			}
 			checkNoEquivalent(t, m, c.noEquivalent)
+			for _, w := range c.changed {
+				if !strings.Contains(m.reportText(""), w) {
+					t.Errorf("the changed list lacks %q", w)
+				}
+			}
 		})
 	}
 }

@@ -30,6 +30,9 @@ func (m *migration) addUpstream(raw, src string) bool {
 	case err != nil:
 		m.note(noteManual, src, fmt.Sprintf("upstream %q is not a URL", raw))
 		return false
+	case u.Scheme == "static" && strings.Trim(u.Path, "/") == "" && strings.HasPrefix(u.Host, "2"):
+		m.note(noteChanged, src, fmt.Sprintf("upstream %s (forward-auth only): Portcullis needs no upstream for /oauth2/auth; other paths get 404, not %s", raw, u.Host))
+		return false
 	case u.Scheme == "file" || u.Scheme == "static" || u.Scheme == "unix":
 		m.note(noteNoEquivalent, src, fmt.Sprintf("upstream %s: Portcullis proxies to http(s) only; serve it from a web server behind it", raw))
 		return false
