@@ -69,8 +69,13 @@ func convRedisURL(m *migration, o *option, v optValue) {
 		return
 	}
 	_, hasPass := u.User.Password()
-	if _, sep := m.opts["redis_password"]; !hasPass && !sep {
+	_, sep := m.opts["redis_password"]
+	switch {
+	case !hasPass && !sep:
 		m.set("session.redis.url", v.str(), "from "+v.src)
+		return
+	case !sep && v.env != "": // the same variable holds it, password and all
+		m.set("session.redis.url", "${"+v.env+"}", "from "+v.src+" (not copied: it holds a password)")
 		return
 	}
 	m.set("session.redis.addrs", []string{u.Host}, "from "+v.src)
@@ -83,7 +88,7 @@ func convRedisURL(m *migration, o *option, v optValue) {
 	if u.Scheme == "rediss" {
 		m.set("session.redis.tls.enabled", true, "from "+v.src+" (rediss://)")
 	}
-	if _, sep := m.opts["redis_password"]; hasPass && !sep {
+	if hasPass && !sep {
 		m.set("session.redis.password", "${"+o.env()+"_PASSWORD}", "the password in "+v.src+" (not copied)")
 		m.note(noteManual, v.src, "set "+o.env()+"_PASSWORD in Portcullis's environment to the URL's password (it was not copied)")
 	}

@@ -518,3 +518,56 @@ func TestMigrateCommentsEveryLine(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrateConversions covers single conversions the fixtures do not.
+func TestMigrateConversions(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		args   []string
+		env    []string
+		want   []string
+		absent []string
+	}{
+		{"entra tenant from the issuer", []string{"--provider=entra-id", "--oidc-issuer-url=https://login.microsoftonline.com/0f3c1d2e-4b5a-4c6d-8e9f-a0b1c2d3e4f5/v2.0", "--email-domain=*"},
+			nil, []string{"tenant: 0f3c1d2e-4b5a-4c6d-8e9f-a0b1c2d3e4f5"}, []string{"tenant: common", "issuer_url", "set providers[].tenant to yours"}},
+		{"entra default tenant flagged", []string{"--provider=azure", "--email-domain=*"},
+			nil, []string{"tenant: common", "set providers[].tenant to yours"}, nil},
+		{"redis URL with a password from the environment", []string{"--session-store-type=redis", "--email-domain=*"},
+			[]string{"OAUTH2_PROXY_REDIS_CONNECTION_URL=rediss://:s3cret-pw@redis:6380/0"}, []string{"url: ${OAUTH2_PROXY_REDIS_CONNECTION_URL}"}, []string{"s3cret-pw"}},
+		{"redis URL with a password from a flag", []string{"--redis-connection-url=redis://:s3cret-pw@redis:6379/3", "--email-domain=*"},
+			nil, []string{"addrs: ['redis:6379']", "db: 3", "password: ${OAUTH2_PROXY_REDIS_CONNECTION_URL_PASSWORD}"}, []string{"s3cret-pw"}},
+		{"client secret from a flag", []string{"--client-secret=flag-secret", "--email-domain=*"},
+			nil, []string{"client_secret: ${OAUTH2_PROXY_CLIENT_SECRET}", "set OAUTH2_PROXY_CLIENT_SECRET in Portcullis's environment"}, []string{"flag-secret"}},
+		{"github org on oidc is refused", []string{"--provider=oidc", "--github-org=acme", "--email-domain=*"},
+			nil, []string{"--github-org: applies to type github only"}, []string{"orgs:"}},
+		{"no email domain", []string{"--provider=oidc"}, nil, []string{"Portcullis admits nobody"}, []string{"email_domains:"}},
+		{"unix upstream", []string{"--upstream=unix:///run/app.sock", "--email-domain=*"}, nil, []string{"Portcullis proxies to http(s) only"}, []string{"upstreams:"}},
+		{"exact upstream path", []string{"--upstream=http://svc:8080/foo", "--email-domain=*"}, nil, []string{"path: /foo #", "matched only /foo exactly"}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := migrate(migrateInput{Args: tt.args, Environ: tt.env, ReadFile: os.ReadFile})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := string(m.render())
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			for _, a := range tt.absent {
+				if strings.Contains(out, a) {
+					t.Errorf("output contains %q:\n%s", a, out)
+				}
+			}
+		})
+	}
+}
+
+func TestMigrateFlagErrors(t *testing.T) {
+	for _, args := range [][]string{{"--client-id"}, {"positional"}, {"--not-a-flag"}, {"--email-domains=a.test"}} {
+		if _, err := migrate(migrateInput{Args: args, ReadFile: os.ReadFile}); err == nil {
+			t.Errorf("%q: want an error", args)
+		}
+	}
+}
