@@ -7,8 +7,12 @@ import "strings"
 // reference ("Configuration Overview", 7.x, plus the provider pages'
 // options), what Portcullis key it becomes, and how.
 //
-// To map an option that has "no equivalent yet", change its row: the
-// constructor (pend → mapTo/warn), the key, and the converter.
+// To map an option that has "no equivalent yet", change its one row:
+// pend(...) → mapTo(flag, typ, key, conv, note), where conv is nil for a
+// top-level key (policy.skip_auth_routes: the value is copied),
+// convEachUpstream for upstreams[].x, convProviderKey for providers[].x.
+// TestMigrateDocs then asks for the page to be regenerated, and the
+// fixtures' tests for their expectations to move from "no equivalent".
 
 // optType is how oauth2-proxy parses an option.
 type optType int
