@@ -12,6 +12,8 @@
 //	                                 decide a list of test requests as the gateway would
 //	portcullis sessions list|revoke -config FILE -user SUB
 //	                                 list or revoke a user's sessions through the admin API
+//	portcullis migrate [-config oauth2-proxy.cfg] [-alpha-config alpha.yaml] [-- FLAGS]
+//	                                 write a Portcullis configuration from oauth2-proxy's
 //	portcullis version               print the version
 //
 // main is the composition root: it alone reads flags, files and the
@@ -54,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 0
 		case "sessions":
 			return runSessions(args[1:], stdout, stderr)
+		case "migrate":
+			return runMigrate(args[1:], stdout, stderr)
 		case "policy":
 			if len(args) > 1 && args[1] == "test" {
 				return runPolicyTest(args[2:], stdout, stderr)
@@ -73,7 +77,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	online := fs.Bool("online", false, "with -check: fetch each provider's discovery document and keys and report what they support")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: portcullis -config FILE [-check [-online]] | portcullis demo | portcullis policy test -config FILE CASES | portcullis version")
+		fmt.Fprintln(stderr, "usage: portcullis -config FILE [-check [-online]] | portcullis demo | portcullis policy test -config FILE CASES | portcullis migrate | portcullis version")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
