@@ -122,7 +122,19 @@ func (s *Settings) keepAccess() bool {
 		return true
 	}
 	for _, uc := range s.cfg.Upstreams {
-		if uc.PassAccessToken || uc.PassAuthorizationHeader {
+		if uc.PassAccessToken || uc.PassAccessTokenBearer {
+			return true
+		}
+	}
+	return false
+}
+
+// passIDToken reports whether some upstream receives the ID token
+// (pass_authorization_header): then sessions keep it, whatever the
+// provider's logout needs.
+func (s *Settings) passIDToken() bool {
+	for _, uc := range s.cfg.Upstreams {
+		if uc.PassAuthorizationHeader {
 			return true
 		}
 	}

@@ -77,6 +77,7 @@ type Handler struct {
 
 	keepAccess    bool // some upstream or forward-auth answer needs the access token
 	keepIDToken   bool
+	passIDToken   bool // some upstream receives the ID token: sessions keep it
 	idle          time.Duration
 	touchEvery    time.Duration
 	refreshBefore time.Duration
@@ -127,6 +128,7 @@ func New(s *Settings, opts Options) (*Handler, error) {
 		pages:         parsedPages,
 		keepAccess:    s.keepAccess(),
 		keepIDToken:   opts.KeepIDToken,
+		passIDToken:   s.passIDToken(),
 		idle:          opts.IdleTimeout,
 		touchEvery:    min(time.Minute, opts.IdleTimeout/4),
 		refreshBefore: opts.RefreshBefore,

@@ -1,0 +1,143 @@
+package proxy
+
+import (
+	"encoding/base64"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/session"
+)
+
+// fakeIDToken is a compact JWS whose payload carries exp; the signature is
+// never checked again after sign-in, so a fake one will do here.
+func fakeIDToken(exp string) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(`{"alg":"RS256"}`)) + "." + enc([]byte(`{"iss":"https://idp.test","sub":"alice"`+exp+`}`)) + "." + enc([]byte("sig"))
+}
+
+// tokenCookie is a session cookie carrying the given tokens.
+func (e *env) tokenCookie(access, id string) string {
+	e.t.Helper()
+	v, err := e.store.Seal(&session.Session{
+		Identity:    session.Identity{Issuer: e.idp.issuer, Subject: "alice", Email: "alice@example.com", EmailVerified: true},
+		Provider:    "corp",
+		AccessToken: access, IDToken: id,
+		CreatedAt: e.clock(), ExpiresAt: e.clock().Add(time.Hour),
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.store.Name() + "=" + v
+}
+
+func TestPassAuthorizationHeader(t *testing.T) {
+	future := `,"exp":` + strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
+	live := fakeIDToken(future)
+	for _, tt := range []struct {
+		name      string
+		idToken   string
+		want      string // Authorization the upstream sees
+		wantDebug string
+	}{
+		{"live ID token", live, "Bearer " + live, ""},
+		{"fractional exp", fakeIDToken(future + ".5"), "Bearer " + fakeIDToken(future+".5"), ""},
+		{"no ID token (GitHub, or a provider that sent none)", "", "", "the session has no ID token"},
+		{"expired ID token", fakeIDToken(`,"exp":` + strconv.FormatInt(time.Now().Add(-time.Minute).Unix(), 10)), "", "the ID token has expired"},
+		{"no exp", fakeIDToken(""), "", "no readable exp"},
+		{"not a JWS", "opaque-token", "", "no readable exp"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, func(c *Config) { c.Upstreams[0].PassAuthorizationHeader = true })
+			resp := e.do(get("https://gw.example.com/x", "Cookie", e.tokenCookie("access-token-secret", tt.idToken), "Authorization", "Bearer from-the-client"))
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status = %d", resp.StatusCode)
+			}
+			up := e.last()
+			if got := strings.Join(up.Header.Values("Authorization"), "|"); got != tt.want {
+				t.Errorf("upstream Authorization = %q, want %q", got, tt.want)
+			}
+			if tt.wantDebug != "" && !strings.Contains(e.logs.String(), tt.wantDebug) {
+				t.Errorf("no debug line saying %q in\n%s", tt.wantDebug, e.logs.String())
+			}
+		})
+	}
+}
+
+func TestPassAccessTokenBearer(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Upstreams[0].PassAccessTokenBearer = true })
+	e.do(get("https://gw.example.com/x", "Cookie", e.tokenCookie("access-token-secret", fakeIDToken(`,"exp":9999999999`)), "Authorization", "Bearer from-the-client"))
+	if got := strings.Join(e.last().Header.Values("Authorization"), "|"); got != "Bearer access-token-secret" {
+		t.Errorf("upstream Authorization = %q, want the access token", got)
+	}
+	e.do(get("https://gw.example.com/x", "Cookie", e.tokenCookie("", ""), "Authorization", "Bearer from-the-client"))
+	if got := e.last().Header.Values("Authorization"); len(got) != 0 {
+		t.Errorf("without an access token the upstream got Authorization %q, want none (not the client's)", got)
+	}
+}
+
+func TestBothAuthorizationKeysRefused(t *testing.T) {
+	err := tryNew(t, func(c *Config) {
+		c.Upstreams[0].PassAuthorizationHeader = true
+		c.Upstreams[0].PassAccessTokenBearer = true
+	})
+	if err == nil || !strings.Contains(err.Error(), "pass_authorization_header") || !strings.Contains(err.Error(), "pass_access_token_bearer") {
+		t.Fatalf("both keys: err = %v, want a refusal naming both", err)
+	}
+}
+
+// The ID token is kept for pass_authorization_header even for a provider
+// without an end_session_endpoint and with keep_id_token off; the access
+// token is no longer kept for it.
+func TestIDTokenKeptForUpstream(t *testing.T) {
+	for _, tt := range []struct {
+		name             string
+		pass             bool
+		wantID, wantAcc  bool
+		keepIDTokenLogin bool
+	}{
+		{"pass_authorization_header", true, true, false, false},
+		{"pass_authorization_header, keep_id_token on", true, true, false, true},
+		{"neither", false, false, false, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnvOpts(t, func(c *Config) { c.Upstreams[0].PassAuthorizationHeader = tt.pass }, func(o *Options) { o.KeepIDToken = tt.keepIDTokenLogin })
+			_, jar := e.signIn("/", "code-1", "alice", "alice@example.com")
+			r := get("/", "Cookie", jar)
+			s, err := e.store.Load(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (s.IDToken != "") != tt.wantID || (s.AccessToken != "") != tt.wantAcc {
+				t.Errorf("session keeps id=%v access=%v, want id=%v access=%v", s.IDToken != "", s.AccessToken != "", tt.wantID, tt.wantAcc)
+			}
+		})
+	}
+}
+
+func TestJWTExpiry(t *testing.T) {
+	for _, tt := range []struct {
+		exp  string
+		want int64 // unix seconds, 0 for none
+	}{
+		{`,"exp":1700000000`, 1700000000},
+		{`,"exp":1700000000.75`, 1700000000},
+		{`,"exp":"1700000000"`, 0},
+		{`,"exp":-5`, 0},
+		{`,"exp":1e300`, 0},
+		{``, 0},
+	} {
+		got, ok := jwtExpiry(fakeIDToken(tt.exp))
+		if tt.want == 0 {
+			if ok {
+				t.Errorf("exp %s: read %v, want none", tt.exp, got)
+			}
+			continue
+		}
+		if !ok || got.Unix() != tt.want {
+			t.Errorf("exp %s = %v (%v), want %d", tt.exp, got.Unix(), ok, tt.want)
+		}
+	}
+}
