@@ -84,6 +84,8 @@ func (c Config) Validate(known Known) (*Settings, error) {
 	add(err)
 	s.trusted, err = parseTrustedProxies(c.Server.TrustedProxies)
 	add(err)
+	c.Server.RealClientIPHeader, err = realClientIPHeader(c.Server.RealClientIPHeader)
+	add(err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

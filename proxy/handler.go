@@ -69,6 +69,7 @@ type Handler struct {
 	routes      *Routes
 	upstreams   []*upstream // what routes' rows point at, by index
 	trusted     trustedProxies
+	realIP      string // server.real_client_ip_header, canonical
 	managed     headerSet
 	cookieBases []string
 	logoCSP     string
@@ -122,6 +123,7 @@ func New(s *Settings, opts Options) (*Handler, error) {
 		redirects:     s.redirects,
 		routes:        s.routes,
 		trusted:       s.trusted,
+		realIP:        s.cfg.Server.RealClientIPHeader,
 		managed:       newHeaderSet(slices.Concat(managedHeaders, targetOverrideHeaders, s.assertionHeaders)...),
 		logoCSP:       s.logoCSP,
 		hsts:          s.hsts,
@@ -195,6 +197,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// 1. Forwarded headers are read from trusted proxies only, and then no
 	// client-supplied identity, in any spelling, gets any further.
 	rq := &request{id: h.newRequestID(), start: h.now(), fwd: h.forwarded(r)}
+	rq.client = h.clientOf(r, rq.fwd)
 	rec := &recorder{ResponseWriter: w, sts: h.hsts}
 	h.managed.strip(r.Header)
 

@@ -177,7 +177,7 @@ func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) *
 			h.managed.strip(out)
 			// After the strip: the upstream learns the client's address,
 			// host and scheme from us only.
-			pr.SetXForwarded()
+			setForwardedHeaders(out, px.rq.client, pr.In.Host)
 			if passHost {
 				pr.Out.Host = pr.In.Host
 			}
