@@ -144,6 +144,10 @@ func (s *Settings) passIDToken() bool {
 }
 
 func (c *HeadersConfig) validate() error {
+	if c.PassUserHeaders == nil {
+		yes := true
+		c.PassUserHeaders = &yes
+	}
 	switch c.User {
 	case "":
 		c.User = "subject"

@@ -28,6 +28,17 @@ type HeadersConfig struct {
 	// AuthRequestAuthorization adds Authorization: Bearer <access token>
 	// to forward-auth answers.
 	AuthRequestAuthorization bool `yaml:"auth_request_authorization"`
+	// PassUserHeaders sends X-Forwarded-User, -Email, -Groups and
+	// -Preferred-Username to upstreams (default true, as oauth2-proxy's
+	// pass_user_headers). false sends none of them; the signed assertion
+	// still goes unless an upstream disables it.
+	PassUserHeaders *bool `yaml:"pass_user_headers"`
+	// SetXAuthRequest also sends the X-Auth-Request-User, -Email, -Groups
+	// and -Preferred-Username copies (and X-Auth-Request-Access-Token with
+	// pass_access_token) to upstreams in reverse-proxy mode, for apps
+	// written against an nginx auth_request setup. Forward-auth answers
+	// always carry them. Default false.
+	SetXAuthRequest bool `yaml:"set_xauthrequest"`
 }
 
 // Identity headers the gateway sets on upstream requests.
@@ -151,10 +162,18 @@ func (s headerSet) strip(h http.Header) {
 // identityHeaders writes the identity of s onto h (already stripped).
 func (h *Handler) identityHeaders(ctx context.Context, out http.Header, s *session.Session, up *upstream) {
 	vals := make(headerValues, 0, 6)
-	h.identityValues(s, func(name, v string) { out[name] = vals.one(v) }, nil,
-		hdrUser, hdrEmail, hdrGroups, hdrPreferredUsername)
+	set := func(name, v string) { out[name] = vals.one(v) }
+	if *h.cfg.Headers.PassUserHeaders {
+		h.identityValues(s, set, nil, hdrUser, hdrEmail, hdrGroups, hdrPreferredUsername)
+	}
 	if up.cfg.PassAccessToken && s.AccessToken != "" {
 		out[hdrAccessToken] = vals.one(s.AccessToken)
+	}
+	if h.cfg.Headers.SetXAuthRequest {
+		h.identityValues(s, set, nil, hdrAuthUser, hdrAuthEmail, hdrAuthGroups, hdrAuthPreferredUsername)
+		if up.cfg.PassAccessToken && s.AccessToken != "" {
+			out[hdrAuthAccessToken] = vals.one(s.AccessToken)
+		}
 	}
 	if up.cfg.PassAccessTokenBearer && s.AccessToken != "" {
 		out["Authorization"] = vals.one("Bearer " + s.AccessToken)

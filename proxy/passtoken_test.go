@@ -141,3 +141,63 @@ func TestJWTExpiry(t *testing.T) {
 		}
 	}
 }
+
+func TestPassUserHeadersAndSetXAuthRequest(t *testing.T) {
+	no := false
+	forwarded := []string{"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups", "X-Forwarded-Preferred-Username"}
+	xauth := []string{"X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Groups", "X-Auth-Request-Preferred-Username"}
+	for _, tt := range []struct {
+		name                string
+		passUser            *bool
+		setXAuth, passToken bool
+		want, absent        []string
+	}{
+		{"defaults", nil, false, false, forwarded, append(xauth, "X-Auth-Request-Access-Token")},
+		{"pass_user_headers false", &no, false, false, nil, append(forwarded, xauth...)},
+		{"set_xauthrequest", nil, true, false, append(forwarded, xauth...), []string{"X-Auth-Request-Access-Token"}},
+		{"set_xauthrequest with pass_access_token", nil, true, true, append(forwarded, append(xauth, "X-Auth-Request-Access-Token")...), nil},
+		{"set_xauthrequest alone", &no, true, false, xauth, forwarded},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, func(c *Config) {
+				c.Headers.PassUserHeaders, c.Headers.SetXAuthRequest = tt.passUser, tt.setXAuth
+				c.Upstreams[0].PassAccessToken = tt.passToken
+			})
+			// The client's own copies never survive, whichever are set.
+			v, err := e.store.Seal(&session.Session{
+				Identity: session.Identity{Issuer: e.idp.issuer, Subject: "alice", Email: "alice@example.com", EmailVerified: true,
+					PreferredUsername: "alice", Groups: []string{"admins"}},
+				Provider: "corp", AccessToken: "access-token-secret",
+				CreatedAt: e.clock(), ExpiresAt: e.clock().Add(time.Hour),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := get("https://gw.example.com/x", "Cookie", e.store.Name()+"="+v)
+			for _, k := range append(append([]string{}, forwarded...), xauth...) {
+				r.Header.Set(k, "forged")
+			}
+			r.Header.Set("X-Auth-Request-Access-Token", "forged")
+			if resp := e.do(r); resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			up := e.last().Header
+			for _, k := range tt.want {
+				if v := up.Values(k); len(v) != 1 || v[0] == "forged" || v[0] == "" {
+					t.Errorf("upstream %s = %q, want the gateway's one value", k, v)
+				}
+			}
+			for _, k := range tt.absent {
+				if v := up.Values(k); len(v) != 0 {
+					t.Errorf("upstream %s = %q, want none", k, v)
+				}
+			}
+			if up.Get(DefaultAssertionHeader) == "" {
+				t.Errorf("no signed assertion: pass_user_headers must not turn it off")
+			}
+			if tt.setXAuth && up.Get("X-Auth-Request-User") != up.Get("X-Forwarded-User") && tt.passUser == nil {
+				t.Errorf("X-Auth-Request-User %q differs from X-Forwarded-User %q", up.Get("X-Auth-Request-User"), up.Get("X-Forwarded-User"))
+			}
+		})
+	}
+}
