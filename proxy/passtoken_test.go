@@ -201,3 +201,31 @@ func TestPassUserHeadersAndSetXAuthRequest(t *testing.T) {
 		})
 	}
 }
+
+// With keep_id_token off, the ID token kept for pass_authorization_header
+// is never sent as the sign-out hint: keep_id_token false still means
+// client_id alone at the provider.
+func TestKeepIDTokenFalseSendsNoHint(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		keep     bool
+		wantHint bool
+	}{
+		{"keep_id_token true", true, true},
+		{"keep_id_token false", false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnvOpts(t, func(c *Config) { c.Upstreams[0].PassAuthorizationHeader = true }, func(o *Options) { o.KeepIDToken = tt.keep })
+			e.idp.endSession = "https://idp.test/logout"
+			_, jar := e.signIn("/", "code-1", "alice", "alice@example.com")
+			if resp := postSignOut(e, jar); resp.StatusCode != http.StatusFound {
+				t.Fatalf("sign-out = %d, want a redirect to the provider", resp.StatusCode)
+			}
+			e.idp.mu.Lock()
+			defer e.idp.mu.Unlock()
+			if len(e.idp.hints) != 1 || (e.idp.hints[0] != "") != tt.wantHint {
+				t.Errorf("hints = %q, want a hint: %v", e.idp.hints, tt.wantHint)
+			}
+		})
+	}
+}
