@@ -270,7 +270,8 @@ const (
 )
 
 // realClientIPHeader checks server.real_client_ip_header and returns it in
-// canonical form; empty is X-Forwarded-For, as in oauth2-proxy.
+// canonical form; empty is X-Forwarded-For (oauth2-proxy's default is
+// X-Real-IP: docs/headers.md says so to migrating users).
 func realClientIPHeader(name string) (string, error) {
 	switch strings.ToLower(strings.TrimSpace(name)) {
 	case "", "x-forwarded-for":
