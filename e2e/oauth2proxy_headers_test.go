@@ -12,8 +12,9 @@ import (
 
 // headersWorld is a world whose gateway trusts 127.0.0.1/32 as its load
 // balancer (server.trusted_proxies), names the client from
-// X-Forwarded-For (the default server.real_client_ip_header) and passes
-// the ID token to its upstream (pass_authorization_header), as an
+// X-Forwarded-For (the default server.real_client_ip_header), passes
+// the ID token to its upstream (pass_authorization_header) and the
+// X-Auth-Request-* copies too (headers.set_xauthrequest), as an
 // oauth2-proxy user behind a balancer configures it. newWorld's
 // configuration is edited and the gateway restarted with it.
 func headersWorld(t *testing.T) *world {
@@ -26,7 +27,11 @@ func headersWorld(t *testing.T) *world {
 	}
 	s := strings.Replace(string(cfg), "\nserver:\n", "\nserver:\n  trusted_proxies: [127.0.0.1/32]\n", 1)
 	s = strings.Replace(s, "    url: "+w.upstream.URL+"\n", "    url: "+w.upstream.URL+"\n    pass_authorization_header: true\n", 1)
-	if s == string(cfg) || !strings.Contains(s, "pass_authorization_header") || !strings.Contains(s, "trusted_proxies") {
+	if strings.Contains(s, "\nheaders:") {
+		t.Fatalf("the configuration has a headers section already:\n%s", cfg)
+	}
+	s += "\nheaders:\n  set_xauthrequest: true\n"
+	if !strings.Contains(s, "pass_authorization_header") || !strings.Contains(s, "trusted_proxies") {
 		t.Fatalf("could not edit the configuration:\n%s", cfg)
 	}
 	rp.stop(t)
@@ -65,6 +70,22 @@ func TestOAuth2ProxyHeaders(t *testing.T) {
 		}
 		if !w.logs.waitFor("path=/behind-the-balancer", "remote=203.0.113.7 peer=127.0.0.1") {
 			t.Errorf("the access log does not show remote=203.0.113.7 with peer=127.0.0.1:\n%s", w.logs.String())
+		}
+	})
+
+	t.Run("set_xauthrequest sends the X-Auth-Request copies upstream", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", w.gateway+"/xauth", nil)
+		req.Header.Set("X-Auth-Request-Email", "ceo@example.com") // the client's copy never survives
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		up := decodeSeen(t, resp).Header
+		if got := up.Values("X-Auth-Request-Email"); len(got) != 1 || got[0] != "alice@example.com" {
+			t.Errorf("upstream X-Auth-Request-Email = %q, want alice's", got)
+		}
+		if got, want := up.Get("X-Auth-Request-User"), up.Get("X-Forwarded-User"); got == "" || got != want {
+			t.Errorf("upstream X-Auth-Request-User = %q, want X-Forwarded-User's %q", got, want)
 		}
 	})
 
