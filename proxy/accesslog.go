@@ -20,11 +20,14 @@ type request struct {
 	id    string
 	start time.Time
 	fwd   *forwarded // what a trusted proxy said, nil for other peers
-	mode  string     // proxy, auth or endpoint
-	route string     // the upstream's path, the endpoint's name, or none
-	user  string
-	d     Decision // what the route table decided, for the rule in the log
-	err   error
+	// client is who sent the request and how, from the peer and what a
+	// trusted proxy said of it (clientOf).
+	client client
+	mode   string // proxy, auth or endpoint
+	route  string // the upstream's path, the endpoint's name, or none
+	user   string
+	d      Decision // what the route table decided, for the rule in the log
+	err    error
 }
 
 // decided takes in a decision and who it was about.
@@ -62,8 +65,8 @@ func (h *Handler) logRequest(r *http.Request, rec *recorder, rq *request) {
 		slog.Int64("bytes", rec.bytes),
 		slog.Duration("dur", h.now().Sub(rq.start)),
 		slog.String("route", rq.route),
-		slog.String("remote", remoteIP(r)),
 	}
+	attrs = rq.client.appendAttrs(attrs, r)
 	if rq.user != "" {
 		attrs = append(attrs, slog.String("user", rq.user))
 	}
@@ -74,6 +77,20 @@ func (h *Handler) logRequest(r *http.Request, rec *recorder, rq *request) {
 		attrs = append(attrs, slog.String("err", rq.err.Error()))
 	}
 	h.log.LogAttrs(r.Context(), level, "request", attrs...)
+}
+
+// appendAttrs adds remote, the client's address, and peer, the TCP peer's,
+// when they differ. A record without a client (none computed) falls back to
+// the peer.
+func (c client) appendAttrs(attrs []slog.Attr, r *http.Request) []slog.Attr {
+	if c.ip == "" {
+		return append(attrs, slog.String("remote", remoteIP(r)))
+	}
+	attrs = append(attrs, slog.String("remote", c.ip))
+	if c.peer != c.ip {
+		attrs = append(attrs, slog.String("peer", c.peer))
+	}
+	return attrs
 }
 
 func remoteIP(r *http.Request) string {

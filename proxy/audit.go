@@ -10,7 +10,7 @@ import (
 // audit.go writes the audit log: one JSON object per security event, apart
 // from the access log. The schema is stable (docs/operations.md):
 //
-//	time, level, msg ("audit"), event, request_id, remote, provider,
+//	time, level, msg ("audit"), event, request_id, remote, peer, provider,
 //	issuer, sub, email, route, rule, reason, sessions
 //
 // with event one of sign_in, sign_in_failed, sign_out, refresh,
@@ -26,8 +26,10 @@ func (h *Handler) audit(r *http.Request, rq *request, event string, s *session.S
 	base = append(base, slog.String("event", event))
 	if rq != nil {
 		base = append(base, slog.String("request_id", rq.id))
+		base = rq.client.appendAttrs(base, r)
+	} else {
+		base = append(base, slog.String("remote", remoteIP(r)))
 	}
-	base = append(base, slog.String("remote", remoteIP(r)))
 	if s != nil {
 		base = append(base, slog.String("provider", s.Provider), slog.String("issuer", s.Issuer), slog.String("sub", s.Subject))
 		if s.Email != "" {

@@ -84,6 +84,8 @@ func (c Config) Validate(known Known) (*Settings, error) {
 	add(err)
 	s.trusted, err = parseTrustedProxies(c.Server.TrustedProxies)
 	add(err)
+	c.Server.RealClientIPHeader, err = realClientIPHeader(c.Server.RealClientIPHeader)
+	add(err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -122,7 +124,19 @@ func (s *Settings) keepAccess() bool {
 		return true
 	}
 	for _, uc := range s.cfg.Upstreams {
-		if uc.PassAccessToken || uc.PassAuthorizationHeader {
+		if uc.PassAccessToken || uc.PassAccessTokenBearer {
+			return true
+		}
+	}
+	return false
+}
+
+// passIDToken reports whether some upstream receives the ID token
+// (pass_authorization_header): then sessions keep it, whatever the
+// provider's logout needs.
+func (s *Settings) passIDToken() bool {
+	for _, uc := range s.cfg.Upstreams {
+		if uc.PassAuthorizationHeader {
 			return true
 		}
 	}
@@ -130,6 +144,10 @@ func (s *Settings) keepAccess() bool {
 }
 
 func (c *HeadersConfig) validate() error {
+	if c.PassUserHeaders == nil {
+		yes := true
+		c.PassUserHeaders = &yes
+	}
 	switch c.User {
 	case "":
 		c.User = "subject"

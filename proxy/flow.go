@@ -328,6 +328,9 @@ func (h *Handler) keepNeededTokens(ctx context.Context, s *session.Session) {
 	if !h.keepAccess {
 		s.AccessToken = ""
 	}
+	if h.passIDToken {
+		return // an upstream's pass_authorization_header sends it
+	}
 	if !h.keepIDToken || !h.endsSessions(ctx, s.Provider) {
 		s.IDToken = ""
 	}

@@ -68,7 +68,10 @@ type forwarded struct {
 	originalMethod           string // X-Original-Method
 	redirect                 string // X-Auth-Request-Redirect: where /start and /sign_in return to
 	forwardedFor             string // X-Forwarded-For, the client chain
-	err                      error  // a header was present more than once
+	forwardedRFC             string // Forwarded (RFC 7239), every line joined
+	realIP                   []string
+	protoLines               []string // X-Forwarded-Proto, every line
+	err                      error    // a header was present more than once
 }
 
 // forwarded reads what the request's peer forwarded, when the peer is a
@@ -103,12 +106,19 @@ func readForwarded(h http.Header) forwarded {
 	f.originalURI = one("X-Original-Uri")
 	f.originalMethod = one("X-Original-Method")
 	f.redirect = one("X-Auth-Request-Redirect")
-	if vs := h["X-Forwarded-For"]; len(vs) == 1 {
-		f.forwardedFor = vs[0]
-	} else {
-		f.forwardedFor = strings.Join(vs, ",")
-	}
+	f.forwardedFor = joinLines(h["X-Forwarded-For"])
+	f.forwardedRFC = joinLines(h["Forwarded"])
+	f.realIP, f.protoLines = h["X-Real-Ip"], h["X-Forwarded-Proto"]
 	return f
+}
+
+// joinLines joins the lines of a list header (RFC 9110 §5.3: the same as
+// one line with commas).
+func joinLines(vs []string) string {
+	if len(vs) == 1 {
+		return vs[0]
+	}
+	return strings.Join(vs, ",")
 }
 
 var errBadForwarded = errors.New("malformed forwarded request headers")
@@ -250,4 +260,298 @@ func validHostPort(s string) bool {
 		}
 	}
 	return true
+}
+
+// The headers server.real_client_ip_header may name.
+const (
+	hdrXForwardedFor = "X-Forwarded-For"
+	hdrXRealIP       = "X-Real-Ip"
+	hdrForwarded     = "Forwarded"
+)
+
+// realClientIPHeader checks server.real_client_ip_header and returns it in
+// canonical form; empty is X-Forwarded-For (oauth2-proxy's default is
+// X-Real-IP: docs/headers.md says so to migrating users).
+func realClientIPHeader(name string) (string, error) {
+	switch strings.ToLower(strings.TrimSpace(name)) {
+	case "", "x-forwarded-for":
+		return hdrXForwardedFor, nil
+	case "x-real-ip":
+		return hdrXRealIP, nil
+	case "forwarded":
+		return hdrForwarded, nil
+	}
+	return "", fmt.Errorf("server.real_client_ip_header %q: want X-Forwarded-For, X-Real-Ip or Forwarded", name)
+}
+
+// client is who sent a request, as far as the gateway can tell.
+type client struct {
+	ip     string // the client's address: the peer's, or what trusted proxies said
+	peer   string // the TCP peer's address
+	scheme string // http or https, as the client used it
+	// chain is the X-Forwarded-For a trusted peer sent, "" from others:
+	// the upstream receives it with the peer appended.
+	chain string
+}
+
+// clientOf works out the client of r. From a peer outside
+// server.trusted_proxies (fwd nil) nothing in the request is believed: the
+// client is the peer and the scheme that of the connection. From a trusted
+// peer, the client is the one server.real_client_ip_header names, read
+// right to left past trusted proxies only (RFC 7239 §5.2; the left part
+// of a chain is whatever the client wrote), and the scheme what the proxy
+// said it used.
+func (h *Handler) clientOf(r *http.Request, fwd *forwarded) client {
+	c := client{peer: remoteIP(r), scheme: "http"}
+	if r.TLS != nil {
+		c.scheme = "https"
+	}
+	c.ip = c.peer
+	if fwd == nil {
+		return c
+	}
+	c.chain = fwd.forwardedFor
+	var rfcProto string
+	switch h.realIP {
+	case hdrXRealIP:
+		if len(fwd.realIP) == 1 {
+			if a, ok := parseNodeAddr(fwd.realIP[0]); ok {
+				c.ip = a.String()
+			}
+		}
+	case hdrForwarded:
+		c.ip, rfcProto = h.trusted.clientFromForwarded(fwd.forwardedRFC, c.ip)
+	default:
+		c.ip = h.trusted.clientFromChain(strings.Split(fwd.forwardedFor, ","), c.ip)
+	}
+	if p, ok := forwardedProto(fwd.protoLines); ok {
+		c.scheme = p
+	} else if p, ok := schemeOf(rfcProto); ok {
+		c.scheme = p
+	}
+	return c
+}
+
+// forwardedProto is the scheme X-Forwarded-Proto names. A proxy that
+// appends rather than replaces leaves the client's value on the left, so
+// the right-most entry counts: the one the nearest proxy wrote.
+func forwardedProto(lines []string) (string, bool) {
+	if len(lines) == 0 {
+		return "", false
+	}
+	v := lines[len(lines)-1]
+	if i := strings.LastIndexByte(v, ','); i >= 0 {
+		v = v[i+1:]
+	}
+	return schemeOf(v)
+}
+
+func schemeOf(v string) (string, bool) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "http":
+		return "http", true
+	case "https":
+		return "https", true
+	}
+	return "", false
+}
+
+// clientFromChain reads an X-Forwarded-For chain right to left: every
+// address a trusted proxy added is skipped, and the first that is not a
+// trusted proxy is the client. An entry that is not an address stops the
+// walk: nothing left of it can be attributed to a trusted proxy, so the
+// client is the last hop known (next). A chain of trusted proxies only
+// ends at its left-most address.
+func (tp trustedProxies) clientFromChain(entries []string, next string) string {
+	for i := len(entries) - 1; i >= 0; i-- {
+		e := strings.TrimSpace(entries[i])
+		if e == "" && len(entries) == 1 {
+			break // no header
+		}
+		a, ok := parseNodeAddr(e)
+		if !ok {
+			break
+		}
+		next = a.String()
+		if !tp.contains(a) {
+			break
+		}
+	}
+	return next
+}
+
+// clientFromForwarded is clientFromChain for the for= parameters of a
+// Forwarded header (RFC 7239 §5.2), and also returns the proto= of the
+// element that names the client: written by the proxy the client talked
+// to, it says which scheme the client used (§5.4). An obfuscated
+// identifier or "unknown" (§6.2, §6.3) is a client whose address is
+// withheld: the client is then the last hop known.
+func (tp trustedProxies) clientFromForwarded(v, next string) (ip, proto string) {
+	elems := splitForwarded(v)
+	for i := len(elems) - 1; i >= 0; i-- {
+		proto = elems[i]["proto"]
+		a, ok := parseNodeAddr(elems[i]["for"])
+		if !ok {
+			break
+		}
+		next = a.String()
+		if !tp.contains(a) {
+			break
+		}
+	}
+	return next, proto
+}
+
+// parseNodeAddr reads a node address as proxies write it: an IP address,
+// optionally with a port, IPv6 in brackets when it has one (RFC 7239 §6:
+// "[2001:db8::1]:4711"). Obfuscated identifiers and "unknown" are not
+// addresses.
+func parseNodeAddr(s string) (netip.Addr, bool) {
+	s = strings.TrimSpace(s)
+	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")); err == nil && a.Zone() == "" {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil && ap.Addr().Zone() == "" {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+func (tp trustedProxies) contains(a netip.Addr) bool {
+	for _, p := range tp {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// splitForwarded parses a Forwarded value (RFC 7239 §4): elements
+// separated by commas, pairs by semicolons, each value a token or a
+// quoted-string (RFC 9110 §5.6.4, which may hold commas and semicolons).
+// Parameter names are case-insensitive (§4); a repeated one, or a
+// malformed pair, voids its element (an empty map, which names no
+// address and so stops any walk there).
+func splitForwarded(v string) []map[string]string {
+	var out []map[string]string
+	elem, bad := map[string]string{}, false
+	for i := 0; i <= len(v); {
+		// One pair, or an empty one, up to ';', ',' or the end.
+		j := i
+		for j < len(v) && v[j] != '=' && v[j] != ';' && v[j] != ',' {
+			j++
+		}
+		name := strings.ToLower(strings.TrimSpace(v[i:j]))
+		val := ""
+		if j < len(v) && v[j] == '=' {
+			var ok bool
+			val, j, ok = forwardedValue(v, j+1)
+			if !ok || name == "" {
+				bad = true
+			} else if _, dup := elem[name]; dup {
+				bad = true
+			}
+			elem[name] = val
+		} else if name != "" {
+			bad = true
+		}
+		for j < len(v) && (v[j] == ' ' || v[j] == '\t') {
+			j++
+		}
+		if j >= len(v) || v[j] == ',' {
+			if bad {
+				elem = map[string]string{}
+			}
+			out = append(out, elem)
+			elem, bad = map[string]string{}, false
+		} else if v[j] != ';' {
+			bad = true // stray byte after a value
+			for j < len(v) && v[j] != ',' && v[j] != ';' {
+				j++
+			}
+			i = j // the next round ends the pair there
+			continue
+		}
+		i = j + 1
+	}
+	return out
+}
+
+// forwardedValue reads a token or quoted-string starting at v[i] and
+// returns it and where it ended.
+func forwardedValue(v string, i int) (string, int, bool) {
+	for i < len(v) && (v[i] == ' ' || v[i] == '\t') {
+		i++
+	}
+	if i < len(v) && v[i] == '"' {
+		var b strings.Builder
+		for i++; i < len(v); i++ {
+			switch v[i] {
+			case '\\':
+				if i+1 >= len(v) {
+					return "", i + 1, false
+				}
+				i++
+				b.WriteByte(v[i])
+			case '"':
+				return b.String(), i + 1, true
+			default:
+				b.WriteByte(v[i])
+			}
+		}
+		return "", i, false // unterminated
+	}
+	j := i
+	for j < len(v) && v[j] != ';' && v[j] != ',' && v[j] != ' ' && v[j] != '\t' {
+		if !isTchar(v[j]) {
+			return "", j, false
+		}
+		j++
+	}
+	return v[i:j], j, j > i
+}
+
+// isTchar reports whether c may appear in a token (RFC 9110 §5.6.2).
+func isTchar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// setForwardedHeaders tells an upstream who the client is (out already
+// stripped of every client copy): X-Forwarded-For is the chain a trusted
+// proxy sent with the peer appended (the peer alone from anyone else),
+// X-Real-Ip the client, X-Forwarded-Proto the scheme the client used, and
+// Forwarded (RFC 7239 §4) one element saying the same: the gateway's
+// verified view of the original request, not the chain it was told.
+func setForwardedHeaders(out http.Header, c client, host string) {
+	xff := c.peer
+	if strings.TrimSpace(c.chain) != "" {
+		xff = c.chain + ", " + c.peer
+	}
+	out[hdrXForwardedFor] = []string{xff}
+	out["X-Forwarded-Host"] = []string{host}
+	out["X-Forwarded-Proto"] = []string{c.scheme}
+	out[hdrXRealIP] = []string{c.ip}
+	out[hdrForwarded] = []string{"for=" + forwardedNode(c.ip) + ";host=" + forwardedQuote(host) + ";proto=" + c.scheme}
+}
+
+// forwardedNode writes an address as a Forwarded node (RFC 7239 §6): an
+// IPv6 address in brackets, and so quoted.
+func forwardedNode(ip string) string {
+	if strings.IndexByte(ip, ':') >= 0 {
+		return `"[` + ip + `]"`
+	}
+	return forwardedQuote(ip)
+}
+
+// forwardedQuote is v as a token when it is one, else as a quoted-string
+// (RFC 9110 §5.6.4).
+func forwardedQuote(v string) string {
+	token := v != ""
+	for i := 0; i < len(v) && token; i++ {
+		token = isTchar(v[i])
+	}
+	if token {
+		return v
+	}
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
 }

@@ -69,6 +69,7 @@ type Handler struct {
 	routes      *Routes
 	upstreams   []*upstream // what routes' rows point at, by index
 	trusted     trustedProxies
+	realIP      string // server.real_client_ip_header, canonical
 	managed     headerSet
 	cookieBases []string
 	logoCSP     string
@@ -77,6 +78,7 @@ type Handler struct {
 
 	keepAccess    bool // some upstream or forward-auth answer needs the access token
 	keepIDToken   bool
+	passIDToken   bool // some upstream receives the ID token: sessions keep it
 	idle          time.Duration
 	touchEvery    time.Duration
 	refreshBefore time.Duration
@@ -121,12 +123,14 @@ func New(s *Settings, opts Options) (*Handler, error) {
 		redirects:     s.redirects,
 		routes:        s.routes,
 		trusted:       s.trusted,
+		realIP:        s.cfg.Server.RealClientIPHeader,
 		managed:       newHeaderSet(slices.Concat(managedHeaders, targetOverrideHeaders, s.assertionHeaders)...),
 		logoCSP:       s.logoCSP,
 		hsts:          s.hsts,
 		pages:         parsedPages,
 		keepAccess:    s.keepAccess(),
 		keepIDToken:   opts.KeepIDToken,
+		passIDToken:   s.passIDToken(),
 		idle:          opts.IdleTimeout,
 		touchEvery:    min(time.Minute, opts.IdleTimeout/4),
 		refreshBefore: opts.RefreshBefore,
@@ -193,6 +197,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// 1. Forwarded headers are read from trusted proxies only, and then no
 	// client-supplied identity, in any spelling, gets any further.
 	rq := &request{id: h.newRequestID(), start: h.now(), fwd: h.forwarded(r)}
+	rq.client = h.clientOf(r, rq.fwd)
 	rec := &recorder{ResponseWriter: w, sts: h.hsts}
 	h.managed.strip(r.Header)
 

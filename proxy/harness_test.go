@@ -42,6 +42,8 @@ type fakeProvider struct {
 	logout func(raw string) (*providers.LogoutToken, error)
 	// endSession is the provider's end_session_endpoint, "" for none.
 	endSession string
+	// hints are the id_token_hint values EndSessionURL was given.
+	hints []string
 }
 
 func (f *fakeProvider) Refresh(_ context.Context, s *session.Session) (*session.Session, error) {
@@ -65,6 +67,11 @@ func (f *fakeProvider) VerifyLogoutToken(_ context.Context, raw string) (*provid
 func (f *fakeProvider) EndSessionURL(_ context.Context, hint, post, state string) (string, error) {
 	if f.endSession == "" {
 		return "", nil
+	}
+	if post != "" { // a sign-out, not keepNeededTokens asking whether there is one
+		f.mu.Lock()
+		f.hints = append(f.hints, hint)
+		f.mu.Unlock()
 	}
 	return f.endSession + "?post_logout_redirect_uri=" + url.QueryEscape(post) + "&state=" + url.QueryEscape(state), nil
 }

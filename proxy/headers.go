@@ -2,11 +2,15 @@ package proxy
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"log/slog"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/portcullis/portcullis/session"
 )
@@ -24,6 +28,17 @@ type HeadersConfig struct {
 	// AuthRequestAuthorization adds Authorization: Bearer <access token>
 	// to forward-auth answers.
 	AuthRequestAuthorization bool `yaml:"auth_request_authorization"`
+	// PassUserHeaders sends X-Forwarded-User, -Email, -Groups and
+	// -Preferred-Username to upstreams (default true, as oauth2-proxy's
+	// pass_user_headers). false sends none of them; the signed assertion
+	// still goes unless an upstream disables it.
+	PassUserHeaders *bool `yaml:"pass_user_headers"`
+	// SetXAuthRequest also sends the X-Auth-Request-User, -Email, -Groups
+	// and -Preferred-Username copies (and X-Auth-Request-Access-Token with
+	// pass_access_token) to upstreams in reverse-proxy mode, for apps
+	// written against an nginx auth_request setup. Forward-auth answers
+	// always carry them. Default false.
+	SetXAuthRequest bool `yaml:"set_xauthrequest"`
 }
 
 // Identity headers the gateway sets on upstream requests.
@@ -145,16 +160,78 @@ func (s headerSet) strip(h http.Header) {
 }
 
 // identityHeaders writes the identity of s onto h (already stripped).
-func (h *Handler) identityHeaders(out http.Header, s *session.Session, up *upstream) {
+func (h *Handler) identityHeaders(ctx context.Context, out http.Header, s *session.Session, up *upstream) {
 	vals := make(headerValues, 0, 6)
-	h.identityValues(s, func(name, v string) { out[name] = vals.one(v) }, nil,
-		hdrUser, hdrEmail, hdrGroups, hdrPreferredUsername)
+	set := func(name, v string) { out[name] = vals.one(v) }
+	if *h.cfg.Headers.PassUserHeaders {
+		h.identityValues(s, set, nil, hdrUser, hdrEmail, hdrGroups, hdrPreferredUsername)
+	}
 	if up.cfg.PassAccessToken && s.AccessToken != "" {
 		out[hdrAccessToken] = vals.one(s.AccessToken)
 	}
-	if up.cfg.PassAuthorizationHeader && s.AccessToken != "" {
+	if h.cfg.Headers.SetXAuthRequest {
+		h.identityValues(s, set, nil, hdrAuthUser, hdrAuthEmail, hdrAuthGroups, hdrAuthPreferredUsername)
+		if up.cfg.PassAccessToken && s.AccessToken != "" {
+			out[hdrAuthAccessToken] = vals.one(s.AccessToken)
+		}
+	}
+	if up.cfg.PassAccessTokenBearer && s.AccessToken != "" {
 		out["Authorization"] = vals.one("Bearer " + s.AccessToken)
 	}
+	if up.cfg.PassAuthorizationHeader {
+		if tok, why := h.liveIDToken(s); why != "" {
+			h.log.LogAttrs(ctx, slog.LevelDebug, "pass_authorization_header: no Authorization header sent",
+				slog.String("upstream", up.prefix), slog.String("provider", s.Provider), slog.String("why", why))
+		} else {
+			out["Authorization"] = vals.one("Bearer " + tok)
+		}
+	}
+}
+
+// liveIDToken is the session's ID token if it may still be sent as a
+// bearer: present and its exp (RFC 7519 §4.1.4, "MUST NOT be accepted for
+// processing" on or after it) in the future. Not verified again: it was
+// verified at sign-in or refresh (OpenID Connect Core §3.1.3.7, §12.2)
+// and comes from the sealed session. Otherwise why says what is missing.
+// oauth2-proxy sends an expired one; we fail closed.
+func (h *Handler) liveIDToken(s *session.Session) (tok, why string) {
+	if s.IDToken == "" {
+		return "", "the session has no ID token (the provider sent none, or it is not OpenID Connect)"
+	}
+	exp, ok := jwtExpiry(s.IDToken)
+	if !ok {
+		return "", "the ID token carries no readable exp"
+	}
+	if !h.now().Before(exp) {
+		return "", "the ID token has expired (a refresh renews it when the provider returns a new one)"
+	}
+	return s.IDToken, ""
+}
+
+// jwtExpiry reads the exp claim of a compact JWS (RFC 7515 §7.1) without
+// checking its signature: a NumericDate, seconds since the epoch, possibly
+// with a fraction (RFC 7519 §2).
+func jwtExpiry(tok string) (time.Time, bool) {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return time.Time{}, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return time.Time{}, false
+	}
+	var claims struct {
+		Exp *float64 `json:"exp"` // a JSON number, never a string
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Exp == nil {
+		return time.Time{}, false
+	}
+	f := *claims.Exp
+	if f <= 0 || f > 1<<40 {
+		return time.Time{}, false
+	}
+	sec := math.Floor(f)
+	return time.Unix(int64(sec), int64((f-sec)*1e9)), true
 }
 
 // identityValues calls set for each identity header of s under the given

@@ -174,7 +174,12 @@ func FuzzHandler(f *testing.F) {
 		for k, vs := range got.Header {
 			switch {
 			case !h.managed.has(k), k == hdrRequestID,
-				k == "X-Forwarded-For", k == "X-Forwarded-Host", k == "X-Forwarded-Proto": // SetXForwarded's
+				k == "X-Forwarded-For", k == "X-Forwarded-Host", k == "X-Forwarded-Proto", k == "Forwarded": // setForwardedHeaders'
+			case k == "X-Real-Ip":
+				// Only a trusted peer can name another client.
+				if len(vs) != 1 || !trusted && vs[0] != "203.0.113.5" {
+					t.Fatalf("%q: the upstream got %s: %q from an untrusted peer", raw, k, vs)
+				}
 			case k == DefaultAssertionHeader && who != 0:
 				// On by default: exactly one, genuine, for this user.
 				if c, err := verifyAssertion(h, strings.Join(vs, ","), "http://app.internal"); err != nil || len(vs) != 1 || c["sub"] != users[who] {

@@ -350,8 +350,8 @@ func TestUntrustedForwardedHeaders(t *testing.T) {
 			if up.Path != "/app" || up.Host != "gw.example.com" {
 				t.Errorf("upstream got %s %s", up.Host, up.Path)
 			}
-			for _, k := range []string{"Forwarded", "X-Forwarded-Prefix", "X-Forwarded-Uri", "X-Forwarded-Method", "X-Original-Uri",
-				"X-Original-Url", "X-Rewrite-Url", "X-Real-Ip", "X-Forwarded-Port", "X-Forwarded-Ssl", "X-Forwarded-Server", "X-Auth-Request-Redirect"} {
+			for _, k := range []string{"X-Forwarded-Prefix", "X-Forwarded-Uri", "X-Forwarded-Method", "X-Original-Uri",
+				"X-Original-Url", "X-Rewrite-Url", "X-Forwarded-Port", "X-Forwarded-Ssl", "X-Forwarded-Server", "X-Auth-Request-Redirect"} {
 				if v := up.Header.Values(k); len(v) > 0 {
 					t.Errorf("upstream received %s: %q", k, v)
 				}
@@ -361,8 +361,14 @@ func TestUntrustedForwardedHeaders(t *testing.T) {
 					t.Errorf("upstream received %s", k)
 				}
 			}
-			// Whatever X-Forwarded-* the upstream gets (see
-			// TestUpstreamToldClientAddress) is not the client's.
+			// Whatever X-Forwarded-*, X-Real-Ip and Forwarded the upstream
+			// gets (see TestUpstreamToldClientAddress) is not the client's.
+			if got := strings.Join(up.Header.Values("X-Real-Ip"), ","); got != "203.0.113.5" {
+				t.Errorf("X-Real-Ip = %q, want the peer 203.0.113.5", got)
+			}
+			if got := strings.Join(up.Header.Values("Forwarded"), ","); got != "for=203.0.113.5;host=gw.example.com;proto=https" {
+				t.Errorf("Forwarded = %q, want the peer's", got)
+			}
 			if got := strings.Join(up.Header.Values("X-Forwarded-For"), ","); strings.Contains(got, "192.0.2.10") {
 				t.Errorf("X-Forwarded-For = %q carries the client's claim", got)
 			}

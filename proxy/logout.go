@@ -78,7 +78,11 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, rq *request) e
 	h.audit(r, rq, "sign_out", s)
 	h.revokeTokens(r, rq, s)
 	if p, ok := h.providers.Get(s.Provider).(providers.EndSessioner); ok {
-		u, err := p.EndSessionURL(r.Context(), s.IDToken, h.signedOutURL(), h.logoutState(rd))
+		hint := s.IDToken
+		if !h.keepIDToken {
+			hint = "" // kept for pass_authorization_header only: keep_id_token false sends client_id alone
+		}
+		u, err := p.EndSessionURL(r.Context(), hint, h.signedOutURL(), h.logoutState(rd))
 		switch {
 		case err != nil:
 			// The local session is gone either way; say so rather than

@@ -29,6 +29,10 @@ type ServerConfig struct {
 	// nginx or Traefik in front of /oauth2/auth. Empty by default: nobody
 	// can steer a decision or a redirect with those headers.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// RealClientIPHeader is where a trusted proxy names the client:
+	// X-Forwarded-For (default), X-Real-Ip or Forwarded (RFC 7239). Read
+	// only from trusted_proxies; the logs and upstreams see that client.
+	RealClientIPHeader string `yaml:"real_client_ip_header"`
 
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"` // default 10s
 	ReadTimeout       time.Duration `yaml:"read_timeout"`        // whole request incl. body; default 60s

@@ -32,8 +32,14 @@ type UpstreamConfig struct {
 	PassHostHeader *bool `yaml:"pass_host_header"`
 	// PassAccessToken sends the user's access token as X-Forwarded-Access-Token.
 	PassAccessToken bool `yaml:"pass_access_token"`
-	// PassAuthorizationHeader sends it as Authorization: Bearer.
+	// PassAuthorizationHeader sends the user's ID token as Authorization:
+	// Bearer, as oauth2-proxy's option of that name does; only while the
+	// token's exp is in the future, never an expired one.
 	PassAuthorizationHeader bool `yaml:"pass_authorization_header"`
+	// PassAccessTokenBearer sends the access token as Authorization:
+	// Bearer (what pass_authorization_header did before). One of the two
+	// at most: there is one Authorization header.
+	PassAccessTokenBearer bool `yaml:"pass_access_token_bearer"`
 	// Timeout bounds the wait for the upstream's response headers
 	// (default 60s); bodies may stream for longer.
 	Timeout time.Duration `yaml:"timeout"`
@@ -77,6 +83,9 @@ func (c *UpstreamConfig) validate() error {
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return fmt.Errorf("upstream %s: url %q must be http(s)://host[:port][/path] without credentials, query or fragment", c.Path, c.URL)
+	}
+	if c.PassAuthorizationHeader && c.PassAccessTokenBearer {
+		return fmt.Errorf("upstream %s: pass_authorization_header (the ID token) and pass_access_token_bearer (the access token) both set the one Authorization header: choose one", c.Path)
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 60 * time.Second
@@ -168,17 +177,19 @@ func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) *
 			h.managed.strip(out)
 			// After the strip: the upstream learns the client's address,
 			// host and scheme from us only.
-			pr.SetXForwarded()
+			setForwardedHeaders(out, px.rq.client, pr.In.Host)
 			if passHost {
 				pr.Out.Host = pr.In.Host
 			}
-			if cfg.PassAuthorizationHeader {
+			if cfg.PassAuthorizationHeader || cfg.PassAccessTokenBearer {
+				// Removed even when the session has no token to send: the
+				// upstream must never take the client's for the gateway's.
 				delete(out, "Authorization")
 			}
 			stripGatewayCookies(out, h.cookieBases)
 			out[hdrRequestID] = []string{px.rq.id}
 			if px.session != nil {
-				h.identityHeaders(out, px.session, up)
+				h.identityHeaders(pr.In.Context(), out, px.session, up)
 			}
 			if px.assertion != nil {
 				// Set after the strip, so the client's copy never survives.
