@@ -100,7 +100,7 @@ var optionTable = []option{
 	warn("upstream", tList, "upstreams[]", convUpstreams, "http(s)://host/path/ → path + url (the request path is kept, as oauth2-proxy does); static://202 alone (forward-auth) needs no upstream; file://, other static:// and unix:// have no equivalent; a path without a trailing slash matched only itself in oauth2-proxy, here it is a prefix at a / boundary"),
 	mapTo("pass-host-header", tBool, "upstreams[].pass_host_header", convEachUpstream, ""),
 	mapTo("pass-access-token", tBool, "upstreams[].pass_access_token", convPassAccessToken, "with --set-xauthrequest also headers.auth_request_access_token"),
-	pend("pass-authorization-header", tBool, "upstreams[].pass_authorization_header", "false", "oauth2-proxy sends the ID token; Portcullis's pass_authorization_header sends the access token today, so it is not written"),
+	warn("pass-authorization-header", tBool, "upstreams[].pass_authorization_header", convEachUpstream, "Authorization: Bearer <ID token>, as in oauth2-proxy, but only while the ID token has not expired"),
 	warn("flush-interval", tDuration, "upstreams[].flush_interval", convEachUpstream, "oauth2-proxy's default was 1s; Portcullis's is 0s (streams are flushed anyway)"),
 	mapTo("upstream-timeout", tDuration, "upstreams[].timeout", convEachUpstream, "waits for response headers"),
 	warn("proxy-websockets", tBool, "", convWebsockets, "Portcullis always proxies WebSocket upgrades"),
@@ -200,12 +200,12 @@ var optionTable = []option{
 	none("redis-connection-idle-timeout", tInt, "0", "go-redis manages idle connections"),
 
 	// Headers.
-	pend("set-xauthrequest", tBool, "headers.set_xauthrequest", "false", "/oauth2/auth answers X-Auth-Request-User, -Email, -Groups and -Preferred-Username always"),
+	warn("set-xauthrequest", tBool, "headers.set_xauthrequest", nil, "/oauth2/auth answers X-Auth-Request-* always; in reverse-proxy mode the copies go to the upstream, never to the browser as oauth2-proxy's response headers did"),
 	none("set-authorization-header", tBool, "false", "oauth2-proxy answered the ID token; headers.auth_request_authorization answers the access token, so it is not written"),
 	none("set-basic-auth", tBool, "false", "no Basic credentials are made up"),
 	none("pass-basic-auth", tBool, "", "no Basic credentials are made up; X-Forwarded-User and -Email are always sent"),
 	none("basic-auth-password", tString, "", "no Basic credentials are made up").secretOpt(),
-	pend("pass-user-headers", tBool, "headers.pass_user_headers", "true", "X-Forwarded-User, -Email, -Groups, -Preferred-Username are always sent"),
+	mapTo("pass-user-headers", tBool, "headers.pass_user_headers", nil, "X-Forwarded-User, -Email, -Groups, -Preferred-Username to the upstream"),
 	mapTo("prefer-email-to-user", tBool, "headers.user", convPreferEmail, "true → user: email"),
 	none("skip-auth-strip-headers", tBool, "true", "Portcullis always strips the identity headers it sets"),
 
@@ -225,7 +225,7 @@ var optionTable = []option{
 	warn("redirect-url", tString, "server.public_url", convRedirectURL, "public_url is the redirect URL without prefix/callback"),
 	none("relative-redirect-url", tBool, "false", "the redirect URI is always absolute"),
 	warn("reverse-proxy", tBool, "server.trusted_proxies", convReverseProxy, "the proxies' CIDRs cannot be known: a placeholder is written"),
-	pend("real-client-ip-header", tString, "server.real_client_ip_header", "X-Real-IP", "X-Forwarded-For from trusted_proxies is used"),
+	warn("real-client-ip-header", tString, "server.real_client_ip_header", convRealClientIP, "X-Forwarded-For, X-Real-IP or Forwarded, believed only from server.trusted_proxies; oauth2-proxy's default was X-Real-IP, Portcullis's is X-Forwarded-For"),
 	warn("whitelist-domain", tList, "server.allowed_redirect_hosts", convWhitelist, "*.example.com → .example.com; host:* has no equivalent (planned: server.whitelist_domains)"),
 	none("allow-query-semicolons", tBool, "false", "Go's net/http rejects them"),
 	none("encode-state", tBool, "false", "Portcullis's state is opaque"),

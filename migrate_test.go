@@ -61,9 +61,10 @@ var migrateCases = []migrateCase{
 			"name: oauth2_proxy # from cookie_name in helm-values.cfg without its prefix",
 			"auth_request_access_token: true",
 			"allowed_redirect_hosts: [.acme.test]",
+			"set_xauthrequest: true # from set_xauthrequest",
 		},
 		absent:       []string{"email_domains", "from-the-helm-secret"},
-		noEquivalent: []string{"set_xauthrequest in helm-values.cfg: no equivalent yet (planned: headers.set_xauthrequest)", "silence_ping_logging"},
+		noEquivalent: []string{"silence_ping_logging"},
 	},
 	{
 		name: "docker-compose env file", env: "compose.env",
@@ -81,11 +82,11 @@ var migrateCases = []migrateCase{
 			"password: ${OAUTH2_PROXY_REDIS_PASSWORD}",
 			"domain: wiki.acme.test",
 			"listen: 0.0.0.0:9180",
+			"pass_authorization_header: true # from OAUTH2_PROXY_PASS_AUTHORIZATION_HEADER",
 		},
-		absent: []string{"hunter2", "0123456789abcdef", "8p3hQk0d", "pass_authorization_header"},
+		absent: []string{"hunter2", "0123456789abcdef", "8p3hQk0d"},
 		noEquivalent: []string{
 			"OAUTH2_PROXY_SKIP_AUTH_ROUTES: no equivalent yet (planned: policy.skip_auth_routes)",
-			"OAUTH2_PROXY_PASS_AUTHORIZATION_HEADER: no equivalent yet (planned: upstreams[].pass_authorization_header)",
 		},
 	},
 	{
@@ -102,7 +103,6 @@ var migrateCases = []migrateCase{
 		changed: []string{"--upstream: upstream static://202 (forward-auth only)"},
 		absent:  []string{"upstreams:", "aGVsbG8td29ybGQ", "insecure"},
 		noEquivalent: []string{
-			"--set-xauthrequest: no equivalent yet",
 			"--ssl-insecure-skip-verify: refused",
 		},
 	},
@@ -269,7 +269,6 @@ func TestMigrateEveryOption(t *testing.T) {
 		}
 	}
 	for _, w := range []string{
-		"pass_authorization_header",                         // means the access token today
 		"insecure_skip_verify",                              // refused
 		"client_secret_file",                                // client_secret wins, as in oauth2-proxy
 		"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ=",      // the cookie secret

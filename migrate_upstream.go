@@ -168,6 +168,17 @@ func convWhitelist(m *migration, o *option, v optValue) {
 	m.set("server.allowed_redirect_hosts", hosts, "from "+v.src)
 }
 
+// convRealClientIP carries real_client_ip_header over when Portcullis
+// knows the header (X-ProxyUser-IP and CF-Connecting-IP it does not).
+func convRealClientIP(m *migration, o *option, v optValue) {
+	switch strings.ToLower(v.str()) {
+	case "x-forwarded-for", "x-real-ip", "forwarded":
+		m.set(o.key, v.str(), "from "+v.src)
+	default:
+		m.note(noteNoEquivalent, v.src, v.str()+": Portcullis reads X-Forwarded-For, X-Real-IP or Forwarded")
+	}
+}
+
 // finish fills what Portcullis needs and oauth2-proxy left implicit.
 func (m *migration) finish() {
 	if m.providers == 0 {
