@@ -89,6 +89,20 @@ func (j cookieJar) write(w http.ResponseWriter, r *http.Request, value string, m
 	return nil
 }
 
+// single reports whether writing value takes one Set-Cookie: it fits in
+// one cookie, and the request carries no chunks to expire.
+func (j cookieJar) single(r *http.Request, value string) bool {
+	if len(j.name)+len(value) > cookieBudget {
+		return false
+	}
+	for _, n := range j.present(r) {
+		if n != j.name {
+			return false
+		}
+	}
+	return true
+}
+
 // expire expires every chunk of j the request carries (or the plain name if
 // it carries none, so a client that lost track is cleaned up too).
 func (j cookieJar) expire(w http.ResponseWriter, r *http.Request) {
