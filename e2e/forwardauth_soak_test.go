@@ -131,7 +131,23 @@ func TestForwardAuthSoakCaddyCookie(t *testing.T) {
 	site := "http://" + listen
 	c := browser(t)
 	soakSignIn(t, w, c, site)
+	before := sessionCookie(c, site)
 	soak(t, w, c, site, "X-Auth-Request-Email", "caddy, cookie store")
+	// The documented Caddyfile passes the re-issued cookie on: the browser
+	// caught up, so a restart of the gateway would not lose the refreshes.
+	if after := sessionCookie(c, site); after == "" || after == before {
+		t.Error("the browser's session cookie did not change over the soak: Caddy did not pass Set-Cookie on")
+	}
+}
+
+// sessionCookie is the browser's unchunked session cookie for site.
+func sessionCookie(c *http.Client, site string) string {
+	for _, ck := range c.Jar.Cookies(mustURL(site)) {
+		if ck.Name == "_portcullis" {
+			return ck.Value
+		}
+	}
+	return ""
 }
 
 func TestForwardAuthSoakCaddyRedis(t *testing.T) {
