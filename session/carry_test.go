@@ -102,3 +102,39 @@ func TestCarryOtherSignIn(t *testing.T) {
 		t.Errorf("Load took subject %q from another sign-in", got.Subject)
 	}
 }
+
+// TestCookieDomains: with session.cookie.domains the cookie is set for the
+// longest configured domain the request's host is under, for domain when
+// none is, and with the configured path; login cookies stay on "/".
+func TestCookieDomains(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	cfg := CookieConfig{Name: "gw", Domain: "fallback.example", Domains: []string{"example.com", ".Apps.Example.com"}, Path: "/app"}
+	st, err := NewCookieStore(cfg, mustKeys(t, randomSecret(t)), CookieStoreOptions{Lifetime: time.Hour, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string]string{
+		"x.apps.example.com:8443": "apps.example.com",
+		"apps.example.com":        "apps.example.com",
+		"www.example.com":         "example.com",
+		"badexample.com":          "fallback.example",
+		"other.org":               "fallback.example",
+	} {
+		rec := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", "http://"+host+"/", nil)
+		if err := st.Save(rec, r, demoSession(now)); err != nil {
+			t.Fatal(err)
+		}
+		c := rec.Result().Cookies()
+		if len(c) != 1 || c[0].Domain != want || c[0].Path != "/app" {
+			t.Errorf("host %s: cookies %v, want one with Domain=%s Path=/app", host, c, want)
+		}
+	}
+	login, err := NewLoginCookies(cfg, mustKeys(t, randomSecret(t)), func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if login.jar.path != "/" || login.jar.domains != nil {
+		t.Errorf("login cookies get path %q and domains %v, want / and none", login.jar.path, login.jar.domains)
+	}
+}
