@@ -104,6 +104,12 @@ var noStore = []string{"no-store"}
 // forward-auth understand it.
 func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request, t Target, narrow []*rule, redirectBrowsers bool, okStatus int) error {
 	t.Also = overrideMethods(r.Header, t.Query) // the query of the request judged, not of the subrequest
+	// The proxy gets this answer, not the browser, and may pass on one
+	// Set-Cookie only (nginx auth_request_set): the cookie store re-issues
+	// a refreshed session here only as one cookie, and otherwise carries
+	// it on this replica until the browser's cookie catches up
+	// (session/carry.go).
+	r = session.ForwardAuthRequest(r)
 	m := h.routes.Match(t)
 	d, s, err := h.decide(w, r, rq, &m, narrow)
 	if err != nil {

@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -22,7 +23,9 @@ const (
 type cookieJar struct {
 	name     string // as sent to the browser, prefix included
 	secure   bool
-	domain   string
+	domain   string   // the Domain attribute; see forRequest
+	domains  []string // session.cookie.domains, lower case, no leading dot
+	path     string
 	sameSite http.SameSite
 }
 
@@ -33,14 +36,39 @@ func newCookieJar(cfg CookieConfig) (cookieJar, error) {
 		return cookieJar{}, fmt.Errorf("session: invalid cookie config: %w", err)
 	}
 	sameSite, _ := sameSiteMode(cfg.SameSite)
-	return cookieJar{name: cfg.browserName(), secure: *cfg.Secure, domain: cfg.Domain, sameSite: sameSite}, nil
+	return cookieJar{name: cfg.browserName(), secure: *cfg.Secure, domain: cfg.Domain, domains: cfg.Domains,
+		path: cfg.Path, sameSite: sameSite}, nil
+}
+
+// forRequest returns j with the Domain attribute for r's host: the
+// longest of j.domains the host domain-matches (RFC 6265bis §5.1.3: the
+// host is the domain, or ends with "." and the domain), else j.domain
+// (empty: host-only).
+func (j cookieJar) forRequest(r *http.Request) cookieJar {
+	if len(j.domains) == 0 || r == nil {
+		return j
+	}
+	host := strings.ToLower(r.Host)
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	best := ""
+	for _, d := range j.domains {
+		if (host == d || strings.HasSuffix(host, "."+d)) && len(d) > len(best) {
+			best = d
+		}
+	}
+	if best != "" {
+		j.domain = best
+	}
+	return j
 }
 
 func (j cookieJar) cookie(name, value string, maxAge time.Duration) *http.Cookie {
 	c := &http.Cookie{
 		Name:     name,
 		Value:    value,
-		Path:     "/",
+		Path:     j.path,
 		Domain:   j.domain,
 		Secure:   j.secure,
 		HttpOnly: true,
@@ -59,6 +87,7 @@ func (j cookieJar) cookie(name, value string, maxAge time.Duration) *http.Cookie
 // write sets value under j.name, split into chunks when needed, and expires
 // chunks or the unchunked cookie the request still carries from before.
 func (j cookieJar) write(w http.ResponseWriter, r *http.Request, value string, maxAge time.Duration) error {
+	j = j.forRequest(r)
 	size := cookieBudget - len(j.name) - 2 // room for "_N"
 	h := w.Header()
 	if len(j.name)+len(value) <= cookieBudget {
@@ -89,9 +118,24 @@ func (j cookieJar) write(w http.ResponseWriter, r *http.Request, value string, m
 	return nil
 }
 
+// single reports whether writing value takes one Set-Cookie: it fits in
+// one cookie, and the request carries no chunks to expire.
+func (j cookieJar) single(r *http.Request, value string) bool {
+	if len(j.name)+len(value) > cookieBudget {
+		return false
+	}
+	for _, n := range j.present(r) {
+		if n != j.name {
+			return false
+		}
+	}
+	return true
+}
+
 // expire expires every chunk of j the request carries (or the plain name if
 // it carries none, so a client that lost track is cleaned up too).
 func (j cookieJar) expire(w http.ResponseWriter, r *http.Request) {
+	j = j.forRequest(r)
 	names := j.present(r)
 	if len(names) == 0 {
 		names = []string{j.name}

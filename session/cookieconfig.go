@@ -24,6 +24,16 @@ type CookieConfig struct {
 	// keeps it host-only. Every host under Domain can then read and overwrite
 	// the session, so only set it for single sign-on across subdomains.
 	Domain string `yaml:"domain"`
+	// Domains are several cookie domains (oauth2-proxy's cookie_domains):
+	// the cookie is set for the longest one the request's host
+	// domain-matches (RFC 6265bis §5.1.3), for Domain when none does, and
+	// host-only when Domain is empty too. Every host under each can read
+	// and overwrite the session, as with Domain.
+	Domains []string `yaml:"domains"`
+	// Path is the cookie's Path attribute (oauth2-proxy's cookie_path).
+	// Default "/". A __Host- cookie must have Path=/ (RFC 6265bis
+	// §4.1.3.2), so another path needs a domain, or secure: false.
+	Path string `yaml:"path"`
 	// SameSite is lax (default) or strict, in any case. Strict makes the
 	// first visit from an external link look signed-out.
 	SameSite string `yaml:"same_site"`
@@ -56,6 +66,9 @@ func (c *CookieConfig) Validate() error {
 	if c.SameSite == "" {
 		c.SameSite = defaultCookieSameSite
 	}
+	if c.Path == "" {
+		c.Path = "/"
+	}
 	p := problems{prefix: "session.cookie."}
 	if !validCookieName(c.Name) {
 		p.add("name %q has characters a cookie name cannot carry (RFC 6265 §4.1.1)", c.Name)
@@ -71,6 +84,24 @@ func (c *CookieConfig) Validate() error {
 			p.add("domain %q: a %s cookie (name %q) cannot have a domain (RFC 6265bis §4.1.3.2)", c.Domain, hostPrefix, c.Name)
 		}
 	}
+	for i, d := range c.Domains {
+		// A leading dot is ignored (RFC 6265bis §5.6.3); hosts compare
+		// case-insensitively.
+		d = strings.ToLower(strings.TrimPrefix(d, "."))
+		c.Domains[i] = d
+		switch {
+		case d == "" || strings.ContainsAny(d, "/:; "):
+			p.add("domains[%d] %q is not a host name", i, d)
+		case strings.HasPrefix(c.Name, hostPrefix):
+			p.add("domains[%d] %q: a %s cookie (name %q) cannot have a domain (RFC 6265bis §4.1.3.2)", i, d, hostPrefix, c.Name)
+		}
+	}
+	if !validCookiePath(c.Path) {
+		p.add("path %q: want an absolute path without ';' or control characters (RFC 6265bis §4.1.1)", c.Path)
+	} else if c.Path != "/" && strings.HasPrefix(c.browserName(), hostPrefix) {
+		p.add("path %q: the cookie is %q, and a %s cookie must have path / (RFC 6265bis §4.1.3.2); set domain or domains, or keep path /",
+			c.Path, c.browserName(), hostPrefix)
+	}
 	if !*c.Secure && hasCookiePrefix(c.Name) {
 		p.add("secure: cookie %q needs secure: true (browsers reject prefixed cookies without Secure, RFC 6265bis §4.1.3)", c.Name)
 	}
@@ -81,7 +112,7 @@ func (c *CookieConfig) Validate() error {
 // host-only cookie gets the __Host- prefix unless it has a prefix already.
 // c must be validated.
 func (c *CookieConfig) browserName() string {
-	if *c.Secure && c.Domain == "" && !hasCookiePrefix(c.Name) {
+	if *c.Secure && c.Domain == "" && len(c.Domains) == 0 && !hasCookiePrefix(c.Name) {
 		return hostPrefix + c.Name
 	}
 	return c.Name
@@ -101,6 +132,20 @@ func sameSiteMode(s string) (mode http.SameSite, ok bool) {
 		return http.SameSiteStrictMode, true
 	}
 	return http.SameSiteDefaultMode, false
+}
+
+// validCookiePath reports whether s is an absolute path a Path attribute
+// can carry (RFC 6265bis §4.1.1 path-value: no controls, no ';').
+func validCookiePath(s string) bool {
+	if !strings.HasPrefix(s, "/") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] == 0x7f || s[i] == ';' {
+			return false
+		}
+	}
+	return true
 }
 
 // validCookieName reports whether s is a token (RFC 6265 §4.1.1, RFC 9110

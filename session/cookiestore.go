@@ -23,6 +23,7 @@ type CookieStore struct {
 	used     usedKeys    // back-channel logout jti replay cache
 	flight   flight      // refreshes in progress
 	recent   recentRefreshes
+	carry    carried               // newest state of sessions whose cookie may lag (carry.go)
 	opened   decodeCache[*Session] // recently opened cookie values
 	jar      cookieJar
 	codecs   []*securecookie.SecureCookie
@@ -94,6 +95,18 @@ func (c *CookieStore) Load(r *http.Request) (*Session, error) {
 	if err := c.revoked.check(s); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
 	}
+	if n := c.carry.newer(s); n != nil {
+		// The same sign-in, refreshed or seen since this cookie was
+		// sealed, and the browser never got the newer cookie (carry.go).
+		// It passes the same checks as the cookie did.
+		if err := c.check(n, now); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
+		}
+		if err := c.revoked.check(n); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
+		}
+		s = n
+	}
 	s.oldKey = oldKey
 	return s, nil
 }
@@ -153,6 +166,13 @@ func (c *CookieStore) Save(w http.ResponseWriter, r *http.Request, s *Session) e
 	if maxAge <= 0 {
 		return errors.New("session: saving an expired session")
 	}
+	c.carry.remember(s, now)
+	if isForwardAuth(r) && !c.jar.single(r, value) {
+		// A proxy passing one Set-Cookie of several would leave the
+		// browser with chunks that open as nothing: carry the new state
+		// here instead (carry.go). The browser's chunks stay valid.
+		return nil
+	}
 	return c.jar.write(w, r, value, maxAge)
 }
 
@@ -163,6 +183,7 @@ func (c *CookieStore) Save(w http.ResponseWriter, r *http.Request, s *Session) e
 func (c *CookieStore) Clear(w http.ResponseWriter, r *http.Request) error {
 	if s, err := c.Load(r); err == nil {
 		c.revoked.end(s, c.now())
+		c.carry.forget(s.ID)
 	}
 	c.jar.expire(w, r)
 	return nil

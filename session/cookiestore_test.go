@@ -286,6 +286,14 @@ func TestCookieConfig(t *testing.T) {
 		{"prefix without secure", CookieConfig{Name: "__Host-gw", Secure: &no}, "", true},
 		{"bad name", CookieConfig{Name: "a;b"}, "", true},
 		{"bad same_site", CookieConfig{SameSite: "none"}, "", true},
+		{"domains keep plain name", CookieConfig{Name: "gw", Domains: []string{"a.example", "b.example"}}, "gw", false},
+		{"__Host- with domains", CookieConfig{Name: "__Host-gw", Domains: []string{"a.example"}}, "", true},
+		{"bad domains entry", CookieConfig{Domains: []string{"a.example/x"}}, "", true},
+		{"empty domains entry", CookieConfig{Domains: []string{""}}, "", true},
+		{"path with a domain", CookieConfig{Name: "gw", Domain: "example.com", Path: "/app"}, "gw", false},
+		{"path on a __Host- cookie", CookieConfig{Path: "/app"}, "", true},
+		{"relative path", CookieConfig{Name: "gw", Domain: "example.com", Path: "app"}, "", true},
+		{"path with ;", CookieConfig{Name: "gw", Domain: "example.com", Path: "/a;Domain=evil"}, "", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			j, err := newCookieJar(tt.cfg)

@@ -68,6 +68,10 @@ func NewLoginCookies(cfg CookieConfig, keys *KeyRing, now func() time.Time) (*Lo
 	// browser back with a top-level GET, which carries Lax cookies.
 	jar.sameSite = http.SameSiteLaxMode
 	jar.name += "_login_"
+	// They must reach /oauth2/callback whatever session.cookie.path says,
+	// and belong to the host that started the sign-in, which the callback
+	// returns to (session.cookie.domains is for the session cookie).
+	jar.path, jar.domains = "/", nil
 	if now == nil {
 		now = time.Now
 	}

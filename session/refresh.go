@@ -92,7 +92,14 @@ func refreshKey(s *Session) string {
 // with providers that rotate refresh tokens.)
 func (c *CookieStore) RefreshOnce(ctx context.Context, w http.ResponseWriter, r *http.Request, s *Session,
 	fn func(ctx context.Context, s *Session) (*Session, error)) (*Session, error) {
-	key := refreshKey(s) + "\x00" + strconv.FormatInt(s.RefreshedAt.Unix(), 10)
+	// The key names the state refreshed from. Nanoseconds, and the token
+	// expiry too: a session carried on this replica (carry.go) keeps
+	// sub-second times, and two refreshes within one second (short-lived
+	// tokens) must not share a key, or the second state would be answered
+	// with the first's result until recentRefreshTTL, its last-seen mark
+	// frozen into the idle timeout.
+	key := refreshKey(s) + "\x00" + strconv.FormatInt(s.RefreshedAt.UnixNano(), 10) +
+		"\x00" + strconv.FormatInt(s.TokenExpiry.UnixNano(), 10)
 	if done := c.recent.get(key, c.now()); done != nil {
 		return done, c.Save(w, r, done)
 	}

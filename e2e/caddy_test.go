@@ -1,0 +1,102 @@
+package e2e
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// caddyBin finds the caddy binary: on PATH, or where .ci/run installs it
+// ($HOME/.cache/portcullis-ci/bin, built with `go install` through the Go
+// module proxy). Missing, it skips the test, except in CI (CI=true), where
+// it fails.
+func caddyBin(t *testing.T) string {
+	t.Helper()
+	if path, err := exec.LookPath("caddy"); err == nil {
+		return path
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		path := filepath.Join(home, ".cache", "portcullis-ci", "bin", "caddy")
+		if _, err := os.Stat(path); err == nil {
+			return path
+		}
+	}
+	msg := "caddy not found on PATH or in $HOME/.cache/portcullis-ci/bin; .ci/run installs it " +
+		"(go install github.com/caddyserver/caddy/v2/cmd/caddy@" + caddyVersion + ")"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// caddyVersion is the version .ci/run installs; keep the two in step.
+const caddyVersion = "v2.10.2"
+
+// caddySnippet is the Caddyfile documented in docs/forward-auth.md, so the
+// documentation is what the tests run.
+func caddySnippet(t *testing.T) string {
+	t.Helper()
+	doc, err := os.ReadFile("../docs/forward-auth.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)## Caddy \\(`forward_auth`\\).*?```caddy\n(.*?)```").FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("docs/forward-auth.md has no caddy block under its Caddy heading")
+	}
+	return string(m[1])
+}
+
+// startCaddy runs caddy with the documented Caddyfile, its site address
+// and the gateway's and app's addresses replaced, until the test ends; it
+// returns once caddy listens on listen. Global options keep it off the
+// network and out of the user's files: no admin endpoint, no certificates.
+func startCaddy(t *testing.T, listen, gateway, app string) {
+	t.Helper()
+	bin := caddyBin(t)
+	site := substitute(t, caddySnippet(t), map[string]string{
+		"app.example.com {": "http://" + listen + " {",
+		"127.0.0.1:4180":    strings.TrimPrefix(gateway, "http://"),
+		"127.0.0.1:8080":    strings.TrimPrefix(app, "http://"),
+	})
+	dir := t.TempDir()
+	conf := "{\n\tadmin off\n\tauto_https off\n\tpersist_config off\n}\n\n" + site
+	file := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "run", "--config", file, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("caddy output:\n%s", out.String())
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.Dial("tcp", listen)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("caddy did not start: %v\n%s", err, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
