@@ -32,7 +32,9 @@ func convCookieDomain(m *migration, o *option, v optValue) {
 	case 1:
 		m.set("session.cookie.domain", v.vals[0], "from "+v.src)
 	default:
-		m.note(noteNoEquivalent, v.src, "no equivalent yet for several domains (planned: session.cookie.domains); the cookie is host-only until then")
+		// oauth2-proxy's cookie_domains: the longest one the request
+		// host is under; session.cookie.domains picks the same way.
+		m.set("session.cookie.domains", v.vals, "from "+v.src+": the longest one the request host is under")
 	}
 }
 

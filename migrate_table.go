@@ -177,8 +177,8 @@ var optionTable = []option{
 	// Cookie and session.
 	warn("cookie-secret", tString, "session.cookie.secrets", convCookieSecret, "a new secret: Portcullis cannot read oauth2-proxy's sessions, users sign in once more").secretOpt(),
 	warn("cookie-name", tString, "session.cookie.name", convCookieName, "browsers see __Host-<name> when secure and host-only"),
-	warn("cookie-domain", tList, "session.cookie.domain", convCookieDomain, "one domain; several: planned session.cookie.domains"),
-	pend("cookie-path", tString, "session.cookie.path", "/", "the cookie is set for /"),
+	mapTo("cookie-domain", tList, "session.cookie.domain", convCookieDomain, "one domain: session.cookie.domain; several: session.cookie.domains, the longest the request host is under"),
+	mapTo("cookie-path", tString, "session.cookie.path", nil, "a path other than / needs session.cookie.domain(s): a __Host- cookie is always Path=/"),
 	warn("cookie-expire", tDuration, "session.lifetime", convCookieExpire, "at most 168h; 0 (a browser-session cookie) has no equivalent"),
 	warn("cookie-refresh", tDuration, "", convCookieRefresh, "Portcullis refreshes session.refresh_before the access token expires"),
 	mapTo("cookie-secure", tBool, "session.cookie.secure", nil, ""),
