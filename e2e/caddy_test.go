@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -42,16 +41,7 @@ const caddyVersion = "v2.10.2"
 // caddySnippet is the Caddyfile documented in docs/forward-auth.md, so the
 // documentation is what the tests run.
 func caddySnippet(t *testing.T) string {
-	t.Helper()
-	doc, err := os.ReadFile("../docs/forward-auth.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile("(?s)## Caddy \\(`forward_auth`\\).*?```caddy\n(.*?)```").FindSubmatch(doc)
-	if m == nil {
-		t.Fatal("docs/forward-auth.md has no caddy block under its Caddy heading")
-	}
-	return string(m[1])
+	return docSnippet(t, "## Caddy \\(`forward_auth`\\)", "caddy")
 }
 
 // startCaddy runs caddy with the documented Caddyfile, its site address

@@ -17,14 +17,20 @@ import (
 // nginxSnippet is the server block documented in docs/forward-auth.md, so
 // the documentation is what this test runs.
 func nginxSnippet(t *testing.T) string {
+	return docSnippet(t, "## nginx \\(`auth_request`\\)", "nginx")
+}
+
+// docSnippet is the first fenced block in lang after the heading that
+// headingRE matches in docs/forward-auth.md.
+func docSnippet(t *testing.T, headingRE, lang string) string {
 	t.Helper()
 	doc, err := os.ReadFile("../docs/forward-auth.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile("(?s)## nginx \\(`auth_request`\\).*?```nginx\n(.*?)```").FindSubmatch(doc)
+	m := regexp.MustCompile("(?s)" + headingRE + ".*?```" + lang + "\n(.*?)```").FindSubmatch(doc)
 	if m == nil {
-		t.Fatal("docs/forward-auth.md has no nginx block under its nginx heading")
+		t.Fatalf("docs/forward-auth.md has no %s block under its heading %s", lang, headingRE)
 	}
 	return string(m[1])
 }
