@@ -104,7 +104,7 @@ var noStore = []string{"no-store"}
 // forward-auth understand it.
 func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request, t Target, narrow []*rule, redirectBrowsers bool, okStatus int) error {
 	t.Also = overrideMethods(r.Header, t.Query) // the query of the request judged, not of the subrequest
-	m := h.routes.Match(t)
+	m := h.match(r, rq, t)
 	d, s, err := h.decide(w, r, rq, &m, narrow)
 	if err != nil {
 		return err
@@ -121,7 +121,7 @@ func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request
 		w.WriteHeader(okStatus)
 		return nil
 	case SignIn:
-		if redirectBrowsers && !wantsJSON(r) {
+		if redirectBrowsers && !d.API && !wantsJSON(r) {
 			setPageHeaders(hdr)
 			found(w, h.loginURL(t.url(), d.Provider))
 			return nil
