@@ -56,10 +56,12 @@ func (c *config) known(bearer bool) proxy.Known {
 }
 
 // readFiles reads, in one step, every file the configuration names for
-// its contents (CA bundles, the admin token) and checks the TLS key pair,
-// so that -check reports a missing or broken file with the others. The
-// packages get contents, never paths to open. (Secrets given as *_file
-// are read while parsing; certificates are re-read when they change.)
+// its contents (CA bundles, the admin token, the authenticated emails
+// file) and checks the TLS key pair, so that -check reports a missing or
+// broken file with the others. The packages get contents, never paths to
+// open. (Secrets given as *_file
+// are read while parsing; certificates and the emails file are re-read
+// when they change.)
 func (c *config) readFiles(read func(string) ([]byte, error)) error {
 	var errs []error
 	for i := range c.Upstreams {
@@ -86,6 +88,12 @@ func (c *config) readFiles(read func(string) ([]byte, error)) error {
 		var err error
 		if c.Session.Redis.TLS.CAPEM, err = read(f); err != nil {
 			errs = append(errs, fmt.Errorf("session.redis.tls.ca_file: %w", err))
+		}
+	}
+	if f := c.Policy.AuthenticatedEmailsFile; f != "" {
+		var err error
+		if c.Policy.AuthenticatedEmails, err = read(f); err != nil {
+			errs = append(errs, fmt.Errorf("policy.authenticated_emails_file: %w", err))
 		}
 	}
 	if t := c.Server.TLS; t.CertFile != "" && t.KeyFile != "" {

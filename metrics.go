@@ -34,6 +34,8 @@ type telemetry struct {
 	proxy    *proxy.Metrics
 	provider func(id string, own http.RoundTripper) http.RoundTripper
 	redis    *redisMetrics
+	// emailsReloads counts re-reads of policy.authenticated_emails_file.
+	emailsReloads *prometheus.CounterVec
 }
 
 func newTelemetry() *telemetry {
@@ -45,11 +47,17 @@ func newTelemetry() *telemetry {
 	}, []string{"version", "revision", "go_version"})
 	reg.MustRegister(info)
 	info.WithLabelValues(version(), revision(), runtime.Version()).Set(1)
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portcullis_emails_file_reloads_total",
+		Help: "Re-reads of policy.authenticated_emails_file after it changed, by result (ok; error: unreadable or malformed, the previous list stays in force).",
+	}, []string{"result"})
+	reg.MustRegister(reloads)
 	return &telemetry{
-		reg:      reg,
-		proxy:    proxy.NewMetrics(reg),
-		provider: proxy.InstrumentTransport(reg, nil),
-		redis:    newRedisMetrics(reg),
+		reg:           reg,
+		proxy:         proxy.NewMetrics(reg),
+		provider:      proxy.InstrumentTransport(reg, nil),
+		redis:         newRedisMetrics(reg),
+		emailsReloads: reloads,
 	}
 }
 

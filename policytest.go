@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -51,6 +52,10 @@ type caseRequest struct {
 	// Mode is proxy (reverse proxy: an upstream must serve the request;
 	// the default when upstreams are configured) or auth (forward-auth).
 	Mode string `yaml:"mode"`
+	// ClientIP is the client's address, for policy.trusted_ips (as the
+	// gateway finds it: the peer, or behind trusted proxies the right-most
+	// untrusted X-Forwarded-For entry). Empty: unknown.
+	ClientIP string `yaml:"client_ip"`
 }
 
 var expectations = []string{"allow", "deny", "sign_in", "not_found"}
@@ -118,6 +123,12 @@ func policyRoutes(path string) (*proxy.Routes, *config, error) {
 	for i := range cfg.Upstreams {
 		cfg.Upstreams[i].TLS.CAFile = "" // its contents decide nothing
 	}
+	if f := cfg.Policy.AuthenticatedEmailsFile; f != "" {
+		// Its addresses decide: read it as the gateway would.
+		if cfg.Policy.AuthenticatedEmails, err = os.ReadFile(f); err != nil {
+			return nil, nil, fmt.Errorf("policy.authenticated_emails_file: %w", err)
+		}
+	}
 	bearer, err := providers.NewBearerVerifier(cfg.Bearer, cfg.Providers, providers.Options{})
 	if err != nil {
 		return nil, nil, err
@@ -145,9 +156,14 @@ func decideCase(routes *proxy.Routes, cfg *config, c policyCase) (verdict, rule 
 	case "proxy":
 		proxied = true
 	}
-	t, err := proxy.ParseTarget(strings.ToUpper(r.Method), host, r.Path, proxied)
+	t, err := routes.ParseTarget(strings.ToUpper(r.Method), host, r.Path, proxied)
 	if err != nil {
 		return "deny", "400: " + err.Error()
+	}
+	if r.ClientIP != "" {
+		if t.Client, err = netip.ParseAddr(r.ClientIP); err != nil {
+			return "deny", "client_ip: " + err.Error()
+		}
 	}
 	s, via := c.Identity.session(cfg)
 	d := routes.Decide(t, s, via)

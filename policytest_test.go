@@ -152,3 +152,45 @@ func TestPolicyTestCaseVariants(t *testing.T) {
 		t.Errorf("output:\n%s", out.String())
 	}
 }
+
+// TestPolicyTestOAuth2ProxyOptions: policy test decides skip_auth_routes,
+// trusted_ips (client_ip), the emails file and pass_encoded_slashes as
+// the gateway does.
+func TestPolicyTestOAuth2ProxyOptions(t *testing.T) {
+	dir := t.TempDir()
+	emails := filepath.Join(dir, "emails")
+	os.WriteFile(emails, []byte("# listed\ncarol@example.net\n"), 0o600)
+	config := filepath.Join(dir, "config.yaml")
+	os.WriteFile(config, []byte(`
+server: {public_url: https://gw.example.com}
+providers: [{id: corp, issuer_url: https://idp.example.com, client_id: c, client_secret: s}]
+session: {cookie: {secrets: [${COOKIE_SECRET}]}}
+upstreams: [{path: /, url: http://127.0.0.1:8080}]
+policy:
+  email_domains: [example.com]
+  skip_auth_routes: ["GET=^/probe$"]
+  trusted_ips: [10.0.0.0/8]
+  authenticated_emails_file: `+emails+`
+  routes: [{path: /rabbit/, pass_encoded_slashes: true}]
+`), 0o600)
+	cases := filepath.Join(dir, "cases.yaml")
+	os.WriteFile(cases, []byte(`
+- {name: probe skips, request: {path: /probe}, expect: allow}
+- {name: probe POST does not, request: {method: POST, path: /probe}, expect: sign_in}
+- {name: trusted client, request: {path: /app, client_ip: 10.1.2.3}, expect: allow}
+- {name: other client, request: {path: /app, client_ip: 192.0.2.1}, expect: sign_in}
+- {name: listed in the file, identity: {email: carol@example.net}, request: {path: /app}, expect: allow}
+- {name: not listed, identity: {email: dave@example.net}, request: {path: /app}, expect: deny}
+- {name: vhost, identity: {email: a@example.com}, request: {path: /rabbit/api/queues/%2F/q}, expect: allow}
+- {name: elsewhere, identity: {email: a@example.com}, request: {path: /app/%2F}, expect: deny}
+`), 0o600)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"policy", "test", "-config", config, cases}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{"policy.skip_auth_routes[0] GET=^/probe$ public", "policy.trusted_ips 10.0.0.0/8", "default authenticated_emails_file"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

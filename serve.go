@@ -44,6 +44,7 @@ func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
 		gw.log.Warn(w)
 	}
 	go gw.discover(ctx)
+	gw.watchEmails(ctx)
 
 	errc := make(chan error, 5) // every server's result; none may block on exit
 	go func() { errc <- srv.Serve(ln) }()

@@ -48,7 +48,7 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request, rq *request, m 
 // says.
 func (h *Handler) identify(w http.ResponseWriter, r *http.Request, rq *request, m *Match) (*session.Session, Via, error) {
 	if !m.NeedsIdentity() {
-		if m.Public() {
+		if m.Public() && !m.Anonymous() {
 			s, _ := h.loadSession(r)
 			return s, ViaSession, nil
 		}
@@ -170,12 +170,13 @@ func (h *Handler) bearerSession(r *http.Request, token string) (*session.Session
 	return &session.Session{Identity: *id}, nil
 }
 
-// unauthenticated answers a request without a session: API clients get a
-// 401 with a login_url; browsers go straight to the provider when the
-// route pins one or only one is configured, else to the sign-in page.
+// unauthenticated answers a request without a session: API clients and
+// requests on policy.api_routes get a 401 with a login_url; browsers go
+// straight to the provider when the route pins one or only one is
+// configured, else to the sign-in page.
 // returnTo is where the sign-in comes back to.
 func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request, rq *request, returnTo, pinned string) error {
-	if wantsJSON(r) {
+	if rq.d.API || wantsJSON(r) {
 		return &httpError{Code: http.StatusUnauthorized, Msg: "Sign in first.", LoginURL: h.loginURL(returnTo, pinned), Err: errNoSession}
 	}
 	p := h.providers.Get(pinned)

@@ -110,7 +110,7 @@ func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request
 	// it on this replica until the browser's cookie catches up
 	// (session/carry.go).
 	r = session.ForwardAuthRequest(r)
-	m := h.routes.Match(t)
+	m := h.match(r, rq, t)
 	d, s, err := h.decide(w, r, rq, &m, narrow)
 	if err != nil {
 		return err
@@ -127,7 +127,7 @@ func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request
 		w.WriteHeader(okStatus)
 		return nil
 	case SignIn:
-		if redirectBrowsers && !wantsJSON(r) {
+		if redirectBrowsers && !d.API && !wantsJSON(r) {
 			setPageHeaders(hdr)
 			found(w, h.loginURL(t.url(), d.Provider))
 			return nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 )
 
 // config.go turns the sections package proxy owns into Settings: every
@@ -57,8 +58,12 @@ func (c Config) Validate(known Known) (*Settings, error) {
 		s.hsts = []string{hsts}
 	}
 	if s.public != nil {
-		s.redirects, err = newRedirectPolicy(s.public, c.Server.AllowedRedirectHosts)
+		hosts, err := redirectHosts(c.Server.AllowedRedirectHosts, c.Server.WhitelistDomains)
 		add(err)
+		if err == nil {
+			s.redirects, err = newRedirectPolicy(s.public, hosts)
+			add(err)
+		}
 	}
 	add(c.Headers.validate())
 	s.routes, err = compileRoutes(c.Upstreams, c.Policy, c.Server.Prefix, known)
@@ -86,6 +91,12 @@ func (c Config) Validate(known Known) (*Settings, error) {
 	add(err)
 	c.Server.RealClientIPHeader, err = realClientIPHeader(c.Server.RealClientIPHeader)
 	add(err)
+	if len(c.Policy.TrustedIPs) > 0 && c.Server.RealClientIPHeader == hdrForwarded {
+		// clientAddr reads X-Forwarded-For or X-Real-Ip strictly; a
+		// Forwarded chain is read for logs only (clientOf), whose
+		// fallback to the last hop known must not admit anyone.
+		add(errors.New("policy.trusted_ips cannot be used with server.real_client_ip_header: Forwarded; use X-Forwarded-For or X-Real-Ip"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -99,6 +110,10 @@ func (s *Settings) Server() ServerConfig { return s.cfg.Server }
 // Routes returns the compiled route table.
 func (s *Settings) Routes() *Routes { return s.routes }
 
+// EmailsFile is policy.authenticated_emails_file, for main to keep
+// current; nil when none is configured.
+func (s *Settings) EmailsFile() *EmailsFile { return s.routes.emails }
+
 // Warnings lists configuration that is valid but probably not intended.
 func (s *Settings) Warnings() []string {
 	var w []string
@@ -107,6 +122,13 @@ func (s *Settings) Warnings() []string {
 	}
 	if s.routes.denies() {
 		w = append(w, "policy admits nobody: set policy.email_domains, emails or groups (\"*\" admits every signed-in user)")
+	}
+	if len(s.routes.trusted) > 0 {
+		ranges := make([]string, len(s.routes.trusted))
+		for i, p := range s.routes.trusted {
+			ranges[i] = p.String()
+		}
+		w = append(w, "policy.trusted_ips bypasses authentication: requests from "+strings.Join(ranges, ", ")+" pass without sign-in and reach upstreams without identity")
 	}
 	if s.public.Scheme != "https" {
 		w = append(w, "server.public_url is plain http: use https outside local development")
@@ -141,6 +163,32 @@ func (s *Settings) passIDToken() bool {
 		}
 	}
 	return false
+}
+
+// redirectHosts merges server.allowed_redirect_hosts and its oauth2-proxy
+// name, server.whitelist_domains, into the redirect policy's entries.
+// oauth2-proxy's "*.example.com" is ".example.com" here (strict
+// subdomains); its any-port ":*" has no equivalent and is refused, as is
+// every entry allowed_redirect_hosts refuses.
+func redirectHosts(allowed, whitelist []string) ([]string, error) {
+	out := append([]string(nil), allowed...)
+	var errs []error
+	for _, e := range whitelist {
+		v := strings.TrimSpace(e)
+		if rest, ok := strings.CutPrefix(v, "*."); ok {
+			v = "." + rest
+		}
+		if strings.HasSuffix(v, ":*") {
+			errs = append(errs, fmt.Errorf("server.whitelist_domains %q: any-port wildcards are not supported; list each host:port", e))
+			continue
+		}
+		if _, err := redirectParseEntry(v); err != nil {
+			errs = append(errs, fmt.Errorf("server.whitelist_domains %q: %w", e, err))
+			continue
+		}
+		out = append(out, v)
+	}
+	return out, errors.Join(errs...)
 }
 
 func (c *HeadersConfig) validate() error {

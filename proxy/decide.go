@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 
 	"github.com/portcullis/portcullis/session"
@@ -19,10 +20,13 @@ type Target struct {
 	Method string   // upper case
 	Also   []string // methods the request's method-override headers name: each must pass too
 	Host   string   // lower case, no port: what routes match
-	Path   string   // canonical, decoded (canonicalPath)
+	Path   string   // canonical, decoded (canonicalPath); a "%2F" kept by pass_encoded_slashes stays "%2F"
 	// Proxied says an upstream must serve the target (reverse-proxy mode);
 	// forward-auth decides for whatever the ingress serves.
 	Proxied bool
+	// Client is the client's address, for policy.trusted_ips; the zero
+	// Addr when unknown (nothing is trusted then).
+	Client netip.Addr
 
 	// For links back to the request (sign-in's return address).
 	Scheme   string // http or https
@@ -101,6 +105,9 @@ type Decision struct {
 	// Provider is where a SignIn must go: the provider the route pins,
 	// "" for any.
 	Provider string
+	// API says the target is on one of policy.api_routes: without a
+	// session it gets a 401 (JSON), never a redirect to sign-in.
+	API bool
 	// rule and why name what decided, for the log and the audit event:
 	// rule "policy.routes[1] /admin/" and why " groups:admins" or ": not
 	// signed in". Kept apart so that deciding joins no strings.
@@ -163,6 +170,10 @@ type Match struct {
 	// serves the target, its method is refused, or the route is public.
 	settled   Decision
 	settledOK bool
+	// anonymous is set with a settled pass that loads no session and
+	// passes no identity on (skip_auth_routes, trusted_ips).
+	anonymous bool
+	api       bool // the target is on policy.api_routes
 }
 
 // Match finds t's row and the route for its method. A path is governed by
@@ -173,9 +184,14 @@ type Match struct {
 func (rt *Routes) Match(t Target) Match {
 	rw := rt.lookup(t.Host, t.Path)
 	m := rt.matchRow(t, rw)
-	if frw := rt.foldedRow(t, rw); frw != nil {
+	frw := rt.foldedRow(t, rw)
+	if frw != nil {
 		alt := rt.matchRow(t, frw)
 		m.join(&alt)
+	}
+	rt.bypass(&m, t, rw, frw)
+	if len(rt.api) > 0 {
+		m.api = rt.isAPI(t.Path)
 	}
 	return m
 }
@@ -236,6 +252,11 @@ func (m *Match) NeedsIdentity() bool { return !m.settledOK }
 // needed, though a signed-in user's is passed on.
 func (m *Match) Public() bool { return m.settledOK && m.settled.Public }
 
+// Anonymous reports whether the target passes without anyone's identity,
+// not even a signed-in user's: skip_auth_routes and trusted_ips, as in
+// oauth2-proxy.
+func (m *Match) Anonymous() bool { return m.anonymous }
+
 // AcceptsBearer reports whether the route takes bearer tokens: with a
 // case-folded match, every route that needs an identity must take them.
 func (m *Match) AcceptsBearer() bool {
@@ -254,6 +275,12 @@ func (m *Match) AcceptsBearer() bool {
 // which came via via; narrow, when set, must also admit the identity
 // (forward-auth's allowed_* parameters can only narrow).
 func (m *Match) Decide(s *session.Session, via Via, narrow []*rule) Decision {
+	d := m.decide(s, via, narrow)
+	d.API = m.api
+	return d
+}
+
+func (m *Match) decide(s *session.Session, via Via, narrow []*rule) Decision {
 	if m.settledOK {
 		return m.settled
 	}

@@ -44,17 +44,18 @@ func asHTTPError(err error) *httpError {
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, rq *request, e *httpError) {
 	setPageHeaders(w.Header())
 	w.Header().Set("X-Request-Id", rq.id)
+	asJSON := wantsJSON(r) || rq.d.API // policy.api_routes answer in JSON
 	switch {
 	case e.bearer:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis", error="invalid_token"`)
-	case e.Code == http.StatusUnauthorized && wantsJSON(r):
+	case e.Code == http.StatusUnauthorized && asJSON:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis"`)
 	}
 	if e.body != nil {
 		writeJSON(w, e.Code, e.body)
 		return
 	}
-	if wantsJSON(r) {
+	if asJSON {
 		body := struct {
 			Error     string `json:"error"`
 			Message   string `json:"message"`

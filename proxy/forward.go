@@ -182,7 +182,7 @@ func (h *Handler) forwardedTarget(f *forwarded) (Target, error) {
 		if i := strings.IndexByte(query, '#'); i >= 0 {
 			query = query[:i]
 		}
-		p, raw, err := canonicalPath(path)
+		p, raw, err := h.routes.canonicalFor(t.Host, path)
 		if err != nil {
 			return t, err
 		}

@@ -229,7 +229,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) err
 		return errorf(http.StatusBadRequest, "The request method is not accepted by this gateway.", errMethod(r.Method))
 	}
 	// 2. One canonical path for routing, policy and the upstream.
-	path, rawPath, err := canonicalPath(r.URL.EscapedPath())
+	path, rawPath, err := h.routes.canonicalFor(r.Host, r.URL.EscapedPath())
 	if err != nil {
 		return errorf(http.StatusBadRequest, "The request path is not accepted by this gateway.", err)
 	}

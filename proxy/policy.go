@@ -33,6 +33,30 @@ type PolicyConfig struct {
 	Claims map[string][]string `yaml:"claims"`
 	// Routes refine the rule per host, path prefix and method.
 	Routes []RouteConfig `yaml:"routes"`
+
+	// The oauth2-proxy options (docs/policy.md, "oauth2-proxy's routing
+	// options"), each matched against the canonical path, never the raw one.
+
+	// SkipAuthRoutes pass without sign-in and without identity:
+	// oauth2-proxy's skip_auth_routes, "METHOD=^regex" or "^regex" (RE2,
+	// anchored with "^" in every alternative).
+	SkipAuthRoutes []string `yaml:"skip_auth_routes"`
+	// TrustedIPs are the CIDRs (or addresses) whose requests pass without
+	// sign-in and without identity: oauth2-proxy's trusted_ips. The client
+	// is the TCP peer, or behind server.trusted_proxies the right-most
+	// address of X-Forwarded-For that is not one of them.
+	TrustedIPs []string `yaml:"trusted_ips"`
+	// APIRoutes ("^regex") answer a request without a session with a 401
+	// in JSON, never a redirect to sign-in: oauth2-proxy's api_routes.
+	APIRoutes []string `yaml:"api_routes"`
+	// AuthenticatedEmailsFile admits the verified addresses it lists, one
+	// a line (blank lines and lines starting with # ignored; oauth2-proxy's
+	// format), like Emails: part of the default rule. Re-read when it
+	// changes; a file that becomes unreadable or malformed keeps the last
+	// good list.
+	AuthenticatedEmailsFile string `yaml:"authenticated_emails_file"`
+	// AuthenticatedEmails is the file's contents, read by main at start.
+	AuthenticatedEmails []byte `yaml:"-"`
 }
 
 // ClaimNames lists every claim the policy's rules name, so that sign-in
@@ -63,6 +87,7 @@ type rule struct {
 	name    string
 	anyone  bool
 	emails  map[string]bool
+	file    *emailList // authenticated_emails_file, reloaded in place; nil for none
 	domains []labelled // exact, lower case
 	suffix  []labelled // ".example.com", lower case
 	groups  map[string]string
@@ -126,7 +151,7 @@ func compileRule(name string, emails, domains, groups []string, claims map[strin
 
 // denies reports whether the rule can admit nobody.
 func (r *rule) denies() bool {
-	return !r.anyone && len(r.emails) == 0 && len(r.domains) == 0 && len(r.suffix) == 0 && len(r.groups) == 0 && len(r.claims) == 0
+	return !r.anyone && r.file == nil && len(r.emails) == 0 && len(r.domains) == 0 && len(r.suffix) == 0 && len(r.groups) == 0 && len(r.claims) == 0
 }
 
 // allows reports whether id passes, and which part of the rule matched
@@ -144,6 +169,9 @@ func (r *rule) allows(id *session.Identity) (bool, string) {
 		email := strings.ToLower(id.Email)
 		if r.emails[email] {
 			return true, " emails"
+		}
+		if r.file.has(email) {
+			return true, " authenticated_emails_file"
 		}
 		domain := email[strings.IndexByte(email, '@')+1:]
 		for _, d := range r.domains {

@@ -44,6 +44,11 @@ type RouteConfig struct {
 	// `bearer` section instead of a session, for machine clients. The
 	// token's identity goes through the same rule.
 	Bearer bool `yaml:"bearer"`
+	// PassEncodedSlashes admits "%2F" in paths under this route and sends
+	// it upstream as is (RabbitMQ's management UI names the vhost "/" as
+	// "%2F"); refused everywhere else. Routes with the same host and path
+	// must agree. See slashes.go.
+	PassEncodedSlashes bool `yaml:"pass_encoded_slashes"`
 }
 
 // Route is one compiled entry of policy.routes.
@@ -57,6 +62,7 @@ type Route struct {
 	provider    string // pinned provider id, "" for any
 	denyMessage string
 	rule        *rule // nil: the default rule
+	slashes     bool  // pass_encoded_slashes
 }
 
 // Name is how logs, metrics and `policy test` name the route.
@@ -82,6 +88,13 @@ type Routes struct {
 	foldAny     []*row
 	foldable    bool
 	upperPrefix bool
+
+	// oauth2-proxy's options, on the canonical path (skipauth.go).
+	skip    []*pathRegex // policy.skip_auth_routes
+	api     []*pathRegex // policy.api_routes
+	trusted trustedIPs   // policy.trusted_ips
+	emails  *EmailsFile  // policy.authenticated_emails_file, nil for none
+	slashes bool         // some route has pass_encoded_slashes
 }
 
 // row is one (host, path) of the table: the upstream that serves it and,
@@ -91,6 +104,8 @@ type row struct {
 	exact    bool     // matches prefix itself only: the "/admin" of a route for "/admin/"
 	upstream int      // index into Routes.ups; -1 when no upstream serves it
 	routes   []*Route // for this (host, path), method-specific first; empty: the default rule
+	// encodedSlashes: the routes have pass_encoded_slashes ("%2F" kept).
+	encodedSlashes bool
 }
 
 // Known is what the route table needs to know of sections other packages
@@ -127,6 +142,18 @@ func compileRoutes(ups []UpstreamConfig, pol PolicyConfig, prefix string, known 
 		errs = append(errs, err)
 	} else {
 		errs = append(errs, rt.checkRoutes(known)...)
+		if rt.emails, err = compileEmailsFile(pol, rt.def); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if rt.skip, err = compilePathRegexes("policy.skip_auth_routes", pol.SkipAuthRoutes, true); err != nil {
+		errs = append(errs, err)
+	}
+	if rt.api, err = compilePathRegexes("policy.api_routes", pol.APIRoutes, false); err != nil {
+		errs = append(errs, err)
+	}
+	if rt.trusted, err = parseTrustedIPs(pol.TrustedIPs); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -172,6 +199,7 @@ func compilePolicy(cfg PolicyConfig) (*rule, []*Route, error) {
 	var routes []*Route
 	seen := map[string]bool{}
 	folded := map[string]string{}
+	slashes := map[string]bool{}
 	for i, rc := range cfg.Routes {
 		pr, err := compileRoute("policy.routes["+strconv.Itoa(i)+"]", rc)
 		if err != nil {
@@ -194,6 +222,10 @@ func compilePolicy(cfg PolicyConfig) (*rule, []*Route, error) {
 			seen[pr.host+" "+pr.path+" m:"+m] = true
 		}
 		seen[key] = true
+		if other, ok := slashes[pr.host+" "+pr.path]; ok && other != pr.slashes {
+			return nil, nil, fmt.Errorf("%s: %w", pr.name, errEncodedSlashConflict)
+		}
+		slashes[pr.host+" "+pr.path] = pr.slashes
 		routes = append(routes, pr)
 	}
 	sort.SliceStable(routes, func(i, j int) bool {
@@ -211,7 +243,7 @@ func compilePolicy(cfg PolicyConfig) (*rule, []*Route, error) {
 
 // compileRoute checks one policy route; name is its place in the file.
 func compileRoute(name string, rc RouteConfig) (*Route, error) {
-	pr := &Route{host: normHost(rc.Host), path: rc.Path, public: rc.Public, denyMessage: rc.DenyMessage, bearer: rc.Bearer, provider: rc.Provider}
+	pr := &Route{host: normHost(rc.Host), path: rc.Path, public: rc.Public, denyMessage: rc.DenyMessage, bearer: rc.Bearer, provider: rc.Provider, slashes: rc.PassEncodedSlashes}
 	if rc.Public && rc.Bearer {
 		return nil, fmt.Errorf("%s: a public route needs no bearer token", name)
 	}
@@ -360,7 +392,10 @@ func (rt *Routes) rowsFor(host string, folding bool) []*row {
 	}
 	rows := make([]*row, 0, len(keys))
 	for k := range keys {
-		rows = append(rows, &row{prefix: k.prefix, exact: k.exact, upstream: rt.upstreamAt(host, k.prefix, folding), routes: rt.routesAt(host, k.prefix, folding)})
+		rw := &row{prefix: k.prefix, exact: k.exact, upstream: rt.upstreamAt(host, k.prefix, folding), routes: rt.routesAt(host, k.prefix, folding)}
+		rw.encodedSlashes = len(rw.routes) > 0 && rw.routes[0].slashes // the group agrees (compilePolicy)
+		rt.slashes = rt.slashes || rw.encodedSlashes
+		rows = append(rows, rw)
 	}
 	// Longest first. Two rows of one length never both match a path,
 	// except an exact row and a prefix row of the same string, which hold

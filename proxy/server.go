@@ -24,6 +24,9 @@ type ServerConfig struct {
 	// PublicURL's own origin: "app.example.com", "app.example.com:8443", or
 	// ".example.com" for subdomains. Empty by default: only relative paths.
 	AllowedRedirectHosts []string `yaml:"allowed_redirect_hosts"`
+	// WhitelistDomains is oauth2-proxy's name for AllowedRedirectHosts,
+	// merged with it; "*.example.com" is read as ".example.com".
+	WhitelistDomains []string `yaml:"whitelist_domains"`
 	// TrustedProxies are the CIDRs (or single addresses) of the proxies
 	// whose X-Forwarded-* and X-Original-* headers are believed, e.g. the
 	// nginx or Traefik in front of /oauth2/auth. Empty by default: nobody

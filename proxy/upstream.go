@@ -171,7 +171,7 @@ func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) *
 				pr.Out.URL.Host = ""
 				return
 			}
-			pr.Out.URL.Path, pr.Out.URL.RawPath = px.path, px.rawPath
+			pr.Out.URL.Path, pr.Out.URL.RawPath = upstreamPath(px.path), px.rawPath
 			pr.SetURL(u)
 			out := pr.Out.Header
 			h.managed.strip(out)
