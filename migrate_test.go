@@ -83,11 +83,10 @@ var migrateCases = []migrateCase{
 			"domain: wiki.acme.test",
 			"listen: 0.0.0.0:9180",
 			"pass_authorization_header: true # from OAUTH2_PROXY_PASS_AUTHORIZATION_HEADER",
+			"skip_auth_routes: [GET=^/healthz$, GET=^/static/] # from OAUTH2_PROXY_SKIP_AUTH_ROUTES",
 		},
-		absent: []string{"hunter2", "0123456789abcdef", "8p3hQk0d"},
-		noEquivalent: []string{
-			"OAUTH2_PROXY_SKIP_AUTH_ROUTES: no equivalent yet (planned: policy.skip_auth_routes)",
-		},
+		absent:       []string{"hunter2", "0123456789abcdef", "8p3hQk0d"},
+		noEquivalent: []string{},
 	},
 	{
 		name: "ingress-nginx flags", args: "ingress-nginx.args",
