@@ -162,7 +162,7 @@ var optionTable = []option{
 	// Who may pass.
 	warn("email-domain", tList, "policy.email_domains", convEmailDomains, "\"*\" stays \"*\" (every signed-in user); *.example.com → .example.com"),
 	warn("allowed-group", tList, "policy.groups", convGroups, "oauth2-proxy required the group AND the email domain; Portcullis admits any matching entry"),
-	pend("authenticated-emails-file", tString, "policy.authenticated_emails_file", "", "those users lose access until it is carried over (or list them in policy.emails)"),
+	mapTo("authenticated-emails-file", tString, "policy.authenticated_emails_file", nil, "one address per line, # comments; re-read when it changes; needs email_verified"),
 	none("htpasswd-file", tString, "", "no basic-auth users"),
 	none("htpasswd-user-group", tList, "", "no basic-auth users"),
 	none("display-htpasswd-form", tBool, "true", "no basic-auth users"),

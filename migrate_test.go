@@ -147,6 +147,8 @@ func migratedSource(t *testing.T) source {
 				return keyPEM, nil
 			case strings.HasSuffix(path, ".pem"), strings.HasSuffix(path, ".crt"):
 				return certPEM, nil
+			case strings.HasSuffix(path, "emails.txt"):
+				return []byte("# the fixtures' emails file\nalice@example.com\n"), nil
 			}
 			return []byte("migrated-secret\n"), nil
 		},
