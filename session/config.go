@@ -32,7 +32,8 @@ type Config struct {
 	// sends client_id only, which Ory Hydra and Okta refuse and Keycloak
 	// answers with a confirmation page. Default true, in both stores; it is
 	// kept only for providers that advertise an end_session_endpoint, so
-	// sessions of the others cost nothing more. false drops it always.
+	// sessions of the others cost nothing more. false sends no hint; the
+	// token is then kept only when an upstream has pass_authorization_header.
 	KeepIDToken *bool        `yaml:"keep_id_token"`
 	Cookie      CookieConfig `yaml:"cookie"`
 	// Redis configures the Redis store; used only with store: redis.
