@@ -93,7 +93,7 @@ func TestBrowserFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), w.idp.URL) {
+	if !w.toSignIn(resp) {
 		t.Errorf("after sign-out GET = %d to %q, want a redirect to the provider", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	if w.upstream.count() != before {

@@ -52,7 +52,7 @@ func TestRefreshBeforeExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), w.idp.URL) {
+	if !w.toSignIn(resp) {
 		t.Errorf("after the refresh token was revoked: %d to %q, want a new sign-in", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	if !w.logs.waitFor("refresh refused") {

@@ -412,6 +412,11 @@ func noFollow(c *http.Client) *http.Client {
 
 // signIn opens path through the gateway and signs in at the provider's
 // login page as user; it returns the final response (the upstream's page).
+// toSignIn reports whether resp is the gateway's redirect to the provider.
+func (w *world) toSignIn(resp *http.Response) bool {
+	return resp.StatusCode == http.StatusFound && strings.HasPrefix(resp.Header.Get("Location"), w.idp.URL)
+}
+
 func (w *world) signIn(c *http.Client, path, user string) *http.Response {
 	w.t.Helper()
 	resp, err := c.Get(w.gateway + path)

@@ -85,22 +85,40 @@ http {
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	errorLog := func() string {
+		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		return "error.log:\n" + string(log)
+	}
+	runListening(t, "nginx", listen, 10*time.Second, errorLog, nil, bin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", confFile)
+}
+
+// runListening runs a proxy (nginx, caddy) until the test ends and
+// returns once it listens on listen; env, when set, replaces the
+// environment. On failure its output, and extra's, is logged.
+func runListening(t *testing.T, name, listen string, wait time.Duration, extra func() string, env []string, bin string, args ...string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", confFile)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = env
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	more := func() string {
+		if extra == nil {
+			return ""
+		}
+		return extra()
+	}
 	t.Cleanup(func() {
 		cancel()
 		cmd.Wait()
 		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Logf("nginx output:\n%s\nerror.log:\n%s", out.String(), log)
+			t.Logf("%s output:\n%s\n%s", name, out.String(), more())
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(wait)
 	for {
 		c, err := net.Dial("tcp", listen)
 		if err == nil {
@@ -108,8 +126,7 @@ http {
 			return
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx did not start: %v\n%s\n%s", err, out.String(), log)
+			t.Fatalf("%s did not start: %v\n%s\n%s", name, err, out.String(), more())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -139,7 +156,7 @@ func TestNginxAuthRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), w.idp.URL) {
+	if !w.toSignIn(resp) {
 		t.Fatalf("unauthenticated GET through nginx = %d to %q, want 302 to the provider", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	if w.upstream.count() != 0 {

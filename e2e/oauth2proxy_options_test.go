@@ -42,11 +42,6 @@ func rawGet(t *testing.T, c *http.Client, url string) *http.Response {
 	return resp
 }
 
-// toSignIn reports whether resp is the gateway's redirect to the provider.
-func (w *world) toSignIn(resp *http.Response) bool {
-	return resp.StatusCode == http.StatusFound && strings.HasPrefix(resp.Header.Get("Location"), w.idp.URL)
-}
-
 // TestOAuth2ProxySkipAuthRoutes: skipped routes pass without sign-in and
 // without identity, on the canonical path only; everything else still
 // needs a session.

@@ -71,7 +71,7 @@ func TestSignOutRevokesRefreshToken(t *testing.T) {
 			}
 			resp.Body.Close()
 			if tt.revoked {
-				if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), w.idp.URL) {
+				if !w.toSignIn(resp) {
 					t.Errorf("copied cookie after revocation: %d to %q, want a new sign-in", resp.StatusCode, resp.Header.Get("Location"))
 				}
 				if !b.logs.waitFor("refresh refused") {

@@ -170,7 +170,7 @@ func TestWildDexSignOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), w.idp.URL) {
+	if !w.toSignIn(resp) {
 		t.Errorf("after sign-out: %d to %q, want a new sign-in at the provider", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
@@ -203,7 +203,7 @@ func TestWildDexRefreshReuse(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), w.idp.URL) {
+	if !w.toSignIn(resp) {
 		t.Errorf("after the refresh token was reused: %d to %q, want a new sign-in", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	if !w.logs.waitFor("refresh refused", "invalid_request") {
