@@ -200,8 +200,12 @@ func (m *migration) alphaHeaders(src string, hs []any, response bool) {
 			}
 		case name == "x-auth-request-access-token" && response:
 			m.set("headers.auth_request_access_token", true, "from "+src+": X-Auth-Request-Access-Token")
+		case name == "authorization" && claim == "id_token" && !response:
+			for i := range m.upstreams {
+				m.set("upstreams."+strconv.Itoa(i)+".pass_authorization_header", true, "from "+src+": Authorization: Bearer <ID token>")
+			}
 		case name == "authorization" && claim == "id_token":
-			m.note(noteNoEquivalent, src+": Authorization", "no equivalent yet (planned: upstreams[].pass_authorization_header, the ID token)")
+			m.note(noteNoEquivalent, src+": Authorization", "forward-auth answers carry the access token (headers.auth_request_authorization), not the ID token")
 		default:
 			m.note(noteNoEquivalent, src+": "+hm.s("name"), "custom headers have no equivalent; the signed assertion (X-Portcullis-Assertion) carries the claims")
 		}

@@ -41,11 +41,7 @@ func (m *migration) unsupported(o *option, v optValue) {
 	if v.str() == o.dflt {
 		return
 	}
-	text := o.note
-	if o.planned != "" {
-		text = "no equivalent yet (planned: " + o.planned + "); " + o.note
-	}
-	m.note(noteNoEquivalent, v.src, text)
+	m.note(noteNoEquivalent, v.src, o.note)
 }
 
 // typed is the value as the Portcullis key's type.

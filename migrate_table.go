@@ -7,10 +7,10 @@ import "strings"
 // reference ("Configuration Overview", 7.x, plus the provider pages'
 // options), what Portcullis key it becomes, and how.
 //
-// To map an option that has "no equivalent yet", change its one row:
-// pend(...) → mapTo(flag, typ, key, conv, note), where conv is nil for a
-// top-level key (policy.skip_auth_routes: the value is copied),
-// convEachUpstream for upstreams[].x, convProviderKey for providers[].x.
+// To map an option that has no equivalent once Portcullis has one, change
+// its one row: none(...) → mapTo(flag, typ, key, conv, note), where conv
+// is nil for a top-level key (the value is copied), convEachUpstream for
+// upstreams[].x, convProviderKey for providers[].x.
 // TestMigrateDocs then asks for the page to be regenerated, and the
 // fixtures' tests for their expectations to move from "no equivalent".
 
@@ -43,16 +43,15 @@ type convFunc func(m *migration, o *option, v optValue)
 
 // option is one row of the table.
 type option struct {
-	flag    string   // oauth2-proxy's flag, without --
-	toml    string   // its config-file key; OAUTH2_PROXY_ + upper case is its variable
-	typ     optType  //
-	cov     coverage //
-	key     string   // Portcullis key written, "" for none; providers[] means the migrated provider
-	conv    convFunc // nil: copy the value to key (mapped), or report (unsupported)
-	dflt    string   // unsupported: a value that needs nothing (oauth2-proxy's default Portcullis matches)
-	planned string   // the Portcullis key being added for it
-	note    string
-	secret  bool // the value is never copied: a ${VARIABLE} is written instead
+	flag   string   // oauth2-proxy's flag, without --
+	toml   string   // its config-file key; OAUTH2_PROXY_ + upper case is its variable
+	typ    optType  //
+	cov    coverage //
+	key    string   // Portcullis key written, "" for none; providers[] means the migrated provider
+	conv   convFunc // nil: copy the value to key (mapped), or report (unsupported)
+	dflt   string   // unsupported: a value that needs nothing (oauth2-proxy's default Portcullis matches)
+	note   string
+	secret bool // the value is never copied: a ${VARIABLE} is written instead
 }
 
 // env is the option's environment variable.
@@ -83,13 +82,6 @@ func warn(flag string, typ optType, key string, conv convFunc, note string) opti
 func none(flag string, typ optType, dflt, note string) option {
 	o := row(flag, typ, covUnsupported, "", nil, note)
 	o.dflt = dflt
-	return o
-}
-
-// pend is an option whose Portcullis key is being added (planned).
-func pend(flag string, typ optType, planned, dflt, note string) option {
-	o := none(flag, typ, dflt, note)
-	o.planned = planned
 	return o
 }
 
@@ -226,7 +218,7 @@ var optionTable = []option{
 	none("relative-redirect-url", tBool, "false", "the redirect URI is always absolute"),
 	warn("reverse-proxy", tBool, "server.trusted_proxies", convReverseProxy, "the proxies' CIDRs cannot be known: a placeholder is written"),
 	warn("real-client-ip-header", tString, "server.real_client_ip_header", convRealClientIP, "X-Forwarded-For, X-Real-IP or Forwarded, believed only from server.trusted_proxies; oauth2-proxy's default was X-Real-IP, Portcullis's is X-Forwarded-For"),
-	warn("whitelist-domain", tList, "server.allowed_redirect_hosts", convWhitelist, "*.example.com → .example.com; host:* has no equivalent (planned: server.whitelist_domains)"),
+	warn("whitelist-domain", tList, "server.allowed_redirect_hosts", convWhitelist, "*.example.com → .example.com; host:* has no equivalent (server.whitelist_domains refuses it too)"),
 	none("allow-query-semicolons", tBool, "false", "Go's net/http rejects them"),
 	none("encode-state", tBool, "false", "Portcullis's state is opaque"),
 	none("force-json-errors", tBool, "false", "errors are JSON for API clients (Accept, X-Requested-With) and on policy.api_routes"),

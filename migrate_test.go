@@ -432,9 +432,6 @@ func migrateDocsTable() string {
 			key = "`" + o.key + "`"
 		}
 		status := o.cov.String()
-		if o.planned != "" {
-			status = "no equivalent yet (planned: `" + o.planned + "`)"
-		}
 		note := strings.ReplaceAll(o.note, "|", "\\|")
 		if o.secret {
 			note = strings.TrimPrefix(note+"; never copied: a ${VARIABLE} is written", "; ")
@@ -444,19 +441,9 @@ func migrateDocsTable() string {
 		}
 		fmt.Fprintf(&b, "| `--%s` | `%s` | %s | %s | %s |\n", o.flag, o.toml, key, status, note)
 	}
-	fmt.Fprintf(&b, "\n%d options: %d mapped, %d mapped with a warning, %d with no equivalent (%d of them planned).\n",
-		len(optionTable), counts[covMapped], counts[covWarned], counts[covUnsupported], plannedCount())
+	fmt.Fprintf(&b, "\n%d options: %d mapped, %d mapped with a warning, %d with no equivalent.\n",
+		len(optionTable), counts[covMapped], counts[covWarned], counts[covUnsupported])
 	return b.String()
-}
-
-func plannedCount() int {
-	n := 0
-	for _, o := range optionTable {
-		if o.planned != "" {
-			n++
-		}
-	}
-	return n
 }
 
 // TestMigrateDocs checks that the page's option table is optionTable,
@@ -569,5 +556,38 @@ func TestMigrateFlagErrors(t *testing.T) {
 		if _, err := migrate(migrateInput{Args: args, ReadFile: os.ReadFile}); err == nil {
 			t.Errorf("%q: want an error", args)
 		}
+	}
+}
+
+// TestMigrateAlphaIDTokenHeader: an alpha injectRequestHeaders entry
+// sending the ID token as a bearer to the upstream becomes
+// pass_authorization_header; the same header in a forward-auth answer
+// has no equivalent.
+func TestMigrateAlphaIDTokenHeader(t *testing.T) {
+	alpha := []byte(`upstreamConfig:
+  upstreams:
+    - id: app
+      path: /
+      uri: http://127.0.0.1:8080
+injectRequestHeaders:
+  - name: Authorization
+    values:
+      - claim: id_token
+        prefix: "Bearer "
+injectResponseHeaders:
+  - name: Authorization
+    values:
+      - claim: id_token
+        prefix: "Bearer "
+`)
+	m := newMigration()
+	if err := m.applyAlpha("alpha.yaml", alpha); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.lookup("upstreams.0.pass_authorization_header"); got != true {
+		t.Errorf("upstreams[0].pass_authorization_header = %v, want true", got)
+	}
+	if n := m.count(noteNoEquivalent); n != 1 {
+		t.Errorf("%d entries with no equivalent, want 1 (the forward-auth answer's Authorization): %v", n, m.notes)
 	}
 }
