@@ -91,12 +91,6 @@ func (c Config) Validate(known Known) (*Settings, error) {
 	add(err)
 	c.Server.RealClientIPHeader, err = realClientIPHeader(c.Server.RealClientIPHeader)
 	add(err)
-	if len(c.Policy.TrustedIPs) > 0 && c.Server.RealClientIPHeader == hdrForwarded {
-		// clientAddr reads X-Forwarded-For or X-Real-Ip strictly; a
-		// Forwarded chain is read for logs only (clientOf), whose
-		// fallback to the last hop known must not admit anyone.
-		add(errors.New("policy.trusted_ips cannot be used with server.real_client_ip_header: Forwarded; use X-Forwarded-For or X-Real-Ip"))
-	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

@@ -77,6 +77,9 @@ func (a *ExtAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 	h := a.h
 	r, t, perr := a.request(ctx, req)
 	rq := &request{id: h.newRequestID(), start: h.now(), route: envoyGRPCRoute, mode: "auth"}
+	// The client is the source Envoy reports (sourceAddr); the forwarded
+	// headers inside the request are not believed (this file's comment).
+	rq.client = h.clientOf(r, nil)
 	rec := &recorder{ResponseWriter: httptest.NewRecorder()}
 	err := perr
 	if err == nil {

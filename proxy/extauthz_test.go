@@ -289,3 +289,17 @@ func TestExtAuthzRawHeaderMap(t *testing.T) {
 		t.Fatalf("identity headers %v", h)
 	}
 }
+
+// TestExtAuthzTrustedIPs: policy.trusted_ips reads the source address
+// Envoy reports, never an X-Forwarded-For inside the described request.
+func TestExtAuthzTrustedIPs(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Policy.TrustedIPs = []string{"192.0.2.0/24"} })
+	c := extAuthzClient(t, e)
+	okHeaders(t, check(t, c, checkRequest("GET", "app.example.com", "/app"))) // source 192.0.2.7
+	req := checkRequest("GET", "app.example.com", "/app", "x-forwarded-for", "192.0.2.9")
+	req.Attributes.Source.Address.GetSocketAddress().Address = "203.0.113.5"
+	denial(t, check(t, c, req), 302)
+	if !strings.Contains(e.logs.String(), "203.0.113.5") {
+		t.Errorf("the access line does not name the source Envoy reported:\n%s", e.logs)
+	}
+}

@@ -286,7 +286,12 @@ func realClientIPHeader(name string) (string, error) {
 
 // client is who sent a request, as far as the gateway can tell.
 type client struct {
-	ip     string // the client's address: the peer's, or what trusted proxies said
+	ip string // the client's address: the peer's, or what trusted proxies said
+	// addr is ip when it is known for certain, invalid otherwise: a peer
+	// that cannot be parsed, a trusted proxy that named nobody or sent an
+	// entry that is not an address. Decisions (policy.trusted_ips) read
+	// addr; logs and upstreams get ip, which is then the last hop known.
+	addr   netip.Addr
 	peer   string // the TCP peer's address
 	scheme string // http or https, as the client used it
 	// chain is the X-Forwarded-For a trusted peer sent, "" from others:
@@ -300,29 +305,43 @@ type client struct {
 // peer, the client is the one server.real_client_ip_header names, read
 // right to left past trusted proxies only (RFC 7239 §5.2; the left part
 // of a chain is whatever the client wrote), and the scheme what the proxy
-// said it used.
+// said it used. Logs, upstreams and policy.trusted_ips all read this one
+// walk.
 func (h *Handler) clientOf(r *http.Request, fwd *forwarded) client {
 	c := client{peer: remoteIP(r), scheme: "http"}
 	if r.TLS != nil {
 		c.scheme = "https"
 	}
 	c.ip = c.peer
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil && ap.Addr().Zone() == "" {
+		c.addr = ap.Addr().Unmap()
+	}
 	if fwd == nil {
 		return c
 	}
 	c.chain = fwd.forwardedFor
-	var rfcProto string
+	var (
+		last     netip.Addr
+		known    bool
+		rfcProto string
+	)
 	switch h.realIP {
 	case hdrXRealIP:
+		// One value or none: a second X-Real-Ip is somebody's guess.
 		if len(fwd.realIP) == 1 {
-			if a, ok := parseNodeAddr(fwd.realIP[0]); ok {
-				c.ip = a.String()
-			}
+			last, known = parseNodeAddr(fwd.realIP[0])
 		}
 	case hdrForwarded:
-		c.ip, rfcProto = h.trusted.clientFromForwarded(fwd.forwardedRFC, c.ip)
+		last, known, rfcProto = h.trusted.clientFromForwarded(fwd.forwardedRFC)
 	default:
-		c.ip = h.trusted.clientFromChain(strings.Split(fwd.forwardedFor, ","), c.ip)
+		last, known = h.trusted.clientFromChain(fwd.forwardedFor)
+	}
+	c.addr = netip.Addr{}
+	if known {
+		c.addr = last
+	}
+	if last.IsValid() {
+		c.ip = last.String()
 	}
 	if p, ok := forwardedProto(fwd.protoLines); ok {
 		c.scheme = p
@@ -358,26 +377,27 @@ func schemeOf(v string) (string, bool) {
 
 // clientFromChain reads an X-Forwarded-For chain right to left: every
 // address a trusted proxy added is skipped, and the first that is not a
-// trusted proxy is the client. An entry that is not an address stops the
-// walk: nothing left of it can be attributed to a trusted proxy, so the
-// client is the last hop known (next). A chain of trusted proxies only
-// ends at its left-most address.
-func (tp trustedProxies) clientFromChain(entries []string, next string) string {
-	for i := len(entries) - 1; i >= 0; i-- {
-		e := strings.TrimSpace(entries[i])
-		if e == "" && len(entries) == 1 {
-			break // no header
-		}
-		a, ok := parseNodeAddr(e)
-		if !ok {
-			break
-		}
-		next = a.String()
-		if !tp.contains(a) {
-			break
-		}
+// trusted proxy is the client (known). A chain of trusted proxies only
+// ends at its left-most address, the client too. No header, or an entry
+// that is not an address, leaves the client unknown: nothing left of it
+// can be attributed to a trusted proxy. last is then the last hop known
+// (invalid for none: the peer).
+func (tp trustedProxies) clientFromChain(xff string) (last netip.Addr, known bool) {
+	if strings.TrimSpace(xff) == "" {
+		return netip.Addr{}, false
 	}
-	return next
+	for rest := xff; ; {
+		i := strings.LastIndexByte(rest, ',')
+		a, ok := parseNodeAddr(rest[i+1:])
+		if !ok {
+			return last, false
+		}
+		last = a
+		if !tp.contains(a) || i < 0 {
+			return a, true
+		}
+		rest = rest[:i]
+	}
 }
 
 // clientFromForwarded is clientFromChain for the for= parameters of a
@@ -385,21 +405,21 @@ func (tp trustedProxies) clientFromChain(entries []string, next string) string {
 // element that names the client: written by the proxy the client talked
 // to, it says which scheme the client used (§5.4). An obfuscated
 // identifier or "unknown" (§6.2, §6.3) is a client whose address is
-// withheld: the client is then the last hop known.
-func (tp trustedProxies) clientFromForwarded(v, next string) (ip, proto string) {
+// withheld: unknown, as an entry that is not an address is.
+func (tp trustedProxies) clientFromForwarded(v string) (last netip.Addr, known bool, proto string) {
 	elems := splitForwarded(v)
 	for i := len(elems) - 1; i >= 0; i-- {
 		proto = elems[i]["proto"]
 		a, ok := parseNodeAddr(elems[i]["for"])
 		if !ok {
-			break
+			return last, false, proto
 		}
-		next = a.String()
+		last = a
 		if !tp.contains(a) {
-			break
+			return a, true, proto
 		}
 	}
-	return next, proto
+	return last, last.IsValid(), proto
 }
 
 // parseNodeAddr reads a node address as proxies write it: an IP address,

@@ -207,36 +207,106 @@ func TestSkipAuthRoutesKeepRefusals(t *testing.T) {
 	}
 }
 
-func TestRightmostUntrusted(t *testing.T) {
+// TestClientFromChain: the one walk behind the logs, the upstream's
+// X-Real-Ip and policy.trusted_ips. known is false wherever the client
+// cannot be named for certain; last is then the last hop known.
+func TestClientFromChain(t *testing.T) {
 	tp, err := parseTrustedProxies([]string{"192.0.2.0/24", "2001:db8::/32"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tt := range []struct{ xff, want string }{
-		{"198.51.100.7", "198.51.100.7"},
-		{"198.51.100.7, 192.0.2.11", "198.51.100.7"},
-		{"10.0.0.1, 198.51.100.7, 192.0.2.11, 192.0.2.12", "198.51.100.7"}, // the left one is the client's to write
-		{"198.51.100.7,203.0.113.9", "203.0.113.9"},
-		{"[2001:db8::5]:443, 198.51.100.7:5000", "198.51.100.7"},
-		{"::ffff:198.51.100.7", "198.51.100.7"},
-		{"192.0.2.11, 2001:db8::1", "192.0.2.11"}, // every hop trusted: the left-most
-		{"", ""},
-		{"unknown", ""},
-		{"198.51.100.7, garbage", ""},
-		{"198.51.100.7,", ""},
-		{"fe80::1%eth0", ""},
+	for _, tt := range []struct {
+		xff, last string
+		known     bool
+	}{
+		{"198.51.100.7", "198.51.100.7", true},
+		{"198.51.100.7, 192.0.2.11", "198.51.100.7", true},
+		{"10.0.0.1, 198.51.100.7, 192.0.2.11, 192.0.2.12", "198.51.100.7", true}, // the left one is the client's to write
+		{"198.51.100.7,203.0.113.9", "203.0.113.9", true},
+		{"[2001:db8::5]:443, 198.51.100.7:5000", "198.51.100.7", true},
+		{"::ffff:198.51.100.7", "198.51.100.7", true},
+		{"192.0.2.11, 2001:db8::1", "192.0.2.11", true}, // every hop trusted: the left-most
+		{"", "", false},
+		{"  ", "", false},
+		{"unknown", "", false},
+		{"198.51.100.7, garbage", "", false},
+		{"garbage, 192.0.2.11", "192.0.2.11", false}, // logged as the proxy, admitted as nobody
+		{"198.51.100.7,", "", false},
+		{"fe80::1%eth0", "", false},
 	} {
-		got := tp.rightmostUntrusted(tt.xff)
-		if (tt.want == "" && got.IsValid()) || (tt.want != "" && got != netip.MustParseAddr(tt.want)) {
-			t.Errorf("rightmostUntrusted(%q) = %v, want %q", tt.xff, got, tt.want)
+		last, known := tp.clientFromChain(tt.xff)
+		if known != tt.known || addrString(last) != tt.last {
+			t.Errorf("clientFromChain(%q) = %v, %v, want %q, %v", tt.xff, last, known, tt.last, tt.known)
+		}
+	}
+}
+
+// TestClientFromForwarded: the same walk over RFC 7239 for= parameters.
+func TestClientFromForwarded(t *testing.T) {
+	tp, err := parseTrustedProxies([]string{"192.0.2.0/24"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		v, last, proto string
+		known          bool
+	}{
+		{`for=198.51.100.7;proto=https`, "198.51.100.7", "https", true},
+		{`for=198.51.100.7;proto=https, for=192.0.2.11;proto=http`, "198.51.100.7", "https", true},
+		{`for="[2001:db8:1::9]:4711"`, "2001:db8:1::9", "", true},
+		{`for=203.0.113.5, for=198.51.100.7`, "198.51.100.7", "", true},
+		{`for=192.0.2.11, for=192.0.2.12`, "192.0.2.11", "", true},
+		{``, "", "", false},
+		{`for=unknown`, "", "", false},                           // §6.3: withheld
+		{`for=_hidden, for=192.0.2.11`, "192.0.2.11", "", false}, // §6.2: obfuscated
+		{`proto=https`, "", "https", false},
+	} {
+		last, known, proto := tp.clientFromForwarded(tt.v)
+		if known != tt.known || addrString(last) != tt.last || proto != tt.proto {
+			t.Errorf("clientFromForwarded(%q) = %v, %v, %q, want %q, %v, %q", tt.v, last, known, proto, tt.last, tt.known, tt.proto)
+		}
+	}
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// TestTrustedIPsForwarded: with server.real_client_ip_header Forwarded,
+// policy.trusted_ips reads the same strict walk.
+func TestTrustedIPsForwarded(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.Server.TrustedProxies = []string{"192.0.2.0/24"}
+		c.Server.RealClientIPHeader = "Forwarded"
+		c.Policy.TrustedIPs = []string{"198.51.100.0/24"}
+	})
+	for _, tt := range []struct {
+		name   string
+		header []string
+		pass   bool
+	}{
+		{"named", []string{"Forwarded", "for=198.51.100.7"}, true},
+		{"behind two proxies", []string{"Forwarded", "for=198.51.100.7, for=192.0.2.11"}, true},
+		{"client spoofed the left element", []string{"Forwarded", "for=198.51.100.7, for=203.0.113.5"}, false},
+		{"withheld", []string{"Forwarded", "for=unknown"}, false},
+		{"obfuscated behind a proxy", []string{"Forwarded", "for=_x, for=192.0.2.11"}, false},
+		{"X-Forwarded-For is not the configured header", []string{"X-Forwarded-For", "198.51.100.7"}, false},
+		{"none", nil, false},
+	} {
+		r := get("https://gw.example.com/app", tt.header...)
+		r.RemoteAddr = trustedPeer
+		if resp := e.do(r); tt.pass != (resp.StatusCode == 200) || !tt.pass && !signInRedirect(resp) {
+			t.Errorf("%s: %d, want pass=%v", tt.name, resp.StatusCode, tt.pass)
 		}
 	}
 }
 
 // TestTrustedIPsRealIPHeader: with server.real_client_ip_header X-Real-Ip
 // the client behind a trusted proxy is the one X-Real-Ip names, read
-// strictly (with Forwarded, trusted_ips is refused at start: see
-// TestNewRejectsBadConfig).
+// strictly: exactly one address.
 func TestTrustedIPsRealIPHeader(t *testing.T) {
 	e := newEnv(t, func(c *Config) {
 		c.Server.TrustedProxies = []string{"192.0.2.0/24"}

@@ -226,73 +226,11 @@ func (rt *Routes) isAPI(path string) bool {
 // (policy.trusted_ips is set).
 func (rt *Routes) clientAddrs() bool { return len(rt.trusted) > 0 }
 
-// clientAddr is the address of the client a request comes from, for
-// policy.trusted_ips: the TCP peer, or, when the peer is one of
-// server.trusted_proxies, the client server.real_client_ip_header names:
-// the right-most address of X-Forwarded-For that is not a trusted proxy
-// (each trusted proxy appends the address it received the request from;
-// what lies left of the last untrusted one the client wrote itself), or
-// the one X-Real-Ip. Invalid when unknown: a peer that cannot be parsed,
-// a trusted proxy that sent no such header (it is relaying somebody), or
-// an entry that is not an address. clientOf (forward.go), which names the
-// client in logs and to upstreams, falls back to the last hop known
-// instead; a decision must not.
-func (h *Handler) clientAddr(r *http.Request, rq *request) netip.Addr {
-	peer, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{}
-	}
-	a := peer.Addr().Unmap()
-	if rq.fwd == nil || !h.trusted.contains(a) {
-		return a
-	}
-	if h.realIP == hdrXRealIP {
-		if len(rq.fwd.realIP) != 1 {
-			return netip.Addr{}
-		}
-		ip, _ := parseNodeAddr(rq.fwd.realIP[0])
-		return ip
-	}
-	return h.trusted.rightmostUntrusted(rq.fwd.forwardedFor)
-}
-
-// rightmostUntrusted walks an X-Forwarded-For chain from the right and
-// returns the first address that is not a trusted proxy; when every one
-// is, the left-most. Invalid for an empty chain or an entry that is not
-// an address (with or without a port).
-func (tp trustedProxies) rightmostUntrusted(xff string) netip.Addr {
-	var last netip.Addr
-	for rest := xff; ; {
-		i := strings.LastIndexByte(rest, ',')
-		entry := strings.TrimSpace(rest[i+1:])
-		a, err := netip.ParseAddr(entry)
-		if err != nil {
-			ap, err := netip.ParseAddrPort(entry)
-			if err != nil {
-				return netip.Addr{}
-			}
-			a = ap.Addr()
-		}
-		if a.Zone() != "" {
-			return netip.Addr{}
-		}
-		a = a.Unmap()
-		if !tp.contains(a) {
-			return a
-		}
-		last = a
-		if i < 0 {
-			return last
-		}
-		rest = rest[:i]
-	}
-}
-
 // match is Routes.Match for a request the handler serves: t with the
 // client's address when the policy needs it.
-func (h *Handler) match(r *http.Request, rq *request, t Target) Match {
+func (h *Handler) match(rq *request, t Target) Match {
 	if h.routes.clientAddrs() {
-		t.Client = h.clientAddr(r, rq)
+		t.Client = rq.client.addr // invalid when unknown: trusted_ips admits nobody then
 	}
 	return h.routes.Match(t)
 }
