@@ -79,11 +79,15 @@ func (h *Handler) authForwarded(w http.ResponseWriter, r *http.Request, rq *requ
 
 // authEnvoy is /oauth2/auth/<original path> (Envoy ext_authz).
 func (h *Handler) authEnvoy(w http.ResponseWriter, r *http.Request, rq *request) error {
-	_, raw, err := canonicalPath(r.URL.EscapedPath())
+	// The whole path is read with "%2F" kept only to cut the gateway's
+	// own prefix off; the request judged is the tail, which admits "%2F"
+	// where the route table says so (pass_encoded_slashes) and nowhere
+	// else, as the same path sent to the reverse proxy would.
+	_, raw, err := canonicalPathSlashes(r.URL.EscapedPath())
 	if err != nil {
 		return errorf(http.StatusBadRequest, "The request path is not accepted by this gateway.", err)
 	}
-	p, raw, err := canonicalPath(strings.TrimPrefix(raw, h.prefix+"/auth"))
+	p, raw, err := h.routes.canonicalFor(r.Host, strings.TrimPrefix(raw, h.prefix+"/auth"))
 	if err != nil {
 		return errorf(http.StatusBadRequest, "The request path is not accepted by this gateway.", err)
 	}

@@ -134,7 +134,7 @@ func (a *ExtAuthz) request(ctx context.Context, req *authv3.CheckRequest) (*http
 	}
 	target, _, _ := strings.Cut(hr.GetPath(), "#")
 	path, query, _ := strings.Cut(target, "?")
-	p, raw, err := canonicalPath(path)
+	p, raw, err := h.routes.canonicalFor(host, path) // "%2F" only where pass_encoded_slashes admits it
 	if err != nil {
 		return refuse("The request path is not accepted by this gateway.", err)
 	}
@@ -148,7 +148,7 @@ func (a *ExtAuthz) request(ctx context.Context, req *authv3.CheckRequest) (*http
 		return refuse("The request scheme is not accepted by this gateway.", errorfScheme(s))
 	}
 	r.Method, r.Host = t.Method, host
-	r.URL = &url.URL{Path: p, RawPath: raw, RawQuery: query}
+	r.URL = &url.URL{Path: upstreamPath(p), RawPath: raw, RawQuery: query}
 	return r, t, nil
 }
 

@@ -231,7 +231,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) err
 	// 2. One canonical path for routing, policy and the upstream.
 	path, rawPath, err := h.routes.canonicalFor(r.Host, r.URL.EscapedPath())
 	if err != nil {
-		return errorf(http.StatusBadRequest, "The request path is not accepted by this gateway.", err)
+		if !h.envoyEncodedSlashes(r.URL.EscapedPath()) {
+			return errorf(http.StatusBadRequest, "The request path is not accepted by this gateway.", err)
+		}
+		// /oauth2/auth/<path> with "%2F" in <path>: authEnvoy judges the
+		// tail against the routes that may admit it.
+		rq.route, rq.mode = envoyEndpoint.route, envoyEndpoint.mode
+		return envoyEndpoint.serve(h, w, r, rq)
 	}
 	ep := h.endpoint(path)
 	if ep.serve == nil {
@@ -239,6 +245,18 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) err
 	}
 	rq.route, rq.mode = ep.route, ep.mode
 	return ep.serve(h, w, r, rq)
+}
+
+// envoyEncodedSlashes reports whether escaped, refused as a path of its
+// own, is Envoy's HTTP ext_authz asking about a path with "%2F": the
+// gateway's /auth/<path>, which only some routes (pass_encoded_slashes)
+// can admit.
+func (h *Handler) envoyEncodedSlashes(escaped string) bool {
+	if !h.routes.slashes || !hasEncodedSlash(escaped) {
+		return false
+	}
+	p, _, err := canonicalPathSlashes(escaped)
+	return err == nil && h.endpoint(p).route == envoyEndpoint.route
 }
 
 // endpoint is one of the gateway's own endpoints: what serves it, and its

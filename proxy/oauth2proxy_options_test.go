@@ -606,6 +606,7 @@ func TestPassEncodedSlashes(t *testing.T) {
 			{Path: "/pub/", Public: true, PassEncodedSlashes: true},
 		}
 	})
+	c := extAuthzClient(t, e)
 	bob := e.sessionCookie("bob", "bob@example.com")
 	for _, tt := range []struct {
 		target  string
@@ -668,6 +669,32 @@ func TestPassEncodedSlashes(t *testing.T) {
 	resp = e.do(authReq(trustedPeer, "/oauth2/auth", "X-Forwarded-Uri", "/other/%2F", "Cookie", bob))
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("auth /other/%%2F = %d, want 403 (refused)", resp.StatusCode)
+	}
+	// Envoy's HTTP ext_authz (path_prefix /oauth2/auth) and gRPC
+	// ext_authz judge the tail with the same table.
+	for _, tt := range []struct {
+		path string
+		want int
+	}{
+		{"/api/queues/%2F/q1", 200},
+		{"/api/queues/%2f/q1", 200},
+		{"/api/admin%2Fx", 400},
+		{"/other/%2F", 400},
+		{"/api/..%2Fadmin/x", 400},
+	} {
+		resp := e.do(get("https://gw.example.com/oauth2/auth"+tt.path, "Cookie", bob))
+		if resp.StatusCode != tt.want {
+			t.Errorf("HTTP ext_authz %s = %d, want %d", tt.path, resp.StatusCode, tt.want)
+		}
+		res := check(t, c, checkRequest("GET", "gw.example.com", tt.path, "cookie", bob))
+		if tt.want == 200 {
+			okHeaders(t, res)
+		} else {
+			denial(t, res, tt.want)
+		}
+	}
+	if resp := e.do(get("https://gw.example.com/oauth2/auth%2Fapi/queues/q1", "Cookie", bob)); resp.StatusCode != 400 {
+		t.Errorf("/oauth2/auth%%2Fapi/... = %d, want 400", resp.StatusCode)
 	}
 }
 
