@@ -100,6 +100,22 @@ func (h *Handler) authEnvoy(w http.ResponseWriter, r *http.Request, rq *request)
 	return h.answerAuth(w, r, rq, t, nil, true, http.StatusOK)
 }
 
+// envoyUpstreamCookie keeps the gateway's cookies from the application
+// behind Envoy's HTTP ext_authz: Envoy sets on the upstream request the
+// answer's headers that allowed_upstream_headers lists ("cookie" in
+// docs/forward-auth.md), and removes those x-envoy-auth-headers-to-remove
+// names. Nothing changes when the client sent no gateway cookie.
+func envoyUpstreamCookie(hdr http.Header, h *Handler, in http.Header) {
+	kept, changed := h.upstreamCookie(in)
+	switch {
+	case !changed:
+	case kept != "":
+		hdr["Cookie"] = []string{kept}
+	default:
+		hdr["X-Envoy-Auth-Headers-To-Remove"] = []string{"cookie"}
+	}
+}
+
 // noStore is the Cache-Control value of every forward-auth answer, shared:
 // header maps are only ever given a new slice, never written through.
 var noStore = []string{"no-store"}
@@ -127,6 +143,9 @@ func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request
 			if err := h.authHeaders(hdr, s, t.Scheme+"://"+strings.ToLower(t.HostPort)); err != nil {
 				return err
 			}
+		}
+		if rq.route == envoyHTTPRoute {
+			envoyUpstreamCookie(hdr, h, r.Header)
 		}
 		w.WriteHeader(okStatus)
 		return nil

@@ -100,7 +100,7 @@ func (a *ExtAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 	h.metrics.request(rq.route, rq.mode, status, h.now().Sub(rq.start))
 	res := rec.ResponseWriter.(*httptest.ResponseRecorder)
 	if status == http.StatusOK && err == nil {
-		return a.allowed(req, res.Header()), nil
+		return a.allowed(req, res.Header(), r.Header), nil
 	}
 	return deniedResponse(status, res.Header(), res.Body.String()), nil
 }
@@ -203,9 +203,11 @@ func sourceAddr(ctx context.Context, req *authv3.CheckRequest) string {
 }
 
 // allowed is the OK answer: the identity headers set on the upstream
-// request, every other managed header removed from it, and the re-issued
-// session cookie, if any, added to the client's response.
-func (a *ExtAuthz) allowed(req *authv3.CheckRequest, hdr http.Header) *authv3.CheckResponse {
+// request, every other managed header removed from it, the gateway's own
+// cookies taken out of its Cookie header (in the request as described,
+// in), and the re-issued session cookie, if any, added to the client's
+// response.
+func (a *ExtAuthz) allowed(req *authv3.CheckRequest, hdr, in http.Header) *authv3.CheckResponse {
 	ok := &authv3.OkHttpResponse{Headers: make([]*corev3.HeaderValueOption, 0, len(a.upstream)),
 		HeadersToRemove: make([]string, 0, len(a.remove)+4)}
 	set := make(map[string]bool, len(a.upstream))
@@ -231,6 +233,14 @@ func (a *ExtAuthz) allowed(req *authv3.CheckRequest, hdr http.Header) *authv3.Ch
 		if a.h.managed.has(lk) && !set[lk] && !envoyOwned[lk] && !slices.Contains(ok.HeadersToRemove, lk) {
 			ok.HeadersToRemove = append(ok.HeadersToRemove, lk)
 		}
+	}
+	// The session is the gateway's credential, not the application's: as
+	// the reverse proxy does, the application gets the client's other
+	// cookies only.
+	if kept, changed := a.h.upstreamCookie(in); changed && kept != "" {
+		ok.Headers = append(ok.Headers, headerOption("cookie", kept, false))
+	} else if changed {
+		ok.HeadersToRemove = append(ok.HeadersToRemove, "cookie")
 	}
 	for _, c := range hdr["Set-Cookie"] {
 		ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, headerOption("Set-Cookie", c, true))

@@ -303,3 +303,36 @@ func TestExtAuthzTrustedIPs(t *testing.T) {
 		t.Errorf("the access line does not name the source Envoy reported:\n%s", e.logs)
 	}
 }
+
+// TestExtAuthzKeepsSessionCookieFromApp: the application behind Envoy
+// gets the client's other cookies, never the gateway's session, over
+// gRPC (headers / headers_to_remove) and HTTP (Cookie /
+// x-envoy-auth-headers-to-remove in the answer).
+func TestExtAuthzKeepsSessionCookieFromApp(t *testing.T) {
+	e := newEnv(t, nil)
+	c := extAuthzClient(t, e)
+	session := e.sessionCookie("alice", "alice@example.com")
+
+	h := okHeaders(t, check(t, c, checkRequest("GET", "app.example.com", "/", "cookie", "theme=dark; "+session+"; lang=en")))
+	if h["cookie"] != "theme=dark; lang=en" {
+		t.Errorf("gRPC: upstream cookie = %q, want the client's others", h["cookie"])
+	}
+	res := check(t, c, checkRequest("GET", "app.example.com", "/", "cookie", session))
+	if h := okHeaders(t, res); h["cookie"] != "" || !slices.Contains(res.GetOkResponse().GetHeadersToRemove(), "cookie") {
+		t.Errorf("gRPC, only the session: cookie %q set, headers_to_remove %v", h["cookie"], res.GetOkResponse().GetHeadersToRemove())
+	}
+
+	resp := e.do(get("https://gw.example.com/oauth2/auth/app", "Cookie", "theme=dark; "+session))
+	if resp.StatusCode != 200 || resp.Header.Get("Cookie") != "theme=dark" {
+		t.Errorf("HTTP ext_authz: %d, Cookie %q, want 200 and the client's other cookies", resp.StatusCode, resp.Header.Get("Cookie"))
+	}
+	resp = e.do(get("https://gw.example.com/oauth2/auth/app", "Cookie", session))
+	if resp.StatusCode != 200 || resp.Header.Get("X-Envoy-Auth-Headers-To-Remove") != "cookie" || resp.Header.Get("Cookie") != "" {
+		t.Errorf("HTTP ext_authz, only the session: %d, %v", resp.StatusCode, resp.Header)
+	}
+	// nginx's /oauth2/auth has nothing to do with either.
+	resp = e.do(authReq(trustedPeer, "/oauth2/auth", "Cookie", "theme=dark; "+session))
+	if resp.Header.Get("Cookie") != "" || resp.Header.Get("X-Envoy-Auth-Headers-To-Remove") != "" {
+		t.Errorf("/oauth2/auth answered Envoy's headers: %v", resp.Header)
+	}
+}

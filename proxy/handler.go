@@ -286,10 +286,13 @@ var endpoints = map[string]endpoint{
 	"/forward_auth":        {(*Handler).forwardAuth, "oauth2/forward_auth", "auth"},
 }
 
+// envoyHTTPRoute labels Envoy's HTTP ext_authz checks, /auth/<path>.
+const envoyHTTPRoute = "oauth2/auth/envoy"
+
 var (
 	pingEndpoint    = endpoint{(*Handler).ping, "ping", "endpoint"}
 	readyEndpoint   = endpoint{(*Handler).ready, "ready", "endpoint"}
-	envoyEndpoint   = endpoint{(*Handler).authEnvoy, "oauth2/auth/envoy", "auth"}
+	envoyEndpoint   = endpoint{(*Handler).authEnvoy, envoyHTTPRoute, "auth"}
 	unknownEndpoint = endpoint{(*Handler).unknown, "oauth2", "endpoint"}
 )
 

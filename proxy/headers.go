@@ -368,11 +368,12 @@ func (h *Handler) userValue(s *session.Session) string {
 
 // stripGatewayCookies removes the gateway's own cookies (session chunks and
 // login cookies) from the Cookie headers, keeping every other pair byte for
-// byte. The session is the gateway's credential, not the app's.
-func stripGatewayCookies(h http.Header, bases []string) {
+// byte, and reports whether it removed any. The session is the gateway's
+// credential, not the app's.
+func stripGatewayCookies(h http.Header, bases []string) bool {
 	lines := h["Cookie"]
 	if len(lines) == 0 {
-		return
+		return false
 	}
 	found := false
 	for _, line := range lines {
@@ -383,7 +384,7 @@ func stripGatewayCookies(h http.Header, bases []string) {
 		}
 	}
 	if !found {
-		return
+		return false
 	}
 	var kept []string
 	for _, line := range lines {
@@ -403,9 +404,28 @@ func stripGatewayCookies(h http.Header, bases []string) {
 	}
 	if len(kept) == 0 {
 		delete(h, "Cookie")
-		return
+		return true
 	}
-	h["Cookie"] = []string{strings.Join(kept, "; ")}
+	joined := strings.Join(kept, "; ")
+	changed := len(lines) != 1 || joined != lines[0]
+	h["Cookie"] = []string{joined}
+	return changed
+}
+
+// upstreamCookie is the Cookie header an application behind ext_authz
+// should receive for a request whose headers are in: the client's minus
+// the gateway's cookies, and whether that differs from what the client
+// sent (kept "" then means: remove the header).
+func (h *Handler) upstreamCookie(in http.Header) (kept string, changed bool) {
+	lines := in["Cookie"]
+	if len(lines) == 0 {
+		return "", false
+	}
+	c := http.Header{"Cookie": lines}
+	if !stripGatewayCookies(c, h.cookieBases) {
+		return "", false
+	}
+	return c.Get("Cookie"), true
 }
 
 func containsFold(s, sub string) bool {
