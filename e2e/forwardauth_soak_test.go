@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,16 +16,25 @@ import (
 // runs a documented proxy configuration (docs/forward-auth.md) in front of
 // the gateway with 3-second access tokens (a refresh at nearly every
 // request, with the demo provider rotating refresh tokens) and a 10-second
-// idle timeout, and makes a request every 2 seconds for a minute: every
-// one must reach the app with the user's identity, and none may go to
-// sign-in. Without the carried session (session/carry.go) the cookie-mode
+// idle timeout, and makes a request every 2 seconds for three minutes
+// (PORTCULLIS_SOAK, a Go duration, sets another length): every one must
+// reach the app with the user's identity, and none may go to sign-in. Without the carried session (session/carry.go) the cookie-mode
 // runs end within seconds: the re-issued cookie does not reach the browser
 // (Caddy) or reaches it in part (nginx passes one of the chunks).
 
-const (
-	soakRequests = 31 // one every soakEvery: a minute
-	soakEvery    = 2 * time.Second
-)
+const soakEvery = 2 * time.Second
+
+// soakRequests is how many requests a soak makes, one every soakEvery.
+func soakRequests(t *testing.T) int {
+	d := 3 * time.Minute
+	if v := os.Getenv("PORTCULLIS_SOAK"); v != "" {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil || d < 10*soakEvery {
+			t.Fatalf("PORTCULLIS_SOAK=%q: want a duration of at least %v", v, 10*soakEvery)
+		}
+	}
+	return int(d/soakEvery) + 1
+}
 
 // soakOptions is a world with fast refreshes and a short idle timeout,
 // forward-auth only, behind a proxy at listen.
@@ -74,9 +84,10 @@ func soakSignIn(t *testing.T, w *world, c *http.Client, site string) {
 // reports what the provider saw meanwhile.
 func soak(t *testing.T, w *world, c *http.Client, site, header, proxy string) {
 	t.Helper()
+	n := soakRequests(t)
 	before := w.idp.Stats()
 	nf := noFollow(c)
-	for i := 0; i < soakRequests; i++ {
+	for i := 0; i < n; i++ {
 		if i > 0 {
 			time.Sleep(soakEvery)
 		}
@@ -95,16 +106,16 @@ func soak(t *testing.T, w *world, c *http.Client, site, header, proxy string) {
 	after := w.idp.Stats()
 	refreshes := after.TokenRequests["refresh_token"] - before.TokenRequests["refresh_token"]
 	signIns := after.AuthorizeRequests - before.AuthorizeRequests
-	t.Logf("soak %s: %d requests over %v, %d refreshes at the provider, %d sign-ins", proxy, soakRequests,
-		time.Duration(soakRequests-1)*soakEvery, refreshes, signIns)
+	t.Logf("soak %s: %d requests over %v, %d refreshes at the provider, %d sign-ins", proxy, n,
+		time.Duration(n-1)*soakEvery, refreshes, signIns)
 	if signIns != 0 || after.LoginSuccesses != before.LoginSuccesses {
 		t.Errorf("the provider saw %d authorization requests during the soak, want none", signIns)
 	}
 	// Tokens live 3s and are refreshed from 2s before expiry: every request
 	// 2s after the last finds its token due. Half is a loose floor that
 	// still proves the session went through refreshes, not around them.
-	if refreshes < soakRequests/2 {
-		t.Errorf("%d refreshes during the soak, want at least %d: the test did not exercise refresh", refreshes, soakRequests/2)
+	if refreshes < n/2 {
+		t.Errorf("%d refreshes during the soak, want at least %d: the test did not exercise refresh", refreshes, n/2)
 	}
 	if strings.Contains(w.logs.String(), "session_ended") {
 		t.Errorf("the gateway ended a session during the soak:\n%s", w.logs.String())
