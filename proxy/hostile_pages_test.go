@@ -285,8 +285,11 @@ func TestHostilePagesSignOutChain(t *testing.T) {
 				}
 				resp, _ = e.serve(get(loc))
 			}
-			if want := e.h.redirects.safe(tt.rd); last != want {
+			if want := e.h.signOutTarget(tt.rd); last != want {
 				t.Errorf("sign-out ended at %q, want rd %q", last, want)
+			}
+			if last == "" && (resp.StatusCode != http.StatusOK || !strings.Contains(body(resp), "You are signed out")) {
+				t.Errorf("a refused rd ended at %d, want the signed-out page", resp.StatusCode)
 			}
 		})
 	}

@@ -37,16 +37,25 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, rq *request) e
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		rd := h.redirects.safe(r.URL.Query().Get("rd"))
-		data := pageData{Title: "Sign out", RequestID: rq.id, Action: h.prefix + "/sign_out", RedirectTo: rd, CSRF: h.csrfToken(s)}
-		if s != nil {
-			data.User = s.Email
-			if data.User == "" {
-				data.User = h.userValue(s)
-			}
-			if !h.endsSessions(r.Context(), s.Provider) {
-				data.Provider = h.providerName(s.Provider)
-			}
+		rd := h.signOutTarget(r.URL.Query().Get("rd"))
+		if s == nil {
+			// Nothing to end: say so rather than offer a button that does
+			// nothing visible.
+			h.pages.write(w, http.StatusOK, "not_signed_in", pageData{Title: "You are not signed in", RequestID: rq.id,
+				SignInURL: h.loginURL(rd, ""), RedirectTo: rd})
+			return nil
+		}
+		data := pageData{Title: "Sign out", RequestID: rq.id, Action: h.prefix + "/sign_out", RedirectTo: rd, CSRF: h.csrfToken(s),
+			CancelURL: rd}
+		if data.CancelURL == "" {
+			data.CancelURL = redirectFallback
+		}
+		data.User = s.Email
+		if data.User == "" {
+			data.User = h.userValue(s)
+		}
+		if !h.endsSessions(r.Context(), s.Provider) {
+			data.Provider = h.providerName(s.Provider)
 		}
 		h.pages.writeForm(w, http.StatusOK, "sign_out", data, h.signOutOrigins(r, rq, s, rd))
 		return nil
@@ -66,10 +75,7 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, rq *request) e
 		return errorf(http.StatusServiceUnavailable, "The session could not be ended right now. Please try again.", err)
 	}
 	h.login.ClearAll(w, r)
-	rd := h.redirects.safe(r.PostForm.Get("rd"))
-	if r.PostForm.Get("rd") == "" {
-		rd = ""
-	}
+	rd := h.signOutTarget(r.PostForm.Get("rd"))
 	if s == nil {
 		return h.finishSignOut(w, r, rq, rd, "")
 	}
@@ -98,6 +104,20 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, rq *request) e
 	// No end_session_endpoint (or end_session: never): the sign-out was
 	// local, and the page says the provider's own session may remain.
 	return h.finishSignOut(w, r, rq, rd, h.providerName(s.Provider))
+}
+
+// signOutTarget is where a sign-out continues: rd when one was asked for
+// and the redirect policy admits it, "" (the signed-out page) otherwise.
+// A refused rd does not fall back to "/": that would sign the user
+// straight in again and look as if the sign-out failed.
+func (h *Handler) signOutTarget(rd string) string {
+	if rd == "" {
+		return ""
+	}
+	if safe := h.redirects.safe(rd); safe != redirectFallback || rd == redirectFallback {
+		return safe
+	}
+	return ""
 }
 
 // providerName is what pages call the provider with id.

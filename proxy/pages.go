@@ -23,9 +23,10 @@ main{max-width:32rem;margin:12vh auto;background:#fff;border-radius:.5rem;paddin
 h1{font-size:1.4rem;margin:0 0 1rem}p{line-height:1.5}
 .id{color:#667;font-size:.85rem}
 a.button,button{display:inline-block;background:#2456c8;color:#fff;border:0;border-radius:.3rem;padding:.6rem 1.2rem;font-size:1rem;text-decoration:none;cursor:pointer}
-button:focus,a.button:focus{outline:3px solid #f2b705}
+a:focus-visible,button:focus-visible{outline:3px solid #1d2330;outline-offset:2px}
 ul.providers{list-style:none;padding:0}ul.providers li{margin:.6rem 0}ul.providers a.button{display:block;text-align:center}
-img.logo{max-height:3rem}`
+img.logo{max-height:3rem}
+a.cancel{margin-left:1rem;color:#2456c8}`
 
 const pageTemplates = `{{define "top"}}<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
@@ -42,7 +43,12 @@ const pageTemplates = `{{define "top"}}<!doctype html>
 {{if .Provider}}<p>This signs you out of this gateway only. You may still be signed in at {{.Provider}}.</p>{{end}}
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="csrf" value="{{.CSRF}}"><input type="hidden" name="rd" value="{{.RedirectTo}}">
-<button type="submit" autofocus>Sign out</button></form>
+<p class="actions"><button type="submit" autofocus>Sign out</button> <a class="cancel" href="{{.CancelURL}}">Cancel</a></p></form>
+{{template "bottom" .}}{{end}}
+
+{{define "not_signed_in"}}{{template "top" .}}<h1>You are not signed in</h1>
+<p>There is no session on this gateway to sign out of.</p>
+<p><a class="button" href="{{.SignInURL}}">Sign in</a></p>
 {{template "bottom" .}}{{end}}
 
 {{define "sign_in"}}{{template "top" .}}{{if .LogoURL}}<p><img src="{{.LogoURL}}" alt="" class="logo"></p>{{end}}<h1>{{.Title}}</h1>
@@ -53,7 +59,7 @@ const pageTemplates = `{{define "top"}}<!doctype html>
 {{define "frontchannel_logout"}}{{template "top" .}}<h1>Signed out</h1><p>Your session on this gateway has ended.</p>
 {{template "bottom" .}}{{end}}
 
-{{define "signed_out"}}{{template "top" .}}<h1>Signed out</h1>{{if .Provider}}<p>You are signed out of this gateway. You may still be signed in at {{.Provider}}.</p>
+{{define "signed_out"}}{{template "top" .}}<h1>You are signed out</h1>{{if .Provider}}<p>You are signed out of this gateway. You may still be signed in at {{.Provider}}.</p>
 {{else}}<p>You have been signed out of this gateway.</p>{{end}}
 <p><a class="button" href="{{.SignInURL}}">Sign in again</a></p>
 {{template "bottom" .}}{{end}}`
@@ -76,6 +82,7 @@ type pageData struct {
 	Action     string
 	CSRF       string
 	RedirectTo string
+	CancelURL  string // where Cancel on the sign-out confirmation goes
 	LogoURL    string
 	Providers  []providerLink
 	// Provider names the provider whose own session a local sign-out

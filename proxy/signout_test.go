@@ -350,3 +350,46 @@ func TestSignOutLocalWithRealDiscovery(t *testing.T) {
 		t.Errorf("signed-out page CSP names the provider: %q", csp)
 	}
 }
+
+// TestSignOutEndsOnSignedOutPage: the confirmation submitted as it comes
+// (no rd asked for) ends on "You are signed out", through the provider's
+// end-session round trip too; it has a Cancel; and a browser without a
+// session is told so instead of being offered a button.
+func TestSignOutEndsOnSignedOutPage(t *testing.T) {
+	e := newEnv(t, nil)
+	e.idp.endSession = "https://idp.test/end_session"
+	_, jar := e.signIn("/", "c", "alice", "alice@example.com")
+	page := body(e.do(get("https://gw.example.com/oauth2/sign_out", "Cookie", jar)))
+	if rd := between(page, `name="rd" value="`, `"`); rd != "" {
+		t.Errorf("the confirmation carries rd %q when none was asked for", rd)
+	}
+	if !strings.Contains(page, `<a class="cancel" href="/">Cancel</a>`) {
+		t.Errorf("no Cancel on the confirmation:\n%s", page)
+	}
+	csrf := between(page, `name="csrf" value="`, `"`)
+	r := httptest.NewRequest("POST", "https://gw.example.com/oauth2/sign_out", strings.NewReader(url.Values{"csrf": {csrf}, "rd": {""}}.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.Header.Set("Cookie", jar)
+	resp := e.do(r)
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || loc == nil || loc.Host != "idp.test" {
+		t.Fatalf("sign-out = %d to %q, want the end-session endpoint", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	back := e.do(get("https://gw.example.com/oauth2/signed_out?state=" + url.QueryEscape(loc.Query().Get("state"))))
+	if b := body(back); back.StatusCode != http.StatusOK || !strings.Contains(b, "<h1>You are signed out</h1>") || !strings.Contains(b, "Sign in again") {
+		t.Errorf("back from the provider: %d to %q, want the signed-out page:\n%s", back.StatusCode, back.Header.Get("Location"), b)
+	}
+
+	// An rd that was asked for, and is admitted, is still honoured.
+	_, jar = e.signIn("/", "c", "alice", "alice@example.com")
+	page = body(e.do(get("https://gw.example.com/oauth2/sign_out?rd=/bye", "Cookie", jar)))
+	if rd := between(page, `name="rd" value="`, `"`); rd != "/bye" || !strings.Contains(page, `href="/bye">Cancel`) {
+		t.Errorf("rd /bye: form rd %q, page:\n%s", rd, page)
+	}
+
+	// Not signed in: no button, a sign-in link.
+	none := e.do(get("https://gw.example.com/oauth2/sign_out"))
+	if b := body(none); none.StatusCode != http.StatusOK || !strings.Contains(b, "You are not signed in") || strings.Contains(b, "<form") || !strings.Contains(b, "/oauth2/start") {
+		t.Errorf("sign-out without a session = %d:\n%s", none.StatusCode, b)
+	}
+}
