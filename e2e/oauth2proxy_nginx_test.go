@@ -135,25 +135,7 @@ func TestOAuth2ProxyNginxBlock(t *testing.T) {
 // further.
 func checkOAuth2ProxyDenials(t *testing.T, w *world, site string) {
 	t.Helper()
-	dave, daveLog := loggedBrowser(t)
-	resp, err := dave.Get(site + "/other")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp, err = demoSignIn(dave, resp.Request.URL.String(), "dave", w.users["dave"].Password); err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	before := w.upstream.count()
-	resp, err = dave.Get(site + "/admin/panel")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden || w.upstream.count() != before {
-		t.Errorf("dave at /admin/: %d, want 403 and no request to the app", resp.StatusCode)
-	}
+	dave, daveLog, before := checkDaveDenied(t, w, site)
 	// The block clears no forwarded header but X-Forwarded-Uri: one a
 	// client adds names another request than nginx's, and the gateway
 	// refuses it with a 403 (a 400 would be nginx's 500), signed in or not.
@@ -179,6 +161,33 @@ func checkOAuth2ProxyDenials(t *testing.T, w *world, site string) {
 		t.Error("a forged header reached the app")
 	}
 	daveLog.check(t)
+}
+
+// checkDaveDenied signs dave in through the proxy at site and checks
+// that /admin/ (admins only, nginxPolicy) is a 403 that never reaches the
+// app; it returns dave's browser and the app's request count.
+func checkDaveDenied(t *testing.T, w *world, site string) (*http.Client, *statusLog, int) {
+	t.Helper()
+	dave, daveLog := loggedBrowser(t)
+	resp, err := dave.Get(site + "/other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp, err = demoSignIn(dave, resp.Request.URL.String(), "dave", w.users["dave"].Password); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	before := w.upstream.count()
+	resp, err = dave.Get(site + "/admin/panel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || w.upstream.count() != before {
+		t.Errorf("dave at /admin/: %d, want 403 and no request to the app", resp.StatusCode)
+	}
+	return dave, daveLog, before
 }
 
 // TestOAuth2ProxyNginxBlock403: the block as documented up to 7.9.x,
