@@ -93,19 +93,7 @@ func TestOAuth2ProxyNginxBlock(t *testing.T) {
 	if loc := first.Header.Get("Location"); first.StatusCode != http.StatusFound || !strings.Contains(loc, "/oauth2/sign_in?rd=") {
 		t.Fatalf("unauthenticated through nginx: %d to %q, want nginx's 302 to /oauth2/sign_in", first.StatusCode, loc)
 	}
-	resp, err := c.Get(site + "/reports/q3?x=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if !strings.HasPrefix(resp.Request.URL.String(), w.idp.URL) {
-		t.Fatalf("the browser ended at %s (%d), want the provider's login page", resp.Request.URL, resp.StatusCode)
-	}
-	alice := w.users["alice"]
-	final, err := demoSignIn(c, resp.Request.URL.String(), alice.Username, alice.Password)
-	if err != nil {
-		t.Fatal(err)
-	}
+	final := signInVia(t, w, c, site+"/reports/q3?x=1", "alice")
 	// nginx's rd is $scheme://$host$request_uri: $host has no port, so on
 	// this test's non-default port rd names another origin, which the
 	// redirect policy refuses; the browser lands on / of the site.
@@ -116,7 +104,7 @@ func TestOAuth2ProxyNginxBlock(t *testing.T) {
 	checkOAuth2ProxyHeaders(t, seen)
 
 	// Signed in, the original page: the app gets it with the identity.
-	resp, err = c.Get(site + "/reports/q3?x=1")
+	resp, err := c.Get(site + "/reports/q3?x=1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,6 +149,26 @@ func checkOAuth2ProxyDenials(t *testing.T, w *world, site string) {
 		t.Error("a forged header reached the app")
 	}
 	daveLog.check(t)
+}
+
+// signInVia follows target in the browser c to the provider's login page
+// (failing the test if it ends anywhere else), signs user in there and
+// returns where the browser ends.
+func signInVia(t *testing.T, w *world, c *http.Client, target, user string) *http.Response {
+	t.Helper()
+	resp, err := c.Get(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !strings.HasPrefix(resp.Request.URL.String(), w.idp.URL) {
+		t.Fatalf("the browser ended at %s (%d), want the provider's login page", resp.Request.URL, resp.StatusCode)
+	}
+	final, err := demoSignIn(c, resp.Request.URL.String(), user, w.users[user].Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return final
 }
 
 // checkDaveDenied signs dave in through the proxy at site and checks
@@ -245,9 +253,16 @@ func TestOAuth2ProxyNginxBlock403(t *testing.T) {
 // from the auth answer reaches the app, once.
 func checkOAuth2ProxyHeaders(t *testing.T, seen seenRequest) {
 	t.Helper()
-	for name, want := range map[string]string{"X-Email": "alice@example.com", "X-User": "u-alice"} {
-		if got := seen.Header.Values(name); len(got) != 1 || got[0] != want {
-			t.Errorf("app got %s = %q, want %q", name, got, want)
+	checkHeadersOnce(t, seen, map[string]string{"X-Email": "alice@example.com", "X-User": "u-alice"})
+}
+
+// checkHeadersOnce: the app got each header in want exactly once, with
+// that value.
+func checkHeadersOnce(t *testing.T, seen seenRequest, want map[string]string) {
+	t.Helper()
+	for name, v := range want {
+		if got := seen.Header.Values(name); len(got) != 1 || got[0] != v {
+			t.Errorf("app got %s = %q, want %q", name, got, v)
 		}
 	}
 }
