@@ -56,11 +56,16 @@ Portcullis demo is running.
 		fmt.Fprintf(stdout, "    %-6s %s   (%s, groups: %v)\n", u.Username, u.Password, u.Email, u.Groups)
 	}
 	fmt.Fprintf(stdout, `
+  Try
+    %sadmin/        admins only: alice gets in, bob gets the 403 page
+    %spublic/       open to anyone, no sign-in
+    %soauth2/sign_out   ends on the signed-out page
+
   Identity provider  %s   (zitadel/oidc, in-process)
   Protected app      %s   (reach it through the gateway)
 
 Press Ctrl-C to stop.
-`, d.IDP.URL, d.AppURL)
+`, d.URL, d.URL, d.URL, d.IDP.URL, d.AppURL)
 	if err := <-d.Done; err != nil {
 		fmt.Fprintln(stderr, "portcullis demo:", err)
 		return 1
@@ -140,7 +145,7 @@ func startDemo(ctx context.Context, opts demoOptions) (*demoRun, error) {
 			Name: "_portcullis", Secrets: []string{randomBase64(32)}, Secure: &no,
 		}},
 		Upstreams: []proxy.UpstreamConfig{{Path: "/", URL: "http://" + appLn.Addr().String()}},
-		Policy:    proxy.PolicyConfig{EmailDomains: []string{"*"}},
+		Policy:    demoPolicy(),
 	}
 	gw, err := build(cfg, opts.Log, buildOptions{})
 	if err != nil {
@@ -154,6 +159,20 @@ func startDemo(ctx context.Context, opts demoOptions) (*demoRun, error) {
 	done := make(chan error, 1)
 	go func() { done <- gw.serve(ctx, ln) }()
 	return &demoRun{URL: public + "/", AppURL: "http://" + appLn.Addr().String(), IDP: idp, Users: users, Done: done, app: app, appLn: appLn}, nil
+}
+
+// demoPolicy lets every demo user in, and shows the two other answers a
+// route can give: /admin/ only for the admins group (alice; bob gets the
+// 403 page), /public/ for anyone without signing in.
+func demoPolicy() proxy.PolicyConfig {
+	return proxy.PolicyConfig{
+		EmailDomains: []string{"*"},
+		Routes: []proxy.RouteConfig{
+			{Path: "/admin/", Groups: []string{"admins"},
+				DenyMessage: "In this demo /admin/ is for the admins group only: sign out and sign in as alice to open it."},
+			{Path: "/public/", Public: true},
+		},
+	}
 }
 
 func randomBase64(n int) string {

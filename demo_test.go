@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
@@ -90,5 +91,56 @@ func TestDemo(t *testing.T) {
 	}
 	if !found {
 		t.Error("no session cookie")
+	}
+}
+
+// TestDemoShowsAuthorization: the demo's policy has a route someone is
+// denied (bob at /admin/ gets the 403 page with its message, alice gets
+// in) and a public one.
+func TestDemoShowsAuthorization(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := startDemo(ctx, demoOptions{Listen: "127.0.0.1:0", IDPListen: "127.0.0.1:0", Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		<-d.Done
+		d.Close()
+	}()
+	open := func(c *http.Client, u demo.User, path string) (int, string) {
+		t.Helper()
+		resp, err := c.Get(d.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(resp.Request.URL.String(), d.IDP.URL) {
+			resp.Body.Close()
+			if resp, err = demo.SignIn(ctx, c, resp.Request.URL.String(), u.Username, u.Password); err != nil {
+				t.Fatal(err)
+			}
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	browser := func() *http.Client {
+		jar, _ := cookiejar.New(nil)
+		return &http.Client{Jar: jar, Timeout: 20 * time.Second}
+	}
+	alice, bob := d.Users[0], d.Users[1]
+	if code, page := open(browser(), bob, "admin/"); code != http.StatusForbidden || !strings.Contains(page, "sign in as alice") {
+		t.Errorf("bob at /admin/: %d, want the 403 page with the demo's message:\n%s", code, page)
+	}
+	if code, _ := open(browser(), alice, "admin/"); code != http.StatusOK {
+		t.Errorf("alice at /admin/: %d, want 200", code)
+	}
+	resp, err := http.Get(d.URL + "public/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.HasPrefix(resp.Request.URL.String(), d.IDP.URL) {
+		t.Errorf("/public/ without a session: %d at %s, want the app", resp.StatusCode, resp.Request.URL)
 	}
 }
