@@ -174,9 +174,14 @@ func (h *Handler) bearerSession(r *http.Request, token string) (*session.Session
 // requests on policy.api_routes get a 401 with a login_url; browsers go
 // straight to the provider when the route pins one or only one is
 // configured, else to the sign-in page.
-// returnTo is where the sign-in comes back to.
-func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request, rq *request, returnTo, pinned string) error {
+// The sign-in comes back to t, or for an API call to the page that made
+// it (fetchReturn).
+func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request, rq *request, t Target, pinned string) error {
+	returnTo := t.uri()
 	if rq.d.API || wantsJSON(r) {
+		if page := referringPage(r, t); page != "" {
+			returnTo = page
+		}
 		return &httpError{Code: http.StatusUnauthorized, Msg: "Sign in first.", LoginURL: h.loginURL(returnTo, pinned), Err: errNoSession}
 	}
 	p := h.providers.Get(pinned)
@@ -189,6 +194,24 @@ func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request, rq *re
 		return nil
 	}
 	return h.beginLogin(w, r, rq, p, returnTo, "")
+}
+
+// referringPage is where a single-page app's sign-in should come back to
+// after its fetch or XHR got a 401: the page that made the call, which the
+// browser names in Referer (RFC 9110 §10.1.3), when it is of t's own
+// origin; "" otherwise. Returning to the API URL itself would show the
+// user raw JSON. The loginURL's rd still passes the redirect policy.
+func referringPage(r *http.Request, t Target) string {
+	ref := r.Header.Get("Referer")
+	if ref == "" || len(ref) > redirectMaxLen {
+		return ""
+	}
+	u, err := url.Parse(ref)
+	if err != nil || u.User != nil || !strings.EqualFold(u.Scheme, t.Scheme) || !strings.EqualFold(u.Host, t.HostPort) {
+		return ""
+	}
+	u.Fragment, u.RawFragment = "", "" // never sent, but a client could
+	return u.String()
 }
 
 // denied is the error for a request the decision refused; s is who asked,

@@ -155,7 +155,11 @@ func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request
 			found(w, h.loginURL(t.url(), d.Provider))
 			return nil
 		}
-		return &httpError{Code: http.StatusUnauthorized, Msg: "Sign in first.", LoginURL: h.loginURL(t.url(), d.Provider), Err: errNoSession}
+		returnTo := t.url()
+		if page := referringPage(r, t); page != "" && (d.API || wantsJSON(r)) {
+			returnTo = page
+		}
+		return &httpError{Code: http.StatusUnauthorized, Msg: "Sign in first.", LoginURL: h.loginURL(returnTo, d.Provider), Err: errNoSession}
 	}
 	return denied(d, s)
 }

@@ -383,3 +383,32 @@ func TestSignInPageKeepsLoginHint(t *testing.T) {
 		t.Errorf("partner's attempt LoginHint = %q", a.LoginHint)
 	}
 }
+
+// TestLoginURLReturnsToReferringPage: a single-page app's fetch that gets
+// a 401 is sent to sign in and back to the page it was on (Referer of the
+// same origin), not to the API URL; any other Referer is ignored.
+func TestLoginURLReturnsToReferringPage(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Server.TrustedProxies = []string{"192.0.2.0/24"} })
+	for _, tt := range []struct{ referer, want string }{
+		{"https://gw.example.com/dashboard?tab=2#top", "https://gw.example.com/oauth2/start?rd=https%3A%2F%2Fgw.example.com%2Fdashboard%3Ftab%3D2"},
+		{"https://GW.example.com/dashboard", "https://gw.example.com/oauth2/start?rd=https%3A%2F%2Fgw.example.com%2Fdashboard"},
+		{"", "https://gw.example.com/oauth2/start?rd=%2Fapi%2Fitems"},
+		{"https://evil.example.net/page", "https://gw.example.com/oauth2/start?rd=%2Fapi%2Fitems"},
+		{"http://gw.example.com/dashboard", "https://gw.example.com/oauth2/start?rd=%2Fapi%2Fitems"}, // another scheme is another origin
+		{"https://user@gw.example.com/dashboard", "https://gw.example.com/oauth2/start?rd=%2Fapi%2Fitems"},
+		{"/dashboard", "https://gw.example.com/oauth2/start?rd=%2Fapi%2Fitems"},
+	} {
+		resp := e.do(get("https://gw.example.com/api/items", "Sec-Fetch-Mode", "cors", "Referer", tt.referer))
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("Referer %q: status %d, want 401", tt.referer, resp.StatusCode)
+		}
+		if got := decodeJSON(t, resp)["login_url"]; got != tt.want {
+			t.Errorf("Referer %q: login_url = %v, want %s", tt.referer, got, tt.want)
+		}
+	}
+	// Forward-auth: the referring page of the request judged.
+	resp := e.do(authReq(trustedPeer, "/oauth2/auth", "X-Forwarded-Uri", "/api/items", "Accept", "application/json", "Referer", "https://gw.example.com/dashboard"))
+	if got := decodeJSON(t, resp)["login_url"]; resp.StatusCode != http.StatusUnauthorized || got != "https://gw.example.com/oauth2/start?rd=https%3A%2F%2Fgw.example.com%2Fdashboard" {
+		t.Errorf("forward-auth: %d, login_url = %v", resp.StatusCode, got)
+	}
+}

@@ -29,7 +29,7 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, rq *request, pat
 	case NotFound:
 		return errorf(http.StatusNotFound, "There is nothing here.", errors.New(d.Rule()))
 	case SignIn:
-		return h.unauthenticated(w, r, rq, t.uri(), d.Provider)
+		return h.unauthenticated(w, r, rq, t, d.Provider)
 	case Deny:
 		return denied(d, s)
 	}
