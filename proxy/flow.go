@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -99,6 +100,36 @@ func (h *Handler) loginURL(rd, provider string) string {
 	return u
 }
 
+// returnMarkMax bounds the rd a state carries: providers and proxies cap
+// URL lengths, and a longer rd still works while the login cookie lives.
+const returnMarkMax = 512
+
+// returnMark is what beginLogin appends to a state so that where the user
+// was going survives the login cookie (10 minutes): ".<rd>.<MAC>", rd
+// base64url, already admitted by the redirect policy. The state stays
+// bound to this browser by the login cookie (RFC 6749 §10.12); the mark
+// only tells the "link expired" page where "Sign in" returns to.
+func (h *Handler) returnMark(rd string) string {
+	if rd == redirectFallback || len(rd) > returnMarkMax {
+		return ""
+	}
+	return "." + base64.RawURLEncoding.EncodeToString([]byte(rd)) + "." + h.keys.MAC(session.PurposeCSRF, "return", rd)
+}
+
+// markedReturn is the rd a state's mark carries, validated again by the
+// redirect policy; "/" for a state without a valid one.
+func (h *Handler) markedReturn(state string) string {
+	parts := strings.Split(state, ".")
+	if len(parts) != 3 || len(state) > 2*returnMarkMax {
+		return redirectFallback
+	}
+	rd, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil || !h.keys.VerifyMAC(parts[2], session.PurposeCSRF, "return", string(rd)) {
+		return redirectFallback
+	}
+	return h.redirects.safe(string(rd))
+}
+
 // ownEndpoint reports whether a request-target points into the gateway's
 // own endpoints.
 func (h *Handler) ownEndpoint(uri string) bool {
@@ -112,6 +143,7 @@ func (h *Handler) ownEndpoint(uri string) bool {
 func (h *Handler) beginLogin(w http.ResponseWriter, r *http.Request, rq *request, p providers.Provider, rd, hint string) error {
 	a := providers.NewAttempt()
 	a.LoginHint = hint
+	a.State += h.returnMark(h.redirects.safe(rd))
 	authURL, err := p.AuthCodeURL(r.Context(), a)
 	if err != nil {
 		return errorf(http.StatusServiceUnavailable, "The identity provider cannot be reached right now. Please try again shortly.", err)
@@ -148,7 +180,9 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request, rq *request) 
 	}
 	st, err := h.login.Take(w, r, q.Get("state"))
 	if err != nil {
-		return h.signInFailed(r, rq, "", &httpError{Code: http.StatusBadRequest, LoginURL: h.loginURL("/", ""), Err: err,
+		// The login cookie expired (or was lost): the state still says,
+		// signed, where the user was going.
+		return h.signInFailed(r, rq, "", &httpError{Code: http.StatusBadRequest, LoginURL: h.loginURL(h.markedReturn(q.Get("state")), ""), Err: err,
 			Msg: "This sign-in link is no longer valid: it expired, was already used, or was started in another browser."})
 	}
 	s, err := h.completeSignIn(r, q, st)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -410,5 +411,38 @@ func TestLoginURLReturnsToReferringPage(t *testing.T) {
 	resp := e.do(authReq(trustedPeer, "/oauth2/auth", "X-Forwarded-Uri", "/api/items", "Accept", "application/json", "Referer", "https://gw.example.com/dashboard"))
 	if got := decodeJSON(t, resp)["login_url"]; resp.StatusCode != http.StatusUnauthorized || got != "https://gw.example.com/oauth2/start?rd=https%3A%2F%2Fgw.example.com%2Fdashboard" {
 		t.Errorf("forward-auth: %d, login_url = %v", resp.StatusCode, got)
+	}
+}
+
+// TestExpiredLoginKeepsDeepLink: when the login cookie is gone by the time
+// the provider sends the browser back, the "link expired" page's Sign in
+// still returns to the page first asked for (carried, signed, in the
+// state); a mark the gateway did not sign counts for nothing.
+func TestExpiredLoginKeepsDeepLink(t *testing.T) {
+	e := newEnv(t, nil)
+	start := e.do(get("https://gw.example.com/reports/q3?x=1"))
+	loc, err := url.Parse(start.Header.Get("Location"))
+	if err != nil || start.StatusCode != http.StatusFound {
+		t.Fatalf("start: %d to %q", start.StatusCode, start.Header.Get("Location"))
+	}
+	state := loc.Query().Get("state")
+	expired := func(state string) string {
+		t.Helper()
+		resp := e.do(get("https://gw.example.com/oauth2/callback?code=c&state=" + url.QueryEscape(state))) // no login cookie
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("callback without the login cookie: %d, want 400", resp.StatusCode)
+		}
+		return strings.ReplaceAll(between(body(resp), `class="button" href="`, `"`), "&amp;", "&")
+	}
+	if got, want := expired(state), "https://gw.example.com/oauth2/start?rd=%2Freports%2Fq3%3Fx%3D1"; got != want {
+		t.Errorf("Sign in on the expired page = %q, want %q", got, want)
+	}
+	parts := strings.Split(state, ".")
+	if len(parts) != 3 {
+		t.Fatalf("state %q carries no mark", state)
+	}
+	forged := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte("https://evil.example.net/")) + "." + parts[2]
+	if got := expired(forged); got != "https://gw.example.com/oauth2/start" && got != "https://gw.example.com/oauth2/start?rd=%2F" {
+		t.Errorf("a forged mark: Sign in = %q, want the gateway's sign-in without it", got)
 	}
 }
