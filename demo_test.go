@@ -15,21 +15,30 @@ import (
 	"github.com/portcullis/portcullis/demo"
 )
 
-// TestDemo runs `portcullis demo` in-process and signs in as the demo user
-// through the real login page, as the README's first command invites.
-func TestDemo(t *testing.T) {
+// testDemo starts `portcullis demo` in-process on free ports until the
+// test ends; the context is the demo's.
+func testDemo(t *testing.T) (context.Context, *demoRun) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	d, err := startDemo(ctx, demoOptions{Listen: "127.0.0.1:0", IDPListen: "127.0.0.1:0", Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		if err := <-d.Done; err != nil {
 			t.Errorf("demo gateway: %v", err)
 		}
 		d.Close()
-	}()
+	})
+	return ctx, d
+}
+
+// TestDemo runs `portcullis demo` in-process and signs in as the demo user
+// through the real login page, as the README's first command invites.
+func TestDemo(t *testing.T) {
+	ctx, d := testDemo(t)
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 20 * time.Second}
 	resp, err := c.Get(d.URL)
@@ -98,16 +107,7 @@ func TestDemo(t *testing.T) {
 // denied (bob at /admin/ gets the 403 page with its message, alice gets
 // in) and a public one.
 func TestDemoShowsAuthorization(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	d, err := startDemo(ctx, demoOptions{Listen: "127.0.0.1:0", IDPListen: "127.0.0.1:0", Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cancel()
-		<-d.Done
-		d.Close()
-	}()
+	ctx, d := testDemo(t)
 	open := func(c *http.Client, u demo.User, path string) (int, string) {
 		t.Helper()
 		resp, err := c.Get(d.URL + path)
