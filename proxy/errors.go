@@ -11,6 +11,9 @@ type httpError struct {
 	Code int    // status sent to the client
 	Msg  string // sentence shown to the client; never err.Error()
 	Err  error  // cause, logged on the server
+	// Heading, when set, heads the page instead of the status's own
+	// (pageHeading): a sentence for the situation, not a reason phrase.
+	Heading string
 	// LoginURL, when set, is offered as a "sign in" link on the page and as
 	// login_url in JSON (the user can retry).
 	LoginURL string
@@ -65,12 +68,44 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, rq *request, e 
 		writeJSON(w, e.Code, body)
 		return
 	}
-	h.pages.write(w, e.Code, "error", pageData{
-		Title:     http.StatusText(e.Code),
-		Message:   e.Msg,
-		RequestID: rq.id,
-		SignInURL: e.LoginURL,
-	})
+	heading := e.Heading
+	if heading == "" {
+		heading = pageHeading(e.Code)
+	}
+	data := pageData{Title: heading, Message: e.Msg, RequestID: rq.id, SignInURL: e.LoginURL}
+	if e.Code == http.StatusNotFound && data.SignInURL == "" {
+		data.HomeURL = "/" // a 404 always has a way out
+	}
+	h.pages.write(w, e.Code, "error", data)
+}
+
+// pageHeading heads an error page: what happened, in words a user reads,
+// rather than the HTTP reason phrase.
+func pageHeading(code int) string {
+	switch code {
+	case http.StatusBadRequest:
+		return "This request cannot be used"
+	case http.StatusUnauthorized:
+		return "Please sign in"
+	case http.StatusForbidden:
+		return "You don't have access to this page"
+	case http.StatusNotFound:
+		return "Page not found"
+	case http.StatusMethodNotAllowed:
+		return "This action is not available here"
+	case http.StatusRequestEntityTooLarge:
+		return "This request is too large"
+	case http.StatusBadGateway:
+		return "The application is not answering"
+	case http.StatusServiceUnavailable:
+		return "Temporarily unavailable"
+	case http.StatusGatewayTimeout:
+		return "The application took too long to answer"
+	}
+	if code >= 500 {
+		return "Something went wrong"
+	}
+	return "This request cannot be completed"
 }
 
 // errorCode is the machine-readable error for a status.

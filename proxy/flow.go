@@ -301,7 +301,10 @@ func (h *Handler) completeSignIn(r *http.Request, q url.Values, st *session.Logi
 		// RFC 9207 §2.4 and ISS-3: an error response may not come from
 		// where it claims; say something generic and act on nothing. The
 		// error code is logged (quoted), never rendered as given.
-		return nil, restart(http.StatusForbidden, "The identity provider did not complete the sign-in.", fmt.Errorf("%w: %s", errProviderError, strconv.Quote(truncate(e, 64))))
+		// Not "Forbidden": the user may only have pressed Cancel.
+		return nil, &httpError{Code: http.StatusForbidden, Heading: "Sign-in not completed", LoginURL: again,
+			Msg: "The identity provider did not complete the sign-in: it was cancelled or refused there. You can try again.",
+			Err: fmt.Errorf("%w: %s", errProviderError, strconv.Quote(truncate(e, 64)))}
 	}
 	code := q.Get("code")
 	if code == "" {

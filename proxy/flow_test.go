@@ -446,3 +446,25 @@ func TestExpiredLoginKeepsDeepLink(t *testing.T) {
 		t.Errorf("a forged mark: Sign in = %q, want the gateway's sign-in without it", got)
 	}
 }
+
+// TestErrorPageHeadings: pages say what happened, not the reason phrase: a
+// sign-in the user cancelled at the provider is "Sign-in not completed"
+// with a way to try again, and a 404 offers a way out.
+func TestErrorPageHeadings(t *testing.T) {
+	e := newEnv(t, nil)
+	start := e.do(get("https://gw.example.com/oauth2/start?rd=/x"))
+	loc, _ := url.Parse(start.Header.Get("Location"))
+	login := start.Cookies()[0]
+	r := get("https://gw.example.com/oauth2/callback?error=access_denied&state="+url.QueryEscape(loc.Query().Get("state")), "Accept", "text/html")
+	r.Header.Set("Cookie", login.Name+"="+login.Value)
+	resp := e.do(r)
+	page := body(resp)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "<h1>Sign-in not completed</h1>") || strings.Contains(page, "Forbidden") ||
+		!strings.Contains(page, `href="https://gw.example.com/oauth2/start?provider=corp&amp;rd=%2Fx"`) {
+		t.Errorf("cancelled at the provider: %d\n%s", resp.StatusCode, page)
+	}
+	resp = e.do(get("https://gw.example.com/oauth2/nothing-here", "Accept", "text/html"))
+	if page := body(resp); resp.StatusCode != http.StatusNotFound || !strings.Contains(page, "<h1>Page not found</h1>") || !strings.Contains(page, `<a class="button" href="/">`) {
+		t.Errorf("404: %d\n%s", resp.StatusCode, page)
+	}
+}

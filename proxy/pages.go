@@ -35,7 +35,7 @@ const pageTemplates = `{{define "top"}}<!doctype html>
 {{define "bottom"}}{{if .RequestID}}<p class="id">Request id: {{.RequestID}}</p>{{end}}</main></body></html>{{end}}
 
 {{define "error"}}{{template "top" .}}<h1>{{.Title}}</h1><p>{{.Message}}</p>
-{{if .SignInURL}}<p><a class="button" href="{{.SignInURL}}">Sign in</a></p>{{end}}
+{{if .SignInURL}}<p><a class="button" href="{{.SignInURL}}">Sign in</a></p>{{else if .HomeURL}}<p><a class="button" href="{{.HomeURL}}">Go to the start page</a></p>{{end}}
 {{template "bottom" .}}{{end}}
 
 {{define "sign_out"}}{{template "top" .}}<h1>Sign out?</h1>
@@ -83,6 +83,7 @@ type pageData struct {
 	CSRF       string
 	RedirectTo string
 	CancelURL  string // where Cancel on the sign-out confirmation goes
+	HomeURL    string // the way out of a page with nothing else to offer (404)
 	LogoURL    string
 	Providers  []providerLink
 	// Provider names the provider whose own session a local sign-out
