@@ -175,7 +175,7 @@ func (h *Handler) bearerSession(r *http.Request, token string) (*session.Session
 // straight to the provider when the route pins one or only one is
 // configured, else to the sign-in page.
 // The sign-in comes back to t, or for an API call to the page that made
-// it (fetchReturn).
+// it (referringPage).
 func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request, rq *request, t Target, pinned string) error {
 	returnTo := t.uri()
 	if rq.d.API || wantsJSON(r) {

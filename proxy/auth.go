@@ -105,7 +105,7 @@ func (h *Handler) authEnvoy(w http.ResponseWriter, r *http.Request, rq *request)
 // answer's headers that allowed_upstream_headers lists ("cookie" in
 // docs/forward-auth.md), and removes those x-envoy-auth-headers-to-remove
 // names. Nothing changes when the client sent no gateway cookie.
-func envoyUpstreamCookie(hdr http.Header, h *Handler, in http.Header) {
+func (h *Handler) envoyUpstreamCookie(hdr, in http.Header) {
 	kept, changed := h.upstreamCookie(in)
 	switch {
 	case !changed:
@@ -145,7 +145,7 @@ func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request
 			}
 		}
 		if rq.route == envoyHTTPRoute {
-			envoyUpstreamCookie(hdr, h, r.Header)
+			h.envoyUpstreamCookie(hdr, r.Header)
 		}
 		w.WriteHeader(okStatus)
 		return nil

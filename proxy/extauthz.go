@@ -237,9 +237,11 @@ func (a *ExtAuthz) allowed(req *authv3.CheckRequest, hdr, in http.Header) *authv
 	// The session is the gateway's credential, not the application's: as
 	// the reverse proxy does, the application gets the client's other
 	// cookies only.
-	if kept, changed := a.h.upstreamCookie(in); changed && kept != "" {
+	switch kept, changed := a.h.upstreamCookie(in); {
+	case !changed:
+	case kept != "":
 		ok.Headers = append(ok.Headers, headerOption("cookie", kept, false))
-	} else if changed {
+	default:
 		ok.HeadersToRemove = append(ok.HeadersToRemove, "cookie")
 	}
 	for _, c := range hdr["Set-Cookie"] {

@@ -42,7 +42,7 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, rq *request) e
 			// Nothing to end: say so rather than offer a button that does
 			// nothing visible.
 			h.pages.write(w, http.StatusOK, "not_signed_in", pageData{Title: "You are not signed in", RequestID: rq.id,
-				SignInURL: h.loginURL(rd, ""), RedirectTo: rd})
+				SignInURL: h.loginURL(rd, "")})
 			return nil
 		}
 		data := pageData{Title: "Sign out", RequestID: rq.id, Action: h.prefix + "/sign_out", RedirectTo: rd, CSRF: h.csrfToken(s),
