@@ -233,7 +233,7 @@ var optionTable = []option{
 
 	// Pages.
 	warn("custom-sign-in-logo", tString, "ui.logo_url", convLogo, "an https: or data: URL; a path has no equivalent"),
-	none("custom-templates-dir", tString, "", "ui.title and ui.logo_url only"),
+	none("custom-templates-dir", tString, "", "ui.templates_dir takes Portcullis's own templates (docs/ui.md), not oauth2-proxy's"),
 	none("banner", tString, "", "ui.title"),
 	none("footer", tString, "", "no footer"),
 	none("show-debug-on-error", tBool, "false", "errors never show details"),

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portcullis/portcullis/proxy/ui"
 )
 
 // NewApp returns the demo's protected app, also a handy upstream for tests.
@@ -191,9 +193,9 @@ func appEchoJSON(w http.ResponseWriter, r *http.Request) {
 
 // appPage fills the app's HTML page.
 type appPage struct {
-	Title    string
-	Identity []appRow
+	frame
 	Request  echo
+	Identity []appRow
 	Headers  []appRow
 }
 
@@ -201,7 +203,7 @@ type appRow struct{ Name, Value string }
 
 func appEchoHTML(w http.ResponseWriter, r *http.Request, title string) {
 	e := newEcho(r)
-	page := appPage{Title: title, Request: e}
+	page := appPage{frame: frame{Title: title, Product: "Demo app"}, Request: e}
 	for _, h := range []struct{ label, header string }{
 		{"User", "X-Forwarded-User"},
 		{"Email", "X-Forwarded-Email"},
@@ -229,33 +231,13 @@ func appEchoHTML(w http.ResponseWriter, r *http.Request, title string) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Security-Policy", pageCSP)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	buf.WriteTo(w)
 }
 
-var appTemplate = template.Must(template.New("app").Parse(`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}}</title>
-<style>
-body{font:16px/1.5 system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0}
-main{max-width:56rem;margin:2rem auto;background:#fff;padding:2rem;border-radius:8px;box-shadow:0 1px 4px #0002}
-h1{margin-top:0}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}
-dt{font-weight:600}
-dd{margin:0}
-table{border-collapse:collapse;width:100%;font-size:.9rem}
-th,td{text-align:left;border-bottom:1px solid #dde1e8;padding:.3rem .5rem;vertical-align:top;word-break:break-all}
-button{padding:.5rem 1rem;font-size:1rem;background:#2454c6;color:#fff;border:0;border-radius:4px;cursor:pointer}
-button:focus{outline:3px solid #4c7ee8;outline-offset:1px}
-</style>
-</head>
-<body>
-<main>
+var appTemplate = template.Must(template.New("app").Parse(ui.Layout(ui.Style) + `{{template "top" .}}
 <h1>{{.Title}}</h1>
 <h2>Signed in as</h2>
 {{if .Identity}}<dl>
@@ -272,7 +254,5 @@ button:focus{outline:3px solid #4c7ee8;outline-offset:1px}
 {{range .Headers}}<tr><td>{{.Name}}</td><td>{{.Value}}</td></tr>
 {{end}}</tbody>
 </table>
-</main>
-</body>
-</html>
+{{template "bottom" .}}
 `))

@@ -70,6 +70,7 @@ func (p *Provider) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 
 func (p *Provider) renderLogin(w http.ResponseWriter, status int, id, username, errMsg string) {
 	data := loginData{
+		frame:         frame{Title: "Sign in", Product: providerName},
 		Action:        p.issuerPath() + loginPath,
 		AuthRequestID: id,
 		Username:      username,
@@ -84,9 +85,6 @@ func (p *Provider) renderLogin(w http.ResponseWriter, status int, id, username, 
 // signedOut is where end_session lands without a registered
 // post_logout_redirect_uri.
 func (p *Provider) signedOut(w http.ResponseWriter, _ *http.Request) error {
-	renderPage(w, http.StatusOK, "message", messageData{
-		Title:   "Signed out",
-		Message: "You have been signed out. You can close this window.",
-	})
+	renderPage(w, http.StatusOK, "message", message("Signed out", "You have been signed out. You can close this window."))
 	return nil
 }

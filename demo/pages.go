@@ -7,6 +7,8 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+
+	"github.com/portcullis/portcullis/proxy/ui"
 )
 
 // httpError keeps what the browser sees apart from what we log.
@@ -33,24 +35,58 @@ func (p *Provider) handle(fn func(http.ResponseWriter, *http.Request) error) htt
 		}
 		p.log.LogAttrs(r.Context(), slog.LevelInfo, "demo idp page error",
 			slog.String("path", r.URL.Path), slog.Int("status", he.Code), slog.Any("err", he.Err))
-		renderPage(w, he.Code, "message", messageData{Title: http.StatusText(he.Code), Message: he.Msg})
+		renderPage(w, he.Code, "message", message(heading(he.Code), he.Msg))
 	})
 }
 
+// heading names what happened, in words rather than a reason phrase.
+func heading(code int) string {
+	switch {
+	case code == http.StatusNotFound:
+		return "Page not found"
+	case code == http.StatusMethodNotAllowed:
+		return "This action is not available here"
+	case code < 500:
+		return "This sign-in request cannot be used"
+	}
+	return "Something went wrong"
+}
+
+// frame is what ui.Layout's "top" and "bottom" read; every page's data
+// embeds it.
+type frame struct {
+	Title     string
+	Product   string
+	LogoURL   string
+	RequestID string
+}
+
+// providerName heads every page of the demo provider: it looks like
+// Portcullis, but must not pass for the gateway itself.
+const providerName = "Demo identity provider"
+
 // messageData fills the message page: errors and "signed out".
 type messageData struct {
-	Title   string
+	frame
 	Message string
+}
+
+func message(title, msg string) messageData {
+	return messageData{frame: frame{Title: title, Product: providerName}, Message: msg}
 }
 
 // loginData fills the login page.
 type loginData struct {
+	frame
 	Action        string // where the form posts
 	AuthRequestID string
 	Username      string // login_hint, or what was typed before an error
 	Error         string
 	Hints         []string // usernames, when Config.ShowUserHints is on
 }
+
+// pageCSP admits the shared stylesheet by its hash, and nothing else.
+var pageCSP = "default-src 'none'; style-src " + ui.Hash(ui.Style) + "; frame-ancestors 'none'; base-uri 'none'"
 
 // renderPage writes one of pageTemplates with headers that keep the page
 // out of frames and caches and forbid scripts and remote resources.
@@ -62,7 +98,7 @@ func renderPage(w http.ResponseWriter, status int, name string, data any) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Security-Policy", pageCSP)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
@@ -71,34 +107,8 @@ func renderPage(w http.ResponseWriter, status int, name string, data any) {
 	_, _ = buf.WriteTo(w)
 }
 
-var pageTemplates = template.Must(template.New("").Parse(`
-{{define "head"}}<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.}} · Portcullis demo identity provider</title>
-<style>
-body{font:16px/1.5 system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0}
-main{max-width:24rem;margin:4rem auto;background:#fff;padding:2rem;border-radius:8px;box-shadow:0 1px 4px #0002}
-h1{font-size:1.4rem;margin-top:0}
-label{display:block;font-weight:600;margin-top:1rem}
-input{box-sizing:border-box;width:100%;padding:.5rem;font-size:1rem;border:1px solid #8a93a5;border-radius:4px}
-input:focus,button:focus{outline:3px solid #4c7ee8;outline-offset:1px}
-button{margin-top:1.5rem;width:100%;padding:.6rem;font-size:1rem;background:#2454c6;color:#fff;border:0;border-radius:4px;cursor:pointer}
-.error{background:#fde8e8;color:#8a1c1c;border-left:4px solid #c62828;padding:.5rem .75rem}
-.hint{color:#4a5366;font-size:.9rem;margin-top:1.5rem}
-</style>
-</head>
-<body>
-<main>{{end}}
-
-{{define "foot"}}</main>
-</body>
-</html>
-{{end}}
-
-{{define "login"}}{{template "head" "Sign in"}}
+var pageTemplates = template.Must(template.New("").Parse(ui.Layout(ui.Style) + `
+{{define "login"}}{{template "top" .}}
 <h1>Sign in</h1>
 {{if .Error}}<p class="error" role="alert" id="login-error">{{.Error}}</p>{{end}}
 <form method="post" action="{{.Action}}">
@@ -109,11 +119,11 @@ button{margin-top:1.5rem;width:100%;padding:.6rem;font-size:1rem;background:#245
 <input id="password" name="password" type="password" autocomplete="current-password" required{{if .Username}} autofocus{{end}}>
 <button type="submit">Sign in</button>
 </form>
-{{if .Hints}}<p class="hint">Demo users: {{range $i, $u := .Hints}}{{if $i}}, {{end}}<code>{{$u}}</code>{{end}}. Their passwords were printed when the demo started.</p>{{end}}
-{{template "foot"}}{{end}}
+{{if .Hints}}<p class="detail">Demo users: {{range $i, $u := .Hints}}{{if $i}}, {{end}}<code>{{$u}}</code>{{end}}. Their passwords were printed when the demo started.</p>{{end}}
+{{template "bottom" .}}{{end}}
 
-{{define "message"}}{{template "head" .Title}}
+{{define "message"}}{{template "top" .}}
 <h1>{{.Title}}</h1>
 <p>{{.Message}}</p>
-{{template "foot"}}{{end}}
+{{template "bottom" .}}{{end}}
 `))

@@ -31,7 +31,7 @@ type Settings struct {
 	redirects *redirectPolicy
 	routes    *Routes
 	trusted   trustedProxies
-	logoCSP   string   // img-src for the sign-in page's logo, "" without one
+	pages     pages    // the page set, ui.templates_dir applied
 	hsts      []string // Strict-Transport-Security value, nil for none
 	// assertionHeaders are the headers upstreams and forward-auth answers
 	// carry signed assertions in; clients may never send them.
@@ -40,7 +40,8 @@ type Settings struct {
 
 // Validate fills the defaults, checks every rule of every section proxy
 // owns and compiles the route table, reporting every problem at once.
-// known says what other sections provide. It does no I/O.
+// known says what other sections provide. The only I/O is reading
+// ui.templates_dir, so that -check tries the page overrides too.
 func (c Config) Validate(known Known) (*Settings, error) {
 	s := &Settings{}
 	var errs []error
@@ -85,8 +86,12 @@ func (c Config) Validate(known Known) (*Settings, error) {
 			}
 		}
 	}
-	s.logoCSP, err = logoSource(c.UI.LogoURL)
-	add(err)
+	if imgSrc, err := logoSource(c.UI.LogoURL); err != nil {
+		add(err)
+	} else {
+		s.pages, err = newPages(c.UI, imgSrc, nil)
+		add(err)
+	}
 	s.trusted, err = parseTrustedProxies(c.Server.TrustedProxies)
 	add(err)
 	c.Server.RealClientIPHeader, err = realClientIPHeader(c.Server.RealClientIPHeader)

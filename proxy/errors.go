@@ -14,6 +14,9 @@ type httpError struct {
 	// Heading, when set, heads the page instead of the status's own
 	// (pageHeading): a sentence for the situation, not a reason phrase.
 	Heading string
+	// Detail, when set, is what the identity provider said, shown on
+	// the page in small print (never in JSON).
+	Detail string
 	// LoginURL, when set, is offered as a "sign in" link on the page and as
 	// login_url in JSON (the user can retry).
 	LoginURL string
@@ -72,7 +75,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, rq *request, e 
 	if heading == "" {
 		heading = pageHeading(e.Code)
 	}
-	data := pageData{Title: heading, Message: e.Msg, RequestID: rq.id, SignInURL: e.LoginURL}
+	data := pageData{Title: heading, Message: e.Msg, Detail: e.Detail, RequestID: rq.id, SignInURL: e.LoginURL}
 	if e.Code == http.StatusNotFound && data.SignInURL == "" {
 		data.HomeURL = "/" // a 404 always has a way out
 	}

@@ -61,7 +61,7 @@ func (h *Handler) loginHint(r *http.Request) string {
 
 // signInPage lists the providers, each a plain link: no JavaScript needed.
 func (h *Handler) signInPage(w http.ResponseWriter, rq *request, rd, hint string) error {
-	data := pageData{Title: h.cfg.UI.Title, RequestID: rq.id, LogoURL: h.cfg.UI.LogoURL}
+	data := pageData{Title: h.cfg.UI.Title, RequestID: rq.id}
 	if data.Title == "" {
 		data.Title = "Sign in"
 	}
@@ -72,7 +72,7 @@ func (h *Handler) signInPage(w http.ResponseWriter, rq *request, rd, hint string
 		}
 		data.Providers = append(data.Providers, providerLink{Name: p.Name(), URL: u})
 	}
-	h.pages.writeWith(w, http.StatusOK, "sign_in", data, h.logoCSP)
+	h.pages.write(w, http.StatusOK, "sign_in", data)
 	return nil
 }
 
@@ -146,7 +146,7 @@ func (h *Handler) beginLogin(w http.ResponseWriter, r *http.Request, rq *request
 	a.State += h.returnMark(h.redirects.safe(rd))
 	authURL, err := p.AuthCodeURL(r.Context(), a)
 	if err != nil {
-		return errorf(http.StatusServiceUnavailable, "The identity provider cannot be reached right now. Please try again shortly.", err)
+		return providerDown(err)
 	}
 	st := &session.LoginState{
 		State:      a.State,
@@ -256,6 +256,32 @@ var (
 	errMalformed     = errors.New("malformed authorization response")
 )
 
+// providerDown is the page for a provider that cannot be reached.
+func providerDown(err error) *httpError {
+	return &httpError{Code: http.StatusServiceUnavailable, Heading: "The sign-in service cannot be reached",
+		Msg: "Your identity provider is not answering right now. Please try again in a minute.", Err: err}
+}
+
+// errorDescription is the provider's error_description as the error page
+// may show it (escaped by the template), or "". Error parameters are
+// attacker input (OpenID Connect Core §3.1.2.6): the text is shown only
+// when the response carries an iss that CheckResponse matched to the
+// attempt's provider (RFC 9207 §2.4), so it comes from that provider, and
+// only when it keeps to RFC 6749 §4.1.2.1's character set (printable
+// ASCII without '"' and '\\'), cut to 200 characters.
+func errorDescription(q url.Values) string {
+	d := q.Get("error_description")
+	if q.Get("iss") == "" {
+		return ""
+	}
+	for i := 0; i < len(d); i++ {
+		if c := d[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return ""
+		}
+	}
+	return truncate(d, 200)
+}
+
 // responseParams parses the authorization response's query. RFC 6749
 // §3.1: parameters "MUST NOT be included more than once", so a repeated
 // one (two codes, two states, two iss: which did the provider send?) is
@@ -293,7 +319,7 @@ func (h *Handler) completeSignIn(r *http.Request, q url.Values, st *session.Logi
 	}
 	if err := p.CheckResponse(r.Context(), q); err != nil {
 		if errors.Is(err, providers.ErrUnavailable) {
-			return nil, errorf(http.StatusServiceUnavailable, "The identity provider cannot be reached right now. Please try again shortly.", err)
+			return nil, providerDown(err)
 		}
 		return nil, restart(http.StatusBadRequest, "The sign-in response did not come from the expected identity provider.", err)
 	}
@@ -303,8 +329,9 @@ func (h *Handler) completeSignIn(r *http.Request, q url.Values, st *session.Logi
 		// error code is logged (quoted), never rendered as given.
 		// Not "Forbidden": the user may only have pressed Cancel.
 		return nil, &httpError{Code: http.StatusForbidden, Heading: "Sign-in not completed", LoginURL: again,
-			Msg: "The identity provider did not complete the sign-in: it was cancelled or refused there. You can try again.",
-			Err: fmt.Errorf("%w: %s", errProviderError, strconv.Quote(truncate(e, 64)))}
+			Msg:    "The identity provider did not complete the sign-in: it was cancelled or refused there. You can try again.",
+			Detail: errorDescription(q),
+			Err:    fmt.Errorf("%w: %s", errProviderError, strconv.Quote(truncate(e, 64)))}
 	}
 	code := q.Get("code")
 	if code == "" {

@@ -54,7 +54,7 @@ func (h *Handler) frontchannelLogout(w http.ResponseWriter, r *http.Request, rq 
 	h.audit(r, rq, "frontchannel_logout", nil, slog.String("provider", p.ID()), slog.String("issuer", iss), slog.Int("sessions", n))
 	// §2: the provider renders this in an iframe, so this one page may be
 	// framed, by the provider's origin alone; §3: Cache-Control: no-store.
-	csp := pageCSP
+	csp := h.pages.csp
 	if origin, ok := cspOrigin(iss); ok {
 		csp = strings.Replace(csp, "frame-ancestors 'none'", "frame-ancestors "+origin, 1)
 	}

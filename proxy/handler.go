@@ -72,7 +72,6 @@ type Handler struct {
 	realIP      string // server.real_client_ip_header, canonical
 	managed     headerSet
 	cookieBases []string
-	logoCSP     string
 	hsts        []string // Strict-Transport-Security (RFC 6797 §6.1), nil for none; shared, never written through
 	pages       pages
 
@@ -125,9 +124,8 @@ func New(s *Settings, opts Options) (*Handler, error) {
 		trusted:       s.trusted,
 		realIP:        s.cfg.Server.RealClientIPHeader,
 		managed:       newHeaderSet(slices.Concat(managedHeaders, targetOverrideHeaders, s.assertionHeaders)...),
-		logoCSP:       s.logoCSP,
 		hsts:          s.hsts,
-		pages:         parsedPages,
+		pages:         s.pages,
 		keepAccess:    s.keepAccess(),
 		keepIDToken:   opts.KeepIDToken,
 		passIDToken:   s.passIDToken(),
@@ -138,6 +136,7 @@ func New(s *Settings, opts Options) (*Handler, error) {
 		metrics:       opts.Metrics,
 		auditLog:      opts.Audit,
 	}
+	h.pages.log = opts.Logger
 	h.lister, _ = opts.Sessions.(session.Lister)
 	name := opts.Sessions.Name()
 	h.cookieBases = []string{name}

@@ -2,39 +2,26 @@ package proxy
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 )
 
-// The gateway's own pages: errors, the sign-out confirmation and the
-// signed-out notice. Parsed once; every value is escaped by html/template.
-// They load nothing from elsewhere (RFC 9700 §4.2.4) and carry a CSP that
-// allows only their own inline style, by hash, and forms only where the
-// page has one (the sign-out confirmation).
-const pageStyle = `body{font-family:system-ui,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}
-main{max-width:32rem;margin:12vh auto;background:#fff;border-radius:.5rem;padding:2rem 2.5rem;box-shadow:0 1px 4px #0002}
-h1{font-size:1.4rem;margin:0 0 1rem}p{line-height:1.5}
-.id{color:#667;font-size:.85rem}
-a.button,button{display:inline-block;background:#2456c8;color:#fff;border:0;border-radius:.3rem;padding:.6rem 1.2rem;font-size:1rem;text-decoration:none;cursor:pointer}
-a:focus-visible,button:focus-visible{outline:3px solid #1d2330;outline-offset:2px}
-ul.providers{list-style:none;padding:0}ul.providers li{margin:.6rem 0}ul.providers a.button{display:block;text-align:center}
-img.logo{max-height:3rem}
-a.cancel{margin-left:1rem;color:#2456c8}`
-
-const pageTemplates = `{{define "top"}}<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta name="referrer" content="no-referrer"><title>{{.Title}}</title><style>` + pageStyle + `</style></head>
-<body><main>{{end}}
-{{define "bottom"}}{{if .RequestID}}<p class="id">Request id: {{.RequestID}}</p>{{end}}</main></body></html>{{end}}
-
+// The gateway's own pages: errors, the sign-out confirmation, the
+// signed-out notice and the sign-in chooser, in the layout and stylesheet
+// every Portcullis page shares (package ui). Parsed once at start; every
+// value is escaped by html/template. They load nothing from elsewhere
+// (RFC 9700 §4.2.4) and carry a CSP that allows only their own inline
+// style, by hash, the logo's origin, and forms only where the page has one
+// (the sign-out confirmation). ui.templates_dir may replace any of them.
+const pageTemplates = `
 {{define "error"}}{{template "top" .}}<h1>{{.Title}}</h1><p>{{.Message}}</p>
+{{if .Detail}}<p class="detail">The identity provider said: <q>{{.Detail}}</q></p>{{end}}
 {{if .SignInURL}}<p><a class="button" href="{{.SignInURL}}">Sign in</a></p>{{else if .HomeURL}}<p><a class="button" href="{{.HomeURL}}">Go to the start page</a></p>{{end}}
 {{template "bottom" .}}{{end}}
 
@@ -51,9 +38,9 @@ const pageTemplates = `{{define "top"}}<!doctype html>
 <p><a class="button" href="{{.SignInURL}}">Sign in</a></p>
 {{template "bottom" .}}{{end}}
 
-{{define "sign_in"}}{{template "top" .}}{{if .LogoURL}}<p><img src="{{.LogoURL}}" alt="" class="logo"></p>{{end}}<h1>{{.Title}}</h1>
+{{define "sign_in"}}{{template "top" .}}<h1>{{.Title}}</h1>
 <p>Choose how to sign in:</p>
-<ul class="providers">{{range .Providers}}<li><a class="button" href="{{.URL}}">Sign in with {{.Name}}</a></li>{{end}}</ul>
+<ul class="choices">{{range .Providers}}<li><a class="button" href="{{.URL}}">Sign in with {{.Name}}</a></li>{{end}}</ul>
 {{template "bottom" .}}{{end}}
 
 {{define "frontchannel_logout"}}{{template "top" .}}<h1>Signed out</h1><p>Your session on this gateway has ended.</p>
@@ -66,16 +53,29 @@ const pageTemplates = `{{define "top"}}<!doctype html>
 
 // UIConfig is the `ui` section: how the gateway's own pages look.
 type UIConfig struct {
+	// ProductName names the gateway in every page's header and title
+	// (default "Portcullis"): the name users know it by.
+	ProductName string `yaml:"product_name"`
 	// Title heads the sign-in page (default "Sign in").
 	Title string `yaml:"title"`
-	// LogoURL is an https URL (or a data:image URL) of a logo shown above
-	// it. The page's Content-Security-Policy admits that one origin.
+	// LogoURL is an https URL (or a data:image URL) of a logo shown in
+	// every page's header. The pages' Content-Security-Policy admits that
+	// one origin.
 	LogoURL string `yaml:"logo_url"`
+	// TemplatesDir holds page overrides: <page>.html replaces that page
+	// (Go html/template; see docs/ui.md for the pages and their data) and
+	// style.css is added to the stylesheet. Checked at start.
+	TemplatesDir string `yaml:"templates_dir"`
 }
 
+// pageData is what every page template is given; docs/ui.md documents it
+// for ui.templates_dir, so fields are added, never renamed.
 type pageData struct {
-	Title      string
+	Title      string // the page's heading, also its <title>
+	Product    string // ui.product_name, set by render
+	LogoURL    string // ui.logo_url, set by render
 	Message    string
+	Detail     string // what the identity provider said (error_description), escaped
 	RequestID  string
 	SignInURL  string
 	User       string
@@ -84,7 +84,6 @@ type pageData struct {
 	RedirectTo string
 	CancelURL  string // where Cancel on the sign-out confirmation goes
 	HomeURL    string // the way out of a page with nothing else to offer (404)
-	LogoURL    string
 	Providers  []providerLink
 	// Provider names the provider whose own session a local sign-out
 	// leaves alone (it has no end-session endpoint).
@@ -93,32 +92,27 @@ type pageData struct {
 
 type providerLink struct{ Name, URL string }
 
+// pages renders the gateway's pages under their CSP.
 type pages struct {
-	t *template.Template
+	t       *template.Template
+	stock   *template.Template // the built-in pages, in t's style
+	log     *slog.Logger
+	product string
+	logo    string
+	// base is the CSP every page shares: nothing but its own style (and
+	// the logo), no framing (RFC 9700 §4.16), no third-party content
+	// (§4.2.4). csp adds form-action 'none' (CSP Level 3 §6.4.1;
+	// default-src does not cover it) for every page without a form.
+	base, csp string
 }
-
-var (
-	parsedPages = pages{template.Must(template.New("pages").Parse(pageTemplates))}
-	styleHash   = func() string {
-		sum := sha256.Sum256([]byte(pageStyle))
-		return base64.StdEncoding.EncodeToString(sum[:])
-	}()
-	// cspBase lets our pages do nothing but show themselves (RFC 9700
-	// §4.16: no framing; §4.2.4: no third-party content).
-	cspBase = "default-src 'none'; style-src 'sha256-" + styleHash + "'; frame-ancestors 'none'; base-uri 'none'"
-	// pageCSP is every response's CSP but the sign-out page's: no form may
-	// be submitted anywhere (CSP Level 3 §6.4.1 form-action; default-src
-	// does not cover it). Only the sign-out page has a form.
-	pageCSP = cspBase + "; form-action 'none'"
-)
 
 // formCSP is the CSP of a page whose form posts to the gateway. Chrome
 // checks form-action against every redirect that follows the submission
 // too (w3c/webappsec-csp#8), so origins lists where those redirects may
 // lead: the provider's end-session endpoint, the rd target. Each entry
 // must come from cspOrigin.
-func formCSP(origins []string) string {
-	v := cspBase + "; form-action 'self'"
+func (p pages) formCSP(origins []string) string {
+	v := p.base + "; form-action 'self'"
 	for _, o := range origins {
 		v += " " + o
 	}
@@ -150,34 +144,31 @@ func setPageHeaders(h http.Header) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", pageCSP)
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 }
 
 func (p pages) write(w http.ResponseWriter, code int, name string, data pageData) {
-	p.render(w, code, name, data, pageCSP)
-}
-
-// writeWith renders a page whose CSP also admits images from imgSrc.
-func (p pages) writeWith(w http.ResponseWriter, code int, name string, data pageData, imgSrc string) {
-	csp := pageCSP
-	if imgSrc != "" {
-		csp += "; img-src " + imgSrc
-	}
-	p.render(w, code, name, data, csp)
+	p.render(w, code, name, data, p.csp)
 }
 
 // writeForm renders a page with a form; see formCSP for origins.
 func (p pages) writeForm(w http.ResponseWriter, code int, name string, data pageData, origins []string) {
-	p.render(w, code, name, data, formCSP(origins))
+	p.render(w, code, name, data, p.formCSP(origins))
 }
 
 // render writes a page under the given Content-Security-Policy.
 func (p pages) render(w http.ResponseWriter, code int, name string, data pageData, csp string) {
+	data.Product, data.LogoURL = p.product, p.logo
 	var buf bytes.Buffer
 	if err := p.t.ExecuteTemplate(&buf, name, data); err != nil {
-		// Templates are fixed at build time; this is a programming error.
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
+		// Only an override from ui.templates_dir can fail here (start
+		// tried each with sample data): show the built-in page instead.
+		p.log.Error("page template failed; showing the built-in page", slog.String("page", name), slog.Any("err", err))
+		buf.Reset()
+		if err := p.stock.ExecuteTemplate(&buf, name, data); err != nil {
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
 	}
 	setPageHeaders(w.Header())
 	w.Header().Set("Content-Security-Policy", csp)
