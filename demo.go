@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,8 +31,17 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "127.0.0.1:4180", "gateway address (loopback)")
 	idpListen := fs.String("idp-listen", "127.0.0.1:0", "demo identity provider address (port 0: any free port)")
 	verbose := fs.Bool("v", false, "log every request")
+	configPath := fs.String("config", "", "try this configuration's policy and ui sections with the demo's provider, users and app")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	var own *config
+	if *configPath != "" {
+		var err error
+		if own, err = demoConfig(*configPath, stdout); err != nil {
+			fmt.Fprintln(stderr, "portcullis demo:", err)
+			return 2
+		}
 	}
 	level := slog.LevelWarn
 	if *verbose {
@@ -40,7 +51,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	defer ignoreHangup(log)()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	d, err := startDemo(ctx, demoOptions{Listen: *listen, IDPListen: *idpListen, Log: log})
+	d, err := startDemo(ctx, demoOptions{Listen: *listen, IDPListen: *idpListen, Log: log, Own: own})
 	if err != nil {
 		fmt.Fprintln(stderr, "portcullis demo:", err)
 		return 1
@@ -55,17 +66,25 @@ Portcullis demo is running.
 	for _, u := range d.Users {
 		fmt.Fprintf(stdout, "    %-6s %s   (%s, groups: %v)\n", u.Username, u.Password, u.Email, u.Groups)
 	}
-	fmt.Fprintf(stdout, `
+	if own == nil {
+		fmt.Fprintf(stdout, `
   Try
     %sadmin/        admins only: alice gets in, bob gets the 403 page
     %spublic/       open to anyone, no sign-in
-    %soauth2/sign_out   ends on the signed-out page
+`, d.URL, d.URL)
+	} else {
+		fmt.Fprintf(stdout, "\n  Try the routes of %s:\n", *configPath)
+		for _, r := range own.Policy.Routes {
+			fmt.Fprintf(stdout, "    %s%s\n", d.URL, strings.TrimPrefix(r.Path, "/"))
+		}
+	}
+	fmt.Fprintf(stdout, `    %soauth2/sign_out   ends on the signed-out page
 
   Identity provider  %s   (zitadel/oidc, in-process)
   Protected app      %s   (reach it through the gateway)
 
 Press Ctrl-C to stop.
-`, d.URL, d.URL, d.URL, d.IDP.URL, d.AppURL)
+`, d.URL, d.IDP.URL, d.AppURL)
 	if err := <-d.Done; err != nil {
 		fmt.Fprintln(stderr, "portcullis demo:", err)
 		return 1
@@ -79,6 +98,8 @@ type demoOptions struct {
 	Log       *slog.Logger
 	// Users replaces the demo users (tests, the load harness).
 	Users []demo.User
+	// Own, when set, supplies the policy and ui sections (demo -config).
+	Own *config
 }
 
 // demoRun is a running demo.
@@ -147,6 +168,9 @@ func startDemo(ctx context.Context, opts demoOptions) (*demoRun, error) {
 		Upstreams: []proxy.UpstreamConfig{{Path: "/", URL: "http://" + appLn.Addr().String()}},
 		Policy:    demoPolicy(),
 	}
+	if opts.Own != nil {
+		cfg.Policy, cfg.UI = opts.Own.Policy, opts.Own.UI
+	}
 	gw, err := build(cfg, opts.Log, buildOptions{})
 	if err != nil {
 		ln.Close()
@@ -159,6 +183,44 @@ func startDemo(ctx context.Context, opts demoOptions) (*demoRun, error) {
 	done := make(chan error, 1)
 	go func() { done <- gw.serve(ctx, ln) }()
 	return &demoRun{URL: public + "/", AppURL: "http://" + appLn.Addr().String(), IDP: idp, Users: users, Done: done, app: app, appLn: appLn}, nil
+}
+
+// demoConfig reads the policy and ui sections of the configuration at
+// path for demo -config, as policy test does: environment variables and
+// secret files become placeholders, the rest is ignored. Routes pinned to
+// a provider use the demo's; groups the policy names that no demo user is
+// in are listed, so a route nobody can open is no surprise.
+func demoConfig(path string, out io.Writer) (*config, error) {
+	cfg, err := loadConfig(path, policySource(path))
+	if err != nil {
+		return nil, err
+	}
+	for i := range cfg.Policy.Routes {
+		if r := &cfg.Policy.Routes[i]; r.Provider != "" {
+			fmt.Fprintf(out, "  note: route %s pins provider %q; in the demo it uses the demo provider\n", r.Path, r.Provider)
+			r.Provider = "demo"
+		}
+	}
+	have := map[string]bool{}
+	for _, u := range demo.DemoUsers() {
+		for _, g := range u.Groups {
+			have[g] = true
+		}
+	}
+	named := slices.Clone(cfg.Policy.Groups)
+	for _, r := range cfg.Policy.Routes {
+		named = append(named, r.Groups...)
+	}
+	var missing []string
+	for _, g := range named {
+		if !have[g] && !slices.Contains(missing, g) {
+			missing = append(missing, g)
+		}
+	}
+	if len(missing) > 0 {
+		fmt.Fprintf(out, "  note: no demo user is in the groups %s; rules that need them deny everyone here\n", strings.Join(missing, ", "))
+	}
+	return cfg, nil
 }
 
 // demoPolicy lets every demo user in, and shows the two other answers a

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,9 +20,14 @@ import (
 // testDemo starts `portcullis demo` in-process on free ports until the
 // test ends; the context is the demo's.
 func testDemo(t *testing.T) (context.Context, *demoRun) {
+	return testDemoWith(t, nil)
+}
+
+// testDemoWith starts the demo with own's policy and ui (demo -config).
+func testDemoWith(t *testing.T, own *config) (context.Context, *demoRun) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := startDemo(ctx, demoOptions{Listen: "127.0.0.1:0", IDPListen: "127.0.0.1:0", Log: slog.New(slog.DiscardHandler)})
+	d, err := startDemo(ctx, demoOptions{Listen: "127.0.0.1:0", IDPListen: "127.0.0.1:0", Log: slog.New(slog.DiscardHandler), Own: own})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -106,36 +113,100 @@ func TestDemo(t *testing.T) {
 // TestDemoShowsAuthorization: the demo's policy has a route someone is
 // denied (bob at /admin/ gets the 403 page with its message, alice gets
 // in) and a public one.
+// demoOpen opens path in browser c, signing in as u when the gateway asks.
+func demoOpen(t *testing.T, ctx context.Context, d *demoRun, c *http.Client, u demo.User, path string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(d.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasPrefix(resp.Request.URL.String(), d.IDP.URL) {
+		resp.Body.Close()
+		if resp, err = demo.SignIn(ctx, c, resp.Request.URL.String(), u.Username, u.Password); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func browser() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 20 * time.Second}
+}
+
+// TestDemoOwnConfig: demo -config tries a real configuration's policy and
+// ui with the demo's provider and users; what cannot apply is said.
+func TestDemoOwnConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "portcullis.yaml")
+	os.WriteFile(path, []byte(`server:
+  public_url: https://app.example.com
+providers:
+  - {id: corp, type: oidc, issuer_url: https://login.example.com, client_id: gw, client_secret_file: /run/secrets/corp}
+policy:
+  email_domains: [example.com]
+  routes:
+    - {path: /ops/, groups: [sre], deny_message: "Operations is for the SRE team."}
+    - {path: /dev/, groups: [developers], provider: corp}
+ui:
+  product_name: Acme Access
+`), 0o600)
+	var notes strings.Builder
+	own, err := demoConfig(path, &notes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`route /dev/ pins provider "corp"`, "no demo user is in the groups sre"} {
+		if !strings.Contains(notes.String(), want) {
+			t.Errorf("notes %q lack %q", notes.String(), want)
+		}
+	}
+	ctx, d := testDemoWith(t, own)
+	bob := d.Users[1]
+	c := browser()
+	if code, page := demoOpen(t, ctx, d, c, bob, "dev/"); code != http.StatusOK {
+		t.Errorf("bob (developers) at /dev/: %d\n%s", code, page)
+	}
+	if code, page := demoOpen(t, ctx, d, c, bob, "ops/"); code != http.StatusForbidden || !strings.Contains(page, "Operations is for the SRE team.") || !strings.Contains(page, "<span>Acme Access</span>") {
+		t.Errorf("bob at /ops/: %d, want the 403 page with the policy's message, branded:\n%s", code, page)
+	}
+	if code, _ := demoOpen(t, ctx, d, browser(), bob, "admin/"); code != http.StatusOK {
+		t.Errorf("/admin/ is the demo's own route, not this policy's: %d", code)
+	}
+}
+
 func TestDemoShowsAuthorization(t *testing.T) {
 	ctx, d := testDemo(t)
 	open := func(c *http.Client, u demo.User, path string) (int, string) {
 		t.Helper()
-		resp, err := c.Get(d.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasPrefix(resp.Request.URL.String(), d.IDP.URL) {
-			resp.Body.Close()
-			if resp, err = demo.SignIn(ctx, c, resp.Request.URL.String(), u.Username, u.Password); err != nil {
-				t.Fatal(err)
-			}
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	browser := func() *http.Client {
-		jar, _ := cookiejar.New(nil)
-		return &http.Client{Jar: jar, Timeout: 20 * time.Second}
+		return demoOpen(t, ctx, d, c, u, path)
 	}
 	alice, bob := d.Users[0], d.Users[1]
 	if code, page := open(browser(), bob, "admin/"); code != http.StatusForbidden || !strings.Contains(page, "sign in as alice") {
 		t.Errorf("bob at /admin/: %d, want the 403 page with the demo's message:\n%s", code, page)
 	}
-	if code, _ := open(browser(), alice, "admin/"); code != http.StatusOK {
+	ac := browser()
+	if code, _ := open(ac, alice, "admin/"); code != http.StatusOK {
 		t.Errorf("alice at /admin/: %d, want 200", code)
 	}
-	resp, err := http.Get(d.URL + "public/")
+	// The demo app's Sign out button (a same-origin POST) ends, through
+	// the provider's end_session, on the signed-out page.
+	signOut, err := http.NewRequest(http.MethodPost, d.URL+"oauth2/sign_out", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signOut.Header.Set("Origin", strings.TrimSuffix(d.URL, "/"))
+	resp, err := ac.Do(signOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "<h1>You are signed out</h1>") || !strings.HasPrefix(resp.Request.URL.String(), d.URL) {
+		t.Errorf("sign-out ended at %s with %d:\n%s", resp.Request.URL, resp.StatusCode, b)
+	}
+	resp, err = http.Get(d.URL + "public/")
 	if err != nil {
 		t.Fatal(err)
 	}

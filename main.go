@@ -77,7 +77,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	online := fs.Bool("online", false, "with -check: fetch each provider's discovery document and keys and report what they support")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: portcullis -config FILE [-check [-online]] | portcullis demo | portcullis policy test -config FILE CASES | portcullis migrate | portcullis version")
+		fmt.Fprintln(stderr, "usage: portcullis -config FILE [-check [-online]] | portcullis demo [-config FILE] | portcullis policy test -config FILE CASES | portcullis sessions list|revoke | portcullis migrate | portcullis version")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
