@@ -182,7 +182,8 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request, rq *request) 
 	if err != nil {
 		// The login cookie expired (or was lost): the state still says,
 		// signed, where the user was going.
-		return h.signInFailed(r, rq, "", &httpError{Code: http.StatusBadRequest, LoginURL: h.loginURL(h.markedReturn(q.Get("state")), ""), Err: err,
+		return h.signInFailed(r, rq, "", &httpError{Code: http.StatusBadRequest, Heading: "This sign-in link has expired",
+			LoginURL: h.loginURL(h.markedReturn(q.Get("state")), ""), Err: err,
 			Msg: "This sign-in link is no longer valid: it expired, was already used, or was started in another browser."})
 	}
 	s, err := h.completeSignIn(r, q, st)
