@@ -70,18 +70,45 @@ func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	gw.log.Info("shutting down", "grace", sc.ShutdownTimeout)
+	gw.handler.Drain()
+	gw.delay(sc.ShutdownDelay)
+	gw.log.Info("shutting down", "grace", sc.ShutdownTimeout, "websockets", gw.handler.Tunnels())
 	sctx, cancel := context.WithTimeout(context.Background(), sc.ShutdownTimeout)
 	defer cancel()
 	for _, s := range sides {
 		s.Shutdown(sctx)
 	}
 	stopGRPC(sctx, gs)
-	if err := srv.Shutdown(sctx); err != nil {
+	err = srv.Shutdown(sctx)
+	// Shutdown does not wait for upgraded connections: wait for them
+	// within what is left of the grace, then end the rest.
+	if n := gw.handler.EndTunnels(sctx); n > 0 {
+		gw.log.Warn("ended websockets still open at the end of the shutdown grace", "websockets", n)
+	}
+	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	gw.log.Info("stopped")
 	return nil
+}
+
+// delay keeps serving, with /ready failing, for server.shutdown_delay, so
+// load balancers take the replica out of rotation before its listener
+// closes (a rolling restart without failed requests). A second SIGINT or
+// SIGTERM cuts it short.
+func (gw *gateway) delay(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(again)
+	gw.log.Info("draining: /ready answers 503, still serving", "shutdown_delay", d)
+	select {
+	case <-time.After(d):
+	case <-again:
+		gw.log.Info("second signal: shutting down now")
+	}
 }
 
 // serveSides starts the side listeners the configuration asks for: the

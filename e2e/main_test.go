@@ -153,8 +153,10 @@ type replica struct {
 }
 
 type worldOptions struct {
-	// extraConfig is appended to the generated configuration.
+	// extraConfig is appended to the generated configuration;
+	// serverExtra is added to its server section (indented by two).
 	extraConfig string
+	serverExtra string
 	// policy replaces the default policy section.
 	policy string
 	users  []demo.User
@@ -312,9 +314,9 @@ log:
 
 func trustedFor(opts worldOptions) string {
 	if opts.publicAddr == "" {
-		return ""
+		return opts.serverExtra
 	}
-	return "  trusted_proxies: [127.0.0.1]"
+	return "  trusted_proxies: [127.0.0.1]\n" + opts.serverExtra
 }
 
 func upstreamsFor(opts worldOptions, url string) string {

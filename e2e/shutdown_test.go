@@ -87,3 +87,54 @@ func TestHangupIsNotFatal(t *testing.T) {
 		t.Fatalf("gateway exited: %v", w.cmd.ProcessState)
 	}
 }
+
+// TestShutdownDelay: after SIGTERM with server.shutdown_delay, /ready
+// fails at once while requests are still served for the delay, then the
+// gateway drains and exits 0.
+func TestShutdownDelay(t *testing.T) {
+	w := newWorld(t, worldOptions{serverExtra: "  shutdown_delay: 3s\n"})
+	c := browser(t)
+	decodeSeen(t, w.signIn(c, "/", "alice"))
+	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	for {
+		resp, err := http.Get(w.gateway + "/ready")
+		if err != nil {
+			t.Fatalf("/ready unreachable during the delay: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Since(sent) > 2*time.Second {
+			t.Fatalf("/ready still %d 2s after SIGTERM", resp.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Still serving: the signed-in user gets through, within the delay.
+	resp, err := c.Get(w.gateway + "/during-delay")
+	if err != nil {
+		t.Fatalf("request during the shutdown delay failed: %v", err)
+	}
+	if seen := decodeSeen(t, resp); seen.Path != "/during-delay" || time.Since(sent) > 3*time.Second {
+		t.Fatalf("during the delay: upstream saw %q after %v", seen.Path, time.Since(sent))
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- w.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("gateway exit: %v\n%s", err, w.logs.String())
+		}
+		if took := time.Since(sent); took < 3*time.Second {
+			t.Errorf("exited %v after SIGTERM, before the 3s shutdown_delay", took)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("gateway did not exit")
+	}
+	if !w.logs.waitFor("draining: /ready answers 503") {
+		t.Errorf("no drain log line:\n%s", w.logs.String())
+	}
+}

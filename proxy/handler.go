@@ -74,6 +74,7 @@ type Handler struct {
 	cookieBases []string
 	hsts        []string // Strict-Transport-Security (RFC 6797 §6.1), nil for none; shared, never written through
 	pages       pages
+	drain       *drainer
 
 	keepAccess    bool // some upstream or forward-auth answer needs the access token
 	keepIDToken   bool
@@ -135,6 +136,7 @@ func New(s *Settings, opts Options) (*Handler, error) {
 		states:        newUsedStates(session.LoginTTL, 100_000),
 		metrics:       opts.Metrics,
 		auditLog:      opts.Audit,
+		drain:         newDrainer(),
 	}
 	h.pages.log = opts.Logger
 	h.lister, _ = opts.Sessions.(session.Lister)

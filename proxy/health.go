@@ -24,6 +24,11 @@ func (h *Handler) ping(w http.ResponseWriter, r *http.Request, rq *request) erro
 // ready reports whether every provider has been discovered and the session
 // store answers. Problems are named, their causes logged.
 func (h *Handler) ready(w http.ResponseWriter, r *http.Request, rq *request) error {
+	if h.drain.draining.Load() {
+		// Shutting down: take this replica out of rotation before it stops.
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "shutting down", "problems": []string{"shutting down"}})
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
 	var problems []string

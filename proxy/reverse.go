@@ -34,10 +34,14 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, rq *request, pat
 		return denied(d, s)
 	}
 	if isUpgrade(r) {
-		// Websockets outlive the server's read and write deadlines.
+		// Websockets outlive the server's read and write deadlines; a
+		// shutdown waits for them, within its grace (drain.go).
 		rc := http.NewResponseController(w)
 		rc.SetReadDeadline(time.Time{})
 		rc.SetWriteDeadline(time.Time{})
+		ctx, done := h.drain.tunnel(r.Context())
+		defer done()
+		r = r.WithContext(ctx)
 	}
 	// The Rewrite hook and the error handler find what they need in the
 	// context; only proxied requests pay for that Request copy.

@@ -42,7 +42,11 @@ type ServerConfig struct {
 	WriteTimeout      time.Duration `yaml:"write_timeout"`       // default 0: streaming responses may run long
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // keep-alive; default 120s
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`    // default 64 KiB
-	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`    // grace for in-flight requests; default 30s
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`    // grace for in-flight requests and websockets; default 30s
+	// ShutdownDelay is how long the gateway keeps serving after SIGTERM,
+	// with /ready failing, before it drains: time for load balancers and
+	// Kubernetes endpoints to stop sending it requests. Default 0.
+	ShutdownDelay time.Duration `yaml:"shutdown_delay"`
 
 	TLS ServerTLS `yaml:"tls"`
 	// GRPCListen, when set, serves Envoy's ext_authz gRPC service
@@ -155,6 +159,14 @@ func (c *ServerConfig) validate() (*url.URL, error) {
 	for _, d := range defaults {
 		if *d.d == 0 {
 			*d.d = d.def
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"read_header_timeout", c.ReadHeaderTimeout}, {"read_timeout", c.ReadTimeout}, {"idle_timeout", c.IdleTimeout}, {"shutdown_timeout", c.ShutdownTimeout}, {"shutdown_delay", c.ShutdownDelay}} {
+		if d.v < 0 {
+			return nil, fmt.Errorf("server.%s %s: want a duration of 0 or more", d.name, d.v)
 		}
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {

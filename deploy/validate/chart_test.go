@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
@@ -212,6 +213,7 @@ func testRendering(t *testing.T, r rendering, tt chartVariant) {
 	if len(r.set.ofKind("v1/ServiceAccount")) != 1 {
 		t.Error("no ServiceAccount")
 	}
+	checkShutdownTiming(t, gw.config, dep)
 
 	res := runCheck(t, gw.config, gw.env)
 	if forwardAuthOnly := len(res.warnings) > 0; forwardAuthOnly == tt.upstreams {
@@ -228,6 +230,33 @@ func testRendering(t *testing.T, r rendering, tt chartVariant) {
 	}
 	if strings.Contains(r.notes, "WARNING") {
 		t.Errorf("NOTES.txt warns:\n%s", r.notes)
+	}
+}
+
+// checkShutdownTiming: a rolling restart fails no request only if the pod
+// is given time for the whole shutdown: server.shutdown_delay (serving
+// while endpoints drop it; the image has no shell for a preStop sleep, so
+// the gateway waits itself), then server.shutdown_timeout, plus a margin.
+func checkShutdownTiming(t *testing.T, c *gatewayConfig, dep *appsv1.Deployment) {
+	t.Helper()
+	dur := func(key string, def time.Duration) time.Duration {
+		v := c.lookup(key)
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("%s %q: %v", key, v, err)
+		}
+		return d
+	}
+	delay, timeout := dur("server.shutdown_delay", 0), dur("server.shutdown_timeout", 30*time.Second)
+	if delay < 5*time.Second {
+		t.Errorf("server.shutdown_delay %v: endpoints need a few seconds to drop a terminating pod", delay)
+	}
+	grace := dep.Spec.Template.Spec.TerminationGracePeriodSeconds
+	if grace == nil || time.Duration(*grace)*time.Second < delay+timeout+5*time.Second {
+		t.Errorf("terminationGracePeriodSeconds %v < shutdown_delay %v + shutdown_timeout %v + 5s", grace, delay, timeout)
 	}
 }
 
