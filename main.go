@@ -31,6 +31,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"runtime"
 	"strings"
 	"syscall"
@@ -87,14 +88,18 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	cfg, err := loadConfig(*configPath, osSource)
+	src, files := recordingSource()
+	cfg, err := loadConfig(*configPath, src)
 	if err != nil && cfg == nil {
 		fmt.Fprintln(stderr, "portcullis:", err)
 		return 1
 	}
-	err = errors.Join(err, cfg.readFiles(osSource.readFile))
+	err = errors.Join(err, cfg.readFiles(src.readFile))
 	log, logErr := newLogger(cfg.Log, stderr)
-	defer ignoreHangup(log)()
+	// SIGHUP must not end the process while it starts; once serving, it
+	// reloads.
+	stopIgnoring := ignoreHangup(log)
+	defer func() { stopIgnoring() }()
 	gw, buildErr := build(cfg, log, buildOptions{validateOnly: *check})
 	if err := errors.Join(err, logErr, buildErr); err != nil {
 		fmt.Fprintf(stderr, "portcullis: %s is not valid:\n", *configPath)
@@ -121,7 +126,11 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	defer gw.close()
+	gw.reload = &reloader{path: *configPath, files: files}
+	defer func() { gw.current().close() }()
+	reloads := gw.reload.hangups() // before the ignoring stops: SIGHUP never gets its default
+	stopIgnoring()
+	stopIgnoring = reloads
 	if err := gw.serve(ctx, nil); err != nil {
 		log.Error("gateway stopped", "err", err)
 		return 1
@@ -137,9 +146,20 @@ type gateway struct {
 	parts     *parts
 	handler   *proxy.Handler
 	admin     *proxy.Admin // nil without admin.listen
-	closers   []io.Closer
-	warnings  []string
-	callback  string
+	authz     *proxy.ExtAuthz
+	store     session.Backend
+	audit     auditSink
+	// storeCloser and the audit sink's closer are this generation's to
+	// close: nil for what it shares with the generation it replaced until
+	// takeOver (reload.go) hands them on.
+	storeCloser io.Closer
+	warnings    []string
+	callback    string
+	// reload, when set, re-reads the configuration (the gateway; not the
+	// demo): SIGHUP and server.watch_config call it.
+	reload *reloader
+	// stopBackground ends what start began (discovery, the emails watcher).
+	stopBackground context.CancelFunc
 }
 
 // buildOptions say how far build goes.
@@ -151,6 +171,9 @@ type buildOptions struct {
 	transport http.RoundTripper
 	// auditOut replaces stdout for the audit log (the demo, tests).
 	auditOut io.Writer
+	// prev is the running generation a reload replaces: what did not
+	// change is taken over from it (reload.go).
+	prev *gateway
 }
 
 // parts is what each package builds from its own section, before anything
@@ -173,9 +196,15 @@ func build(cfg *config, log *slog.Logger, opts buildOptions) (*gateway, error) {
 	} else if cfg.Metrics.PProf {
 		errs = append(errs, errors.New("metrics.pprof needs metrics.listen: the profiler is served on the metrics listener only"))
 	}
+	if opts.prev != nil {
+		gw.telemetry = opts.prev.telemetry // metrics.listen cannot change; the registry stays
+	}
 	p, err := validate(cfg, gw.providerOptions(opts.transport))
 	if err := errors.Join(append(errs, err)...); err != nil {
 		return nil, err
+	}
+	if opts.prev != nil {
+		keepProviders(p, opts.prev, cfg)
 	}
 	gw.parts = p
 	gw.warnings = append(append(p.providers.Warnings(), cookieWarnings(cfg)...), p.settings.Warnings()...)
@@ -240,44 +269,75 @@ func (gw *gateway) wire(opts buildOptions) error {
 		// go-redis reports reconnects and failovers through a global logger.
 		redis.SetLogger(redisLogger{gw.log})
 	}
-	store, err := session.New(cfg.Session, p.keys, session.Options{Hooks: hooks})
-	if err != nil {
+	if err := gw.openStore(opts.prev, hooks); err != nil {
 		return err
 	}
-	if c, ok := store.(io.Closer); ok {
-		gw.closers = append(gw.closers, c)
-	}
-	gw.telemetry.watchCache(store)
-	audit, err := openAudit(cfg.Log.Audit, opts.auditOut)
-	if err != nil {
+	if err := gw.openAudit(opts.prev, opts.auditOut); err != nil {
 		return err
 	}
-	if audit.closer != nil {
-		gw.closers = append(gw.closers, audit.closer)
+	var previous *proxy.Handler
+	if opts.prev != nil {
+		previous = opts.prev.handler
 	}
 	var bearer proxy.BearerVerifier
 	if p.bearer != nil {
 		bearer = p.bearer // never a typed nil inside the interface
 	}
+	var err error
 	if gw.handler, err = proxy.New(p.settings, proxy.Options{
-		Providers: p.providers, Sessions: store, Login: p.login, Keys: p.keys, Bearer: bearer, Logger: gw.log,
+		Providers: p.providers, Sessions: gw.store, Login: p.login, Keys: p.keys, Bearer: bearer, Logger: gw.log,
 		IdleTimeout: cfg.Session.IdleTimeout, RefreshBefore: cfg.Session.RefreshBefore, KeepIDToken: *cfg.Session.KeepIDToken,
-		Metrics: gw.telemetry.proxyMetrics(), Audit: audit.log,
+		Metrics: gw.telemetry.proxyMetrics(), Audit: gw.audit.log, Previous: previous,
 	}); err != nil {
 		return err
 	}
+	gw.authz = proxy.NewExtAuthz(gw.handler)
 	if cfg.Admin.Listen != "" {
 		gw.admin, err = proxy.NewAdmin(cfg.Admin.Token, gw.handler)
 	}
 	return err
 }
 
-// close releases what build opened (Redis connections, the audit file).
+// openStore opens the session store, or takes over prev's when the
+// session section did not change: the same Redis connections and local
+// cache, and in cookie mode the sessions kept on this replica.
+func (gw *gateway) openStore(prev *gateway, hooks []redis.Hook) error {
+	if prev != nil && prev.store != nil && reflect.DeepEqual(prev.cfg.Session, gw.cfg.Session) {
+		gw.store = prev.store // closed by prev until takeOver
+		return nil
+	}
+	store, err := session.New(gw.cfg.Session, gw.parts.keys, session.Options{Hooks: hooks})
+	if err != nil {
+		return err
+	}
+	gw.store = store
+	gw.storeCloser, _ = store.(io.Closer)
+	gw.telemetry.watchCache(store)
+	return nil
+}
+
+// openAudit opens the audit log, or takes over prev's when log.audit did
+// not change.
+func (gw *gateway) openAudit(prev *gateway, out io.Writer) error {
+	if prev != nil && prev.audit.log != nil && prev.cfg.Log.Audit == gw.cfg.Log.Audit {
+		gw.audit = auditSink{log: prev.audit.log} // closed by prev until takeOver
+		return nil
+	}
+	var err error
+	gw.audit, err = openAudit(gw.cfg.Log.Audit, out)
+	return err
+}
+
+// close releases what this generation opened and still owns (Redis
+// connections, the audit file).
 func (gw *gateway) close() {
-	for _, c := range gw.closers {
+	for _, c := range []io.Closer{gw.storeCloser, gw.audit.closer} {
+		if c == nil {
+			continue
+		}
 		if err := c.Close(); err != nil {
 			gw.log.Warn("closing", "err", err)
 		}
 	}
-	gw.closers = nil
+	gw.storeCloser, gw.audit.closer = nil, nil
 }

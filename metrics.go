@@ -7,6 +7,7 @@ import (
 	"net/http/pprof"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +37,9 @@ type telemetry struct {
 	redis    *redisMetrics
 	// emailsReloads counts re-reads of policy.authenticated_emails_file.
 	emailsReloads *prometheus.CounterVec
+	// configReloads counts configuration reloads by result.
+	configReloads *prometheus.CounterVec
+	cache         cacheCounts
 }
 
 func newTelemetry() *telemetry {
@@ -52,7 +56,13 @@ func newTelemetry() *telemetry {
 		Help: "Re-reads of policy.authenticated_emails_file after it changed, by result (ok; error: unreadable or malformed, the previous list stays in force).",
 	}, []string{"result"})
 	reg.MustRegister(reloads)
+	configReloads := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portcullis_config_reload_total",
+		Help: "Configuration reloads (SIGHUP, server.watch_config) by result: success, or failure (the file was refused; the running configuration stays).",
+	}, []string{"result"})
+	reg.MustRegister(configReloads)
 	return &telemetry{
+		configReloads: configReloads,
 		reg:           reg,
 		proxy:         proxy.NewMetrics(reg),
 		provider:      proxy.InstrumentTransport(reg, nil),
@@ -78,21 +88,54 @@ type cacheStats interface {
 	CacheStats() (hits, misses uint64)
 }
 
+// cacheCounts follows the current store's local cache across reloads: a
+// store replaced by a reload leaves its counts behind in base, so the
+// exported counters never go down.
+type cacheCounts struct {
+	mu         sync.Mutex
+	cur        cacheStats
+	hits, miss uint64 // of the stores before cur
+	registered bool
+}
+
+func (c *cacheCounts) read() (hits, misses uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	hits, misses = c.hits, c.miss
+	if c.cur != nil {
+		h, m := c.cur.CacheStats()
+		hits, misses = hits+h, misses+m
+	}
+	return hits, misses
+}
+
 // watchCache exports the store's local-cache hits and misses, when it has
-// a cache and metrics are on.
+// a cache and metrics are on; a reload's new store takes over.
 func (t *telemetry) watchCache(store any) {
-	cs, ok := store.(cacheStats)
-	if t == nil || !ok {
+	if t == nil {
 		return
 	}
+	cs, _ := store.(cacheStats)
+	c := &t.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur != nil {
+		h, m := c.cur.CacheStats()
+		c.hits, c.miss = c.hits+h, c.miss+m
+	}
+	c.cur = cs
+	if cs == nil || c.registered {
+		return
+	}
+	c.registered = true
 	t.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "portcullis_session_cache_hits_total",
 		Help: "Session loads answered from the replica's local cache.",
-	}, func() float64 { h, _ := cs.CacheStats(); return float64(h) }))
+	}, func() float64 { h, _ := c.read(); return float64(h) }))
 	t.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "portcullis_session_cache_misses_total",
 		Help: "Session loads that went to Redis.",
-	}, func() float64 { _, m := cs.CacheStats(); return float64(m) }))
+	}, func() float64 { _, m := c.read(); return float64(m) }))
 }
 
 // metricsMux serves /metrics on the metrics listener, and with pprof the

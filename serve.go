@@ -25,8 +25,12 @@ import (
 // serve listens (on ln when given) until ctx ends, then shuts down
 // gracefully, letting in-flight requests finish within the shutdown timeout.
 func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
+	l := newLive(gw)
+	if gw.reload != nil {
+		gw.reload.attach(l, ctx)
+	}
 	sc := gw.parts.settings.Server()
-	srv := sc.HTTPServer(gw.handler, gw.log)
+	srv := sc.HTTPServer(l, gw.log)
 	if ln == nil {
 		var err error
 		if ln, err = net.Listen("tcp", srv.Addr); err != nil {
@@ -43,12 +47,14 @@ func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
 	for _, w := range gw.warnings {
 		gw.log.Warn(w)
 	}
-	go gw.discover(ctx)
-	gw.watchEmails(ctx)
+	gw.start(ctx)
+	if gw.reload != nil && sc.WatchConfig {
+		go gw.reload.watch(ctx, 2*time.Second, gw.log)
+	}
 
 	errc := make(chan error, 5) // every server's result; none may block on exit
 	go func() { errc <- srv.Serve(ln) }()
-	sides, err := gw.serveSides(tlsConf != nil, errc)
+	sides, err := gw.serveSides(tlsConf != nil, errc, l)
 	defer func() {
 		for _, s := range sides {
 			s.Close()
@@ -56,7 +62,7 @@ func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
 	}()
 	var gs *grpc.Server
 	if err == nil {
-		gs, err = gw.serveGRPC(errc)
+		gs, err = gw.serveGRPC(errc, l)
 	}
 	if err != nil {
 		srv.Close()
@@ -70,9 +76,11 @@ func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	gw.handler.Drain()
-	gw.delay(sc.ShutdownDelay)
-	gw.log.Info("shutting down", "grace", sc.ShutdownTimeout, "websockets", gw.handler.Tunnels())
+	cur := l.cur.Load() // the shutdown settings of the configuration in force
+	sc = cur.parts.settings.Server()
+	cur.handler.Drain()
+	cur.delay(sc.ShutdownDelay)
+	gw.log.Info("shutting down", "grace", sc.ShutdownTimeout, "websockets", cur.handler.Tunnels())
 	sctx, cancel := context.WithTimeout(context.Background(), sc.ShutdownTimeout)
 	defer cancel()
 	for _, s := range sides {
@@ -82,7 +90,7 @@ func (gw *gateway) serve(ctx context.Context, ln net.Listener) error {
 	err = srv.Shutdown(sctx)
 	// Shutdown does not wait for upgraded connections: wait for them
 	// within what is left of the grace, then end the rest.
-	if n := gw.handler.EndTunnels(sctx); n > 0 {
+	if n := cur.handler.EndTunnels(sctx); n > 0 {
 		gw.log.Warn("ended websockets still open at the end of the shutdown grace", "websockets", n)
 	}
 	if err != nil {
@@ -113,7 +121,7 @@ func (gw *gateway) delay(d time.Duration) {
 
 // serveSides starts the side listeners the configuration asks for: the
 // HTTP-to-HTTPS redirector, metrics, the admin API.
-func (gw *gateway) serveSides(withTLS bool, errc chan<- error) ([]*http.Server, error) {
+func (gw *gateway) serveSides(withTLS bool, errc chan<- error, l *live) ([]*http.Server, error) {
 	var sides []*http.Server
 	start := func(what, addr string, h http.Handler) error {
 		s, ln, err := listenSide(what, addr, h)
@@ -137,7 +145,7 @@ func (gw *gateway) serveSides(withTLS bool, errc chan<- error) ([]*http.Server, 
 		}
 	}
 	if gw.admin != nil {
-		if err := start("admin API", gw.cfg.Admin.Listen, gw.admin); err != nil {
+		if err := start("admin API", gw.cfg.Admin.Listen, l.adminHandler()); err != nil {
 			return sides, err
 		}
 	}
@@ -147,7 +155,7 @@ func (gw *gateway) serveSides(withTLS bool, errc chan<- error) ([]*http.Server, 
 // serveGRPC starts the ext_authz gRPC listener when server.grpc_listen is
 // set: Envoy's Authorization service, deciding with the gateway's handler.
 // Plaintext (h2c) unless server.grpc_tls is set.
-func (gw *gateway) serveGRPC(errc chan<- error) (*grpc.Server, error) {
+func (gw *gateway) serveGRPC(errc chan<- error, l *live) (*grpc.Server, error) {
 	sc := gw.parts.settings.Server()
 	if sc.GRPCListen == "" {
 		return nil, nil
@@ -169,7 +177,7 @@ func (gw *gateway) serveGRPC(errc chan<- error) (*grpc.Server, error) {
 		return nil, fmt.Errorf("server.grpc_listen on %s: %w", sc.GRPCListen, err)
 	}
 	gs := grpc.NewServer(opts...)
-	proxy.NewExtAuthz(gw.handler).Register(gs)
+	proxy.RegisterCurrent(gs, l.authz)
 	gw.log.Info("ext_authz gRPC listening", "listen", ln.Addr().String(), "tls", sc.GRPCTLS.Enabled())
 	go func() { errc <- gs.Serve(ln) }()
 	return gs, nil
@@ -233,11 +241,10 @@ func (gw *gateway) discover(ctx context.Context) {
 	}
 }
 
-// ignoreHangup keeps SIGHUP from ending the process (its default action
-// is to exit, status 129, with nothing drained): a configuration manager
-// or a closing terminal sending it must not take the gateway down. Until
-// configuration reload exists, each one is logged with what to do instead.
-// The returned function restores the default.
+// ignoreHangup keeps SIGHUP from ending the demo (its default action is
+// to exit, status 129, with nothing drained): the demo has no file to
+// reload. The gateway reloads instead (reloader.hangups). The returned
+// function restores the default.
 func ignoreHangup(log *slog.Logger) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -246,7 +253,7 @@ func ignoreHangup(log *slog.Logger) (stop func()) {
 		for {
 			select {
 			case <-hup:
-				log.Warn("SIGHUP received and ignored: this version does not reload its configuration; restart the gateway to apply a change")
+				log.Warn("SIGHUP received and ignored: the demo has no configuration file to reload")
 			case <-done:
 				return
 			}

@@ -70,6 +70,22 @@ func NewExtAuthz(h *Handler) *ExtAuthz {
 // Register adds the service to s.
 func (a *ExtAuthz) Register(s *grpc.Server) { authv3.RegisterAuthorizationServer(s, a) }
 
+// RegisterCurrent registers the Authorization service answered by
+// whichever ExtAuthz current returns at each check: a configuration reload
+// swaps it while the gRPC server keeps running.
+func RegisterCurrent(s *grpc.Server, current func() *ExtAuthz) {
+	authv3.RegisterAuthorizationServer(s, currentAuthz{current: current})
+}
+
+type currentAuthz struct {
+	authv3.UnimplementedAuthorizationServer
+	current func() *ExtAuthz
+}
+
+func (c currentAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return c.current().Check(ctx, req)
+}
+
 // Check answers one ext_authz request. Every answer, a refusal included,
 // is a CheckResponse: a gRPC error would make Envoy apply its own
 // failure_mode_allow, which the gateway must not decide for it.

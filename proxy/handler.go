@@ -45,6 +45,11 @@ type Options struct {
 	// Audit receives the audit log (one JSON event per sign-in, sign-out,
 	// refresh, denial, revocation); nil writes none.
 	Audit *slog.Logger
+	// Previous is the handler this one replaces at a configuration
+	// reload: the states already redeemed stay refused (RFC 6749 §10.5:
+	// a code, and so its state, is used once) and open websockets stay
+	// counted for the shutdown.
+	Previous *Handler
 	// KeepIDToken keeps the raw ID token in sessions whose provider
 	// advertises an end_session_endpoint, for the id_token_hint of
 	// RP-initiated logout; sessions of other providers never keep it.
@@ -139,6 +144,9 @@ func New(s *Settings, opts Options) (*Handler, error) {
 		drain:         newDrainer(),
 	}
 	h.pages.log = opts.Logger
+	if p := opts.Previous; p != nil {
+		h.states, h.drain = p.states, p.drain
+	}
 	h.lister, _ = opts.Sessions.(session.Lister)
 	name := opts.Sessions.Name()
 	h.cookieBases = []string{name}

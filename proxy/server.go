@@ -47,6 +47,9 @@ type ServerConfig struct {
 	// with /ready failing, before it drains: time for load balancers and
 	// Kubernetes endpoints to stop sending it requests. Default 0.
 	ShutdownDelay time.Duration `yaml:"shutdown_delay"`
+	// WatchConfig reloads the configuration when its file, or a *_file
+	// secret it names, changes (as SIGHUP does). Default false.
+	WatchConfig bool `yaml:"watch_config"`
 
 	TLS ServerTLS `yaml:"tls"`
 	// GRPCListen, when set, serves Envoy's ext_authz gRPC service
