@@ -248,6 +248,10 @@ func (gw *gateway) wire(opts buildOptions) error {
 		gw.closers = append(gw.closers, c)
 	}
 	gw.telemetry.watchCache(store)
+	posts, err := session.NewPosts(cfg.Session.PreservePost, p.keys, store, nil)
+	if err != nil {
+		return err
+	}
 	audit, err := openAudit(cfg.Log.Audit, opts.auditOut)
 	if err != nil {
 		return err
@@ -262,7 +266,7 @@ func (gw *gateway) wire(opts buildOptions) error {
 	if gw.handler, err = proxy.New(p.settings, proxy.Options{
 		Providers: p.providers, Sessions: store, Login: p.login, Keys: p.keys, Bearer: bearer, Logger: gw.log,
 		IdleTimeout: cfg.Session.IdleTimeout, RefreshBefore: cfg.Session.RefreshBefore, KeepIDToken: *cfg.Session.KeepIDToken,
-		Metrics: gw.telemetry.proxyMetrics(), Audit: audit.log,
+		Metrics: gw.telemetry.proxyMetrics(), Audit: audit.log, Posts: posts,
 	}); err != nil {
 		return err
 	}

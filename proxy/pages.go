@@ -98,7 +98,7 @@ type pages struct {
 }
 
 var (
-	parsedPages = pages{template.Must(template.New("pages").Parse(pageTemplates))}
+	parsedPages = pages{template.Must(template.New("pages").Parse(pageTemplates + preserveTemplates))}
 	styleHash   = func() string {
 		sum := sha256.Sum256([]byte(pageStyle))
 		return base64.StdEncoding.EncodeToString(sum[:])
