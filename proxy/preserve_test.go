@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"html"
 	"mime/multipart"
 	"net/http"
@@ -10,7 +11,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/portcullis/portcullis/redistest"
 	"github.com/portcullis/portcullis/session"
 )
 
@@ -185,4 +190,266 @@ func equalFields(a, b []session.Field) bool {
 		}
 	}
 	return true
+}
+
+// multipartBody builds a multipart/form-data body; a part whose name
+// starts with "file:" is a file input holding its value.
+func multipartBody(parts ...string) (ctype, payload string) {
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	for i := 0; i+1 < len(parts); i += 2 {
+		if name, ok := strings.CutPrefix(parts[i], "file:"); ok {
+			fw, _ := mw.CreateFormFile(name, parts[i+1])
+			fw.Write([]byte(parts[i+1]))
+			continue
+		}
+		mw.WriteField(parts[i], parts[i+1])
+	}
+	mw.Close()
+	return mw.FormDataContentType(), b.String()
+}
+
+// TestPostNotPreserved: what must not or cannot be kept gets the "please
+// repeat" page (401, never a 500), keeps nothing and starts no sign-in;
+// its Sign in returns to the form's page when the Referer names one of the
+// gateway's own, else to the target.
+func TestPostNotPreserved(t *testing.T) {
+	withFile, fileBody := multipartBody("title", "x", "file:attachment", "secret file contents")
+	emptyFile, emptyBody := multipartBody("title", "x", "file:attachment", "")
+	big := "a=" + strings.Repeat("x", session.DefaultPreserveMaxBytes-1)
+	for _, tt := range []struct {
+		name   string
+		method string
+		host   string
+		ctype  string
+		body   string
+		header []string
+	}{
+		{"cross-site", "POST", "", enctypeURLEncoded, "a=1", []string{"Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"}},
+		{"same-site sibling", "POST", "", enctypeURLEncoded, "a=1", []string{"Sec-Fetch-Site", "same-site", "Origin", "https://app.example.com"}},
+		{"user-initiated (none)", "POST", "", enctypeURLEncoded, "a=1", []string{"Sec-Fetch-Site", "none"}},
+		{"same-origin claimed, other Origin", "POST", "", enctypeURLEncoded, "a=1", []string{"Sec-Fetch-Site", "same-origin", "Origin", "https://evil.example"}},
+		{"Origin of another host", "POST", "", enctypeURLEncoded, "a=1", []string{"Origin", "https://evil.example"}},
+		{"Origin null", "POST", "", enctypeURLEncoded, "a=1", []string{"Origin", "null"}},
+		{"Origin http for https", "POST", "", enctypeURLEncoded, "a=1", []string{"Origin", "http://gw.example.com"}},
+		{"no Origin, no Fetch Metadata", "POST", "", enctypeURLEncoded, "a=1", nil},
+		{"target on another host", "POST", "app.example.com", enctypeURLEncoded, "a=1", []string{"Sec-Fetch-Site", "same-origin", "Origin", "https://app.example.com"}},
+		{"one byte over max_bytes", "POST", "", enctypeURLEncoded, big + "xx", sameOriginNav},
+		{"multipart with a file", "POST", "", withFile, fileBody, sameOriginNav},
+		{"multipart with an empty file input", "POST", "", emptyFile, emptyBody, sameOriginNav},
+		{"multipart without boundary", "POST", "", "multipart/form-data", "--x\r\n", sameOriginNav},
+		{"malformed multipart", "POST", "", "multipart/form-data; boundary=zz", "--zz\r\nContent-Disposition: form-data; name=a\r\n\r\nunterminated", sameOriginNav},
+		{"JSON body from a navigation", "POST", "", "application/json", `{"a":1}`, sameOriginNav},
+		{"text/plain form", "POST", "", "text/plain", "a=1", sameOriginNav},
+		{"no Content-Type", "POST", "", "", "a=1", sameOriginNav},
+		{"not UTF-8", "POST", "", enctypeURLEncoded, "a=%FF%FE", sameOriginNav},
+		{"bad escape", "POST", "", enctypeURLEncoded, "a=%zz", sameOriginNav},
+		{"PUT", "PUT", "", enctypeURLEncoded, "a=1", sameOriginNav},
+		{"DELETE", "DELETE", "", "", "", sameOriginNav},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			r := formPost("https://gw.example.com/notes/new?x=1", tt.ctype, tt.body, append(tt.header, "Referer", "https://gw.example.com/notes/edit?id=7")...)
+			r.Method = tt.method
+			if tt.host != "" {
+				r.Host = tt.host
+			}
+			if tt.ctype == "" {
+				r.Header.Del("Content-Type")
+			}
+			resp := e.do(r)
+			page := body(resp)
+			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "<h1>Your session expired</h1>") {
+				t.Fatalf("= %d, want 401 \"Your session expired\" page:\n%s", resp.StatusCode, page)
+			}
+			if !strings.Contains(page, "what you sent could not be kept") || strings.Contains(page, "<form") {
+				t.Errorf("page does not say the post was lost, or carries a form:\n%s", page)
+			}
+			if resp.Header.Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate (RFC 9110 §15.5.2)")
+			}
+			if len(resp.Cookies()) != 0 {
+				t.Errorf("set cookies %v: no sign-in may start, nothing be kept", resp.Cookies())
+			}
+			signIn := html.UnescapeString(between(page, `<a class="button" href="`, `"`))
+			u, err := url.Parse(signIn)
+			if err != nil || u.Path != "/oauth2/start" {
+				t.Fatalf("Sign in link %q, want /oauth2/start", signIn)
+			}
+			want := "https://gw.example.com/notes/edit?id=7" // the Referer, of the target's origin
+			if tt.host != "" {
+				want = "/notes/new?x=1" // the Referer is of another origin than the target's
+			}
+			if got := u.Query().Get("rd"); got != want {
+				t.Errorf("Sign in returns to %q, want %q", got, want)
+			}
+			if strings.Contains(e.logs.String(), "secret file contents") {
+				t.Error("the log carries a field value")
+			}
+		})
+	}
+}
+
+// TestPostPreservationOff: with preservation disabled, or a choice of
+// providers (the sign-in page starts no attempt to keep it for), a form
+// post gets the "please repeat" page, and its Sign in the provider choice.
+func TestPostPreservationOff(t *testing.T) {
+	other := newFakeProvider()
+	other.id, other.issuer = "other", "https://other.test"
+	for _, tt := range []struct {
+		name string
+		e    func(t *testing.T) *env
+	}{
+		{"disabled", func(t *testing.T) *env { return newEnvOpts(t, nil, func(o *Options) { o.Posts = nil }) }},
+		{"several providers", func(t *testing.T) *env { return newEnvOpts(t, nil, nil, other) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := tt.e(t)
+			resp := e.do(formPost("https://gw.example.com/notes", enctypeURLEncoded, "a=1", sameOriginNav...))
+			if !postLost(resp) {
+				t.Fatalf("= %d, want the 401 \"please repeat\" page", resp.StatusCode)
+			}
+			if len(resp.Cookies()) != 0 {
+				t.Errorf("set cookies %v", resp.Cookies())
+			}
+		})
+	}
+}
+
+// TestPostFromAPIClient: scripts and API clients keep their 401 JSON with a
+// login_url; nothing is kept for them.
+func TestPostFromAPIClient(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		header []string
+	}{
+		{"Accept JSON", []string{"Accept", "application/json"}},
+		{"X-Requested-With", []string{"X-Requested-With", "XMLHttpRequest"}},
+		{"fetch (Sec-Fetch-Mode cors)", []string{"Sec-Fetch-Mode", "cors"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			h := append([]string{"Sec-Fetch-Site", "same-origin", "Origin", "https://gw.example.com"}, tt.header...)
+			resp := e.do(formPost("https://gw.example.com/api/notes", enctypeURLEncoded, "a=1", h...))
+			if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+				t.Fatalf("= %d %s, want 401 JSON", resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+			if m := decodeJSON(t, resp); m["login_url"] == nil || m["error"] != "unauthenticated" {
+				t.Errorf("JSON = %v, want error unauthenticated with a login_url", m)
+			}
+			if len(resp.Cookies()) != 0 || strings.Contains(e.logs.String(), "post preserved") {
+				t.Error("an API client's post started a sign-in or was kept")
+			}
+		})
+	}
+}
+
+// startPost sends a same-origin form post without a session and returns
+// the redirect to the provider and the login cookie it set.
+func (e *env) startPost(target, payload string) (*http.Response, string) {
+	e.t.Helper()
+	start := e.do(formPost(target, enctypeURLEncoded, payload, sameOriginNav...))
+	if !signInRedirect(start) {
+		e.t.Fatalf("post without session = %d, want a redirect to the provider", start.StatusCode)
+	}
+	return start, sessionJar(start)
+}
+
+// TestPreservedPostOnce: the kept post is re-submitted by one callback
+// only; a replayed callback is refused and shows no form, and a callback
+// after the post expired (the login still valid) says it was lost and
+// links to the target, never a silent GET.
+func TestPreservedPostOnce(t *testing.T) {
+	e := newEnv(t, nil)
+	start, login := e.startPost("https://gw.example.com/notes", "a=1")
+	cb := e.finish(start, "alice", "alice@example.com")
+	if page := body(cb); cb.StatusCode != http.StatusOK || !strings.Contains(page, `<form id="resubmit"`) {
+		t.Fatalf("callback = %d, want the resubmit page:\n%s", cb.StatusCode, page)
+	}
+	state := mustState(t, start)
+	replay, _ := e.callback("code=again&state="+url.QueryEscape(state), login)
+	if page := body(replay); replay.StatusCode == http.StatusOK || strings.Contains(page, "<form id=\"resubmit\"") {
+		t.Errorf("replayed callback = %d, re-rendered the post:\n%s", replay.StatusCode, page)
+	}
+
+	start, _ = e.startPost("https://gw.example.com/notes?draft=2", "a=2")
+	e.advance(session.LoginTTL + time.Second) // the kept post's clock; the login cookie's is the wall clock
+	cb = e.finish(start, "alice", "alice@example.com")
+	page := body(cb)
+	if cb.StatusCode != http.StatusOK || !strings.Contains(page, "<h1>Your session expired</h1>") || strings.Contains(page, "<form") {
+		t.Fatalf("callback after the post expired = %d, want the 200 \"could not be kept\" page:\n%s", cb.StatusCode, page)
+	}
+	if href := html.UnescapeString(between(page, `<a class="button" href="`, `"`)); href != "/notes?draft=2" {
+		t.Errorf("Continue links to %q, want the target /notes?draft=2", href)
+	}
+	if sessionJar(cb) == "" {
+		t.Error("the sign-in itself must still succeed")
+	}
+}
+
+func mustState(t *testing.T, start *http.Response) string {
+	t.Helper()
+	loc, err := url.Parse(start.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc.Query().Get("state")
+}
+
+// TestPreservedPostAcrossReplicas: with store: redis the post kept by one
+// replica is re-submitted by another that receives the callback, once,
+// and Redis holds it sealed only while it waits.
+func TestPreservedPostAcrossReplicas(t *testing.T) {
+	srv := redistest.Standalone(t)
+	rcfg := session.RedisConfig{Addrs: []string{srv.Addr()}, KeyPrefix: "pp:"}
+	replica := func(keys *session.KeyRing) (session.Backend, *session.Posts) {
+		st, err := session.NewRedisStore(rcfg, keys, session.RedisStoreOptions{Cookie: session.CookieConfig{Name: "_portcullis"}, Lifetime: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		posts, err := session.NewPosts(session.PreserveConfig{}, keys, st, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st, posts
+	}
+	var second Options
+	e := newEnvOpts(t, nil, func(o *Options) {
+		o.Sessions, o.Posts = replica(o.Keys)
+		second = *o
+		second.Sessions, second.Posts = replica(o.Keys)
+	})
+	b, err := build(Config{
+		Server:    ServerConfig{PublicURL: "https://gw.example.com"},
+		Upstreams: []UpstreamConfig{{Path: "/", URL: e.upstream.URL}},
+		Policy:    PolicyConfig{EmailDomains: []string{"example.com"}},
+	}, second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	ctx := context.Background()
+
+	start, _ := e.startPost("https://gw.example.com/notes", "secret=hunter2&n=1")
+	keys, err := rdb.Keys(ctx, "pp:post:*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("redis keys %v (%v), want one kept post", keys, err)
+	}
+	if v, _ := rdb.Get(ctx, keys[0]).Result(); strings.Contains(v, "hunter2") {
+		t.Error("the kept post is not sealed in Redis")
+	}
+	if ttl, _ := rdb.PTTL(ctx, keys[0]).Result(); ttl <= 0 || ttl > session.LoginTTL {
+		t.Errorf("kept post TTL %v, want at most %v", ttl, session.LoginTTL)
+	}
+	e.h = b // the callback reaches the other replica
+	cb := e.finish(start, "alice", "alice@example.com")
+	_, _, fields := resubmitted(t, body(cb))
+	if !equalFields(fields, pairs("secret", "hunter2", "n", "1")) {
+		t.Errorf("fields = %q", fields)
+	}
+	if n, _ := rdb.Exists(ctx, keys[0]).Result(); n != 0 {
+		t.Error("the kept post is still in Redis after it was re-submitted")
+	}
 }
