@@ -263,36 +263,43 @@ func TestPostNotPreserved(t *testing.T) {
 			if tt.ctype == "" {
 				r.Header.Del("Content-Type")
 			}
-			resp := e.do(r)
-			page := body(resp)
-			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "<h1>Your session expired</h1>") {
-				t.Fatalf("= %d, want 401 \"Your session expired\" page:\n%s", resp.StatusCode, page)
-			}
-			if !strings.Contains(page, "what you sent could not be kept") || strings.Contains(page, "<form") {
-				t.Errorf("page does not say the post was lost, or carries a form:\n%s", page)
-			}
-			if resp.Header.Get("WWW-Authenticate") == "" {
-				t.Error("401 without WWW-Authenticate (RFC 9110 §15.5.2)")
-			}
-			if len(resp.Cookies()) != 0 {
-				t.Errorf("set cookies %v: no sign-in may start, nothing be kept", resp.Cookies())
-			}
-			signIn := html.UnescapeString(between(page, `<a class="button" href="`, `"`))
-			u, err := url.Parse(signIn)
-			if err != nil || u.Path != "/oauth2/start" {
-				t.Fatalf("Sign in link %q, want /oauth2/start", signIn)
-			}
 			want := "https://gw.example.com/notes/edit?id=7" // the Referer, of the target's origin
 			if tt.host != "" {
 				want = "/notes/new?x=1" // the Referer is of another origin than the target's
 			}
-			if got := u.Query().Get("rd"); got != want {
-				t.Errorf("Sign in returns to %q, want %q", got, want)
-			}
+			checkPostLost(t, e.do(r), want)
 			if strings.Contains(e.logs.String(), "secret file contents") {
 				t.Error("the log carries a field value")
 			}
 		})
+	}
+}
+
+// checkPostLost checks the "please repeat" page of a post that was not
+// kept: 401 with a challenge, no form, no cookie, and a Sign in that
+// returns to rd.
+func checkPostLost(t *testing.T, resp *http.Response, rd string) {
+	t.Helper()
+	page := body(resp)
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "<h1>Your session expired</h1>") {
+		t.Fatalf("= %d, want 401 \"Your session expired\" page:\n%s", resp.StatusCode, page)
+	}
+	if !strings.Contains(page, "what you sent could not be kept") || strings.Contains(page, "<form") {
+		t.Errorf("page does not say the post was lost, or carries a form:\n%s", page)
+	}
+	if resp.Header.Get("WWW-Authenticate") == "" {
+		t.Error("401 without WWW-Authenticate (RFC 9110 §15.5.2)")
+	}
+	if len(resp.Cookies()) != 0 {
+		t.Errorf("set cookies %v: no sign-in may start, nothing be kept", resp.Cookies())
+	}
+	signIn := html.UnescapeString(between(page, `<a class="button" href="`, `"`))
+	u, err := url.Parse(signIn)
+	if err != nil || u.Path != "/oauth2/start" {
+		t.Fatalf("Sign in link %q, want /oauth2/start", signIn)
+	}
+	if got := u.Query().Get("rd"); got != rd {
+		t.Errorf("Sign in returns to %q, want %q", got, rd)
 	}
 }
 
@@ -311,13 +318,7 @@ func TestPostPreservationOff(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := tt.e(t)
-			resp := e.do(formPost("https://gw.example.com/notes", enctypeURLEncoded, "a=1", sameOriginNav...))
-			if !postLost(resp) {
-				t.Fatalf("= %d, want the 401 \"please repeat\" page", resp.StatusCode)
-			}
-			if len(resp.Cookies()) != 0 {
-				t.Errorf("set cookies %v", resp.Cookies())
-			}
+			checkPostLost(t, e.do(formPost("https://gw.example.com/notes", enctypeURLEncoded, "a=1", sameOriginNav...)), "/notes")
 		})
 	}
 }
