@@ -42,7 +42,7 @@ func TestConfigValidateDefaults(t *testing.T) {
 		{"set values stay", Config{Lifetime: time.Hour, IdleTimeout: -1, RefreshBefore: 0, KeepIDToken: &yes,
 			Cookie: CookieConfig{Name: "gw", Secure: &no, Domain: "example.com", SameSite: "Strict"}, PreservePost: PreserveConfig{Disabled: true, MaxBytes: 1024}},
 			Config{Store: "cookie", Lifetime: time.Hour, IdleTimeout: -1, RefreshBefore: time.Minute, KeepIDToken: &yes,
-				Cookie: CookieConfig{Name: "gw", Secure: &no, Domain: "example.com", SameSite: "Strict", Path: "/"},
+				Cookie:       CookieConfig{Name: "gw", Secure: &no, Domain: "example.com", SameSite: "Strict", Path: "/"},
 				PreservePost: PreserveConfig{Disabled: true, MaxBytes: 1024}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
