@@ -460,3 +460,23 @@ func TestPreservedPostAcrossReplicas(t *testing.T) {
 		t.Error("the kept post is still in Redis after it was re-submitted")
 	}
 }
+
+// TestPreservedPostAfterExpiry: the case the feature is for. A signed-in
+// user's session expires (idle timeout) while they fill in a form; the
+// post is kept, and after the sign-in re-submitted.
+func TestPreservedPostAfterExpiry(t *testing.T) {
+	e := newEnvOpts(t, nil, func(o *Options) { o.IdleTimeout = 30 * time.Minute })
+	cookie := e.sessionCookie("alice", "alice@example.com")
+	if resp := e.do(get("https://gw.example.com/notes/edit", "Cookie", cookie)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("signed-in GET = %d", resp.StatusCode)
+	}
+	e.advance(31 * time.Minute)
+	start := e.do(formPost("https://gw.example.com/notes", enctypeURLEncoded, "text=hours+of+work", append(sameOriginNav, "Cookie", cookie)...))
+	if !signInRedirect(start) {
+		t.Fatalf("post with an idle session = %d, want a redirect to the provider", start.StatusCode)
+	}
+	cb := e.finish(start, "alice", "alice@example.com")
+	if _, _, fields := resubmitted(t, body(cb)); !equalFields(fields, pairs("text", "hours of work")) {
+		t.Errorf("fields = %q", fields)
+	}
+}

@@ -18,17 +18,18 @@ import (
 // /callback. It lives in its own encrypted cookie, bound to the browser that
 // started the attempt (RFC 9700 §4.5.3, §4.7.1).
 type LoginState struct {
-	State      string `json:"s"`  // the state parameter sent to the provider
-	Nonce      string `json:"n"`  // the nonce sent to the provider
-	Verifier   string `json:"v"`  // the PKCE code_verifier (RFC 7636 §4.1)
-	RedirectTo string `json:"rd"` // where to go after sign-in, already validated
-	Provider   string `json:"p"`  // configured provider id the attempt went to
-	Issuer     string `json:"i"`  // that provider's issuer (RFC 9700 §4.4.2 mix-up defence)
+	State      string    `json:"s"`  // the state parameter sent to the provider
+	Nonce      string    `json:"n"`  // the nonce sent to the provider
+	Verifier   string    `json:"v"`  // the PKCE code_verifier (RFC 7636 §4.1)
+	RedirectTo string    `json:"rd"` // where to go after sign-in, already validated
+	Provider   string    `json:"p"`  // configured provider id the attempt went to
+	Issuer     string    `json:"i"`  // that provider's issuer (RFC 9700 §4.4.2 mix-up defence)
+	CreatedAt  time.Time `json:"t"`
+
 	// Post redeems the form post this attempt keeps (Posts.Keep), "" for
 	// none. Only this browser's login cookie carries it, so only the
 	// browser that sent the post can have it re-submitted.
-	Post      string    `json:"pp,omitempty"`
-	CreatedAt time.Time `json:"t"`
+	Post string `json:"pp,omitempty"`
 }
 
 // Login-attempt limits: an attempt lasts 10 minutes, and a browser keeps at
