@@ -170,7 +170,7 @@ func (h *Handler) keepable(r *http.Request, t Target, p providers.Provider) (*se
 // Unlike sameOrigin (sign-out), a request with neither header is not
 // same-origin here: nothing vouches for where the form came from.
 func (h *Handler) sameOriginPost(r *http.Request, t Target) bool {
-	want := h.public.String()
+	want := targetOrigin(Target{Scheme: h.public.Scheme, HostPort: h.public.Host}) // public_url may name :443
 	if targetOrigin(t) != want {
 		return false
 	}

@@ -480,3 +480,14 @@ func TestPreservedPostAfterExpiry(t *testing.T) {
 		t.Errorf("fields = %q", fields)
 	}
 }
+
+// TestPreservedPostDefaultPort: a public_url that names the default port
+// still matches the Origin browsers send, which never does (RFC 6454 §6.1).
+func TestPreservedPostDefaultPort(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Server.PublicURL = "https://gw.example.com:443" })
+	for _, target := range []string{"https://gw.example.com/notes", "https://gw.example.com:443/notes"} {
+		if resp := e.do(formPost(target, enctypeURLEncoded, "a=1", sameOriginNav...)); !signInRedirect(resp) {
+			t.Errorf("POST %s = %d, want the post kept and a redirect to the provider", target, resp.StatusCode)
+		}
+	}
+}
