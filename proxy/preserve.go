@@ -129,6 +129,10 @@ func (h *Handler) keepable(r *http.Request, t Target, p providers.Provider) (*se
 		return nil, "method " + r.Method // an HTML form posts or gets
 	case !h.sameOriginPost(r, t):
 		return nil, "not same-origin"
+	case r.Header.Get("Sec-Fetch-Mode") != "" && r.Header.Get("Sec-Fetch-Mode") != "navigate":
+		// A form submission navigates (Fetch Metadata, #sec-fetch-mode-header); a script's
+		// request would not follow the resubmit page.
+		return nil, "not a navigation"
 	}
 	target := t.uri()
 	if h.redirects.safe(target) != target {
@@ -164,7 +168,7 @@ func (h *Handler) keepable(r *http.Request, t Target, p providers.Provider) (*se
 // sameOriginPost reports whether the browser says r comes from a page of
 // t's own origin, which must also be the gateway's public origin (where
 // the resubmit page, at the callback, posts to). Fetch Metadata
-// (Sec-Fetch-Site: same-origin, W3C Fetch Metadata §2.1) or, from a
+// (Sec-Fetch-Site: same-origin, W3C Fetch Metadata Request Headers, #sec-fetch-site-header) or, from a
 // browser without it, an Origin header (RFC 6454 §7; Fetch §3.1 sends it
 // with every POST) equal to that origin (RFC 6454 §5 serialization).
 // Unlike sameOrigin (sign-out), a request with neither header is not

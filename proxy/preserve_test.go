@@ -250,6 +250,7 @@ func TestPostNotPreserved(t *testing.T) {
 		{"no Content-Type", "POST", "", "", "a=1", sameOriginNav},
 		{"not UTF-8", "POST", "", enctypeURLEncoded, "a=%FF%FE", sameOriginNav},
 		{"bad escape", "POST", "", enctypeURLEncoded, "a=%zz", sameOriginNav},
+		{"script, not a navigation", "POST", "", enctypeURLEncoded, "a=1", []string{"Sec-Fetch-Site", "same-origin", "Sec-Fetch-Mode", "same-origin", "Origin", "https://gw.example.com"}},
 		{"PUT", "PUT", "", enctypeURLEncoded, "a=1", sameOriginNav},
 		{"DELETE", "DELETE", "", "", "", sameOriginNav},
 	} {
