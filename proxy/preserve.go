@@ -130,8 +130,9 @@ func (h *Handler) keepable(r *http.Request, t Target, p providers.Provider) (*se
 	case !h.sameOriginPost(r, t):
 		return nil, "not same-origin"
 	case r.Header.Get("Sec-Fetch-Mode") != "" && r.Header.Get("Sec-Fetch-Mode") != "navigate":
-		// A form submission navigates (Fetch Metadata, #sec-fetch-mode-header); a script's
-		// request would not follow the resubmit page.
+		// A form submission navigates (Fetch Metadata,
+		// #sec-fetch-mode-header); a script's request would not follow
+		// the resubmit page.
 		return nil, "not a navigation"
 	}
 	target := t.uri()
@@ -142,15 +143,15 @@ func (h *Handler) keepable(r *http.Request, t Target, p providers.Provider) (*se
 	if err != nil || (enctype != enctypeURLEncoded && enctype != enctypeMultipart) {
 		return nil, "not a form"
 	}
-	max := h.posts.MaxBytes()
-	if r.ContentLength > int64(max) {
+	limit := h.posts.MaxBytes()
+	if r.ContentLength > int64(limit) {
 		return nil, "larger than max_bytes"
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
+	b, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
 	if err != nil {
 		return nil, "reading the body: " + err.Error()
 	}
-	if len(b) > max {
+	if len(b) > limit {
 		return nil, "larger than max_bytes"
 	}
 	var fields []session.Field
@@ -167,10 +168,11 @@ func (h *Handler) keepable(r *http.Request, t Target, p providers.Provider) (*se
 
 // sameOriginPost reports whether the browser says r comes from a page of
 // t's own origin, which must also be the gateway's public origin (where
-// the resubmit page, at the callback, posts to). Fetch Metadata
-// (Sec-Fetch-Site: same-origin, W3C Fetch Metadata Request Headers, #sec-fetch-site-header) or, from a
-// browser without it, an Origin header (RFC 6454 §7; Fetch §3.1 sends it
-// with every POST) equal to that origin (RFC 6454 §5 serialization).
+// the resubmit page, at the callback, posts to): Sec-Fetch-Site:
+// same-origin (W3C Fetch Metadata Request Headers, #sec-fetch-site-header)
+// or, from a browser without it, an Origin header (RFC 6454 §7; Fetch
+// §3.1 sends it with every POST) equal to that origin (RFC 6454 §6.1
+// serialization).
 // Unlike sameOrigin (sign-out), a request with neither header is not
 // same-origin here: nothing vouches for where the form came from.
 func (h *Handler) sameOriginPost(r *http.Request, t Target) bool {
