@@ -148,6 +148,7 @@ type gateway struct {
 	admin     *proxy.Admin // nil without admin.listen
 	authz     *proxy.ExtAuthz
 	store     session.Backend
+	posts     *session.Posts
 	audit     auditSink
 	// storeCloser and the audit sink's closer are this generation's to
 	// close: nil for what it shares with the generation it replaced until
@@ -287,7 +288,7 @@ func (gw *gateway) wire(opts buildOptions) error {
 	if gw.handler, err = proxy.New(p.settings, proxy.Options{
 		Providers: p.providers, Sessions: gw.store, Login: p.login, Keys: p.keys, Bearer: bearer, Logger: gw.log,
 		IdleTimeout: cfg.Session.IdleTimeout, RefreshBefore: cfg.Session.RefreshBefore, KeepIDToken: *cfg.Session.KeepIDToken,
-		Metrics: gw.telemetry.proxyMetrics(), Audit: gw.audit.log, Previous: previous,
+		Metrics: gw.telemetry.proxyMetrics(), Audit: gw.audit.log, Previous: previous, Posts: gw.posts,
 	}); err != nil {
 		return err
 	}
@@ -303,7 +304,7 @@ func (gw *gateway) wire(opts buildOptions) error {
 // cache, and in cookie mode the sessions kept on this replica.
 func (gw *gateway) openStore(prev *gateway, hooks []redis.Hook) error {
 	if prev != nil && prev.store != nil && reflect.DeepEqual(prev.cfg.Session, gw.cfg.Session) {
-		gw.store = prev.store // closed by prev until takeOver
+		gw.store, gw.posts = prev.store, prev.posts // closed by prev until takeOver
 		return nil
 	}
 	store, err := session.New(gw.cfg.Session, gw.parts.keys, session.Options{Hooks: hooks})
@@ -313,7 +314,10 @@ func (gw *gateway) openStore(prev *gateway, hooks []redis.Hook) error {
 	gw.store = store
 	gw.storeCloser, _ = store.(io.Closer)
 	gw.telemetry.watchCache(store)
-	return nil
+	// Form posts kept across a sign-in: in Redis with the sessions, or
+	// in this replica's memory.
+	gw.posts, err = session.NewPosts(gw.cfg.Session.PreservePost, gw.parts.keys, store, nil)
+	return err
 }
 
 // openAudit opens the audit log, or takes over prev's when log.audit did

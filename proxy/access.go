@@ -173,7 +173,10 @@ func (h *Handler) bearerSession(r *http.Request, token string) (*session.Session
 // unauthenticated answers a request without a session: API clients and
 // requests on policy.api_routes get a 401 with a login_url; browsers go
 // straight to the provider when the route pins one or only one is
-// configured, else to the sign-in page.
+// configured, else to the sign-in page. A browser's POST (or PUT, DELETE:
+// anything but GET, HEAD, OPTIONS) is kept for after the sign-in when it
+// can be, else answered with a page that says it was not
+// (unauthenticatedPost).
 // The sign-in comes back to t, or for an API call to the page that made
 // it (referringPage).
 func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request, rq *request, t Target, pinned string) error {
@@ -188,12 +191,17 @@ func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request, rq *re
 	if p == nil {
 		p = h.providers.Only()
 	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	default:
+		return h.unauthenticatedPost(w, r, rq, t, p)
+	}
 	if p == nil {
 		setPageHeaders(w.Header())
 		found(w, h.loginURL(returnTo, ""))
 		return nil
 	}
-	return h.beginLogin(w, r, rq, p, returnTo, "")
+	return h.beginLogin(w, r, rq, p, returnTo, "", "")
 }
 
 // referringPage is where a single-page app's sign-in should come back to

@@ -39,10 +39,10 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request, rq *request) err
 		if p == nil {
 			return errorf(http.StatusBadRequest, "There is no such identity provider.", fmt.Errorf("unknown provider %q", truncate(id, 64)))
 		}
-		return h.beginLogin(w, r, rq, p, rd, hint)
+		return h.beginLogin(w, r, rq, p, rd, hint, "")
 	}
 	if p := h.providers.Only(); p != nil {
-		return h.beginLogin(w, r, rq, p, rd, hint)
+		return h.beginLogin(w, r, rq, p, rd, hint, "")
 	}
 	return h.signInPage(w, rq, h.redirects.safe(rd), hint)
 }
@@ -139,8 +139,9 @@ func (h *Handler) ownEndpoint(uri string) bool {
 
 // beginLogin remembers a fresh attempt (state, nonce, PKCE verifier) in its
 // own login cookie and sends the browser to the provider. rd is validated
-// now and again after the callback.
-func (h *Handler) beginLogin(w http.ResponseWriter, r *http.Request, rq *request, p providers.Provider, rd, hint string) error {
+// now and again after the callback. post, when set, redeems the form post
+// the attempt keeps (preserve.go).
+func (h *Handler) beginLogin(w http.ResponseWriter, r *http.Request, rq *request, p providers.Provider, rd, hint, post string) error {
 	a := providers.NewAttempt()
 	a.LoginHint = hint
 	a.State += h.returnMark(h.redirects.safe(rd))
@@ -155,6 +156,7 @@ func (h *Handler) beginLogin(w http.ResponseWriter, r *http.Request, rq *request
 		RedirectTo: h.redirects.safe(rd),
 		Provider:   p.ID(),
 		Issuer:     p.Issuer(),
+		Post:       post,
 	}
 	if err := h.login.Begin(w, r, st); err != nil {
 		return fmt.Errorf("starting sign-in: %w", err)
@@ -201,6 +203,10 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request, rq *request) 
 	h.metrics.signIn(s.Provider, "success")
 	h.audit(r, rq, "sign_in", s)
 	h.noteAmbiguous(r.Context(), rq, s, "sign_in")
+	if st.Post != "" {
+		h.resubmit(w, r, rq, s, st)
+		return nil
+	}
 	setPageHeaders(w.Header())
 	found(w, h.redirects.safe(st.RedirectTo))
 	return nil

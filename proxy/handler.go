@@ -54,6 +54,9 @@ type Options struct {
 	// advertises an end_session_endpoint, for the id_token_hint of
 	// RP-initiated logout; sessions of other providers never keep it.
 	KeepIDToken bool
+	// Posts keeps browsers' form posts across the sign-in they start
+	// (preserve.go); nil keeps none.
+	Posts *session.Posts
 }
 
 // Handler is the gateway: one http.Handler for endpoints and proxying.
@@ -64,6 +67,7 @@ type Handler struct {
 	sessions  session.Backend
 	lister    session.Lister // nil: the store cannot list sessions (cookies)
 	login     *session.LoginCookies
+	posts     *session.Posts // nil: posts are not kept
 	keys      *session.KeyRing
 	bearer    BearerVerifier
 	now       func() time.Time
@@ -120,6 +124,7 @@ func New(s *Settings, opts Options) (*Handler, error) {
 		providers:     opts.Providers,
 		sessions:      opts.Sessions,
 		login:         opts.Login,
+		posts:         opts.Posts,
 		keys:          opts.Keys,
 		bearer:        opts.Bearer,
 		now:           opts.Now,

@@ -141,6 +141,7 @@ func (f *fakeProvider) issue(code, sub, email string, groups ...string) {
 type seen struct {
 	Method, Path, RawPath, Host string
 	Header                      http.Header
+	Body                        string
 }
 
 type env struct {
@@ -150,6 +151,7 @@ type env struct {
 	h        *Handler
 	idp      *fakeProvider
 	store    *session.CookieStore
+	posts    *session.Posts // kept form posts, in memory
 	keys     *session.KeyRing
 	upstream *httptest.Server
 	mu       sync.Mutex
@@ -186,8 +188,9 @@ func newEnvOpts(t *testing.T, mutate func(*Config), opt func(*Options), extra ..
 	t.Helper()
 	e := &env{t: t, idp: newFakeProvider(), logs: &strings.Builder{}, now: time.Now(), bearer: &fakeBearer{tokens: map[string]session.Identity{}}, extra: extra}
 	e.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
 		e.mu.Lock()
-		e.got = append(e.got, seen{r.Method, r.URL.Path, r.URL.RawPath, r.Host, r.Header.Clone()})
+		e.got = append(e.got, seen{r.Method, r.URL.Path, r.URL.RawPath, r.Host, r.Header.Clone(), string(b)})
 		e.mu.Unlock()
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "upstream saw "+r.URL.EscapedPath())
@@ -209,6 +212,9 @@ func newEnvOpts(t *testing.T, mutate func(*Config), opt func(*Options), extra ..
 	if err != nil {
 		t.Fatal(err)
 	}
+	if e.posts, err = session.NewPosts(session.PreserveConfig{}, keys, e.store, func() time.Time { return e.clock() }); err != nil {
+		t.Fatal(err)
+	}
 	cfg := Config{
 		Server:    ServerConfig{PublicURL: "https://gw.example.com"},
 		Upstreams: []UpstreamConfig{{Path: "/", URL: e.upstream.URL}},
@@ -224,7 +230,7 @@ func newEnvOpts(t *testing.T, mutate func(*Config), opt func(*Options), extra ..
 	o := Options{
 		Providers: set, Sessions: e.store,
 		Login: login, Keys: keys, Logger: newTestLogger(e.logs), Bearer: e.bearer,
-		Now: func() time.Time { return e.clock() },
+		Now: func() time.Time { return e.clock() }, Posts: e.posts,
 	}
 	if opt != nil {
 		opt(&o)

@@ -16,14 +16,16 @@ import (
 
 // pageNames are the pages ui.templates_dir may replace, each by a file
 // <name>.html; "top" and "bottom" are the layout around every page.
-var pageNames = []string{"top", "bottom", "error", "sign_in", "sign_out", "not_signed_in", "signed_out", "frontchannel_logout"}
+// (The page that sends a kept form again, "resubmit", runs the one script
+// the CSP admits by hash, and cannot be replaced.)
+var pageNames = []string{"top", "bottom", "error", "sign_in", "sign_out", "not_signed_in", "signed_out", "frontchannel_logout", "post_lost"}
 
 // builtinPages is the stock page set.
 var builtinPages = stockPages(ui.Style)
 
 // stockPages parses the built-in pages in style.
 func stockPages(style string) *template.Template {
-	return template.Must(template.New("pages").Parse(ui.Layout(style) + pageTemplates))
+	return template.Must(template.New("pages").Parse(ui.Layout(style) + pageTemplates + preserveTemplates))
 }
 
 // newPages builds the page set for cfg: the stock pages, then any

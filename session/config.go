@@ -38,6 +38,9 @@ type Config struct {
 	Cookie      CookieConfig `yaml:"cookie"`
 	// Redis configures the Redis store; used only with store: redis.
 	Redis RedisConfig `yaml:"redis"`
+	// PreservePost keeps a form post that arrives without a session and
+	// re-submits it after the sign-in (preserve.go). On by default.
+	PreservePost PreserveConfig `yaml:"preserve_post"`
 }
 
 // Session timing defaults and bounds. The lifetime default follows
@@ -94,6 +97,7 @@ func (c *Config) Validate() error {
 		keep := true
 		c.KeepIDToken = &keep
 	}
+	c.PreservePost.validate(&p)
 	return p.err()
 }
 

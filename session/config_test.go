@@ -30,17 +30,20 @@ func TestConfigValidateDefaults(t *testing.T) {
 		want Config
 	}{
 		{"empty", Config{}, Config{Store: "cookie", Lifetime: DefaultLifetime, IdleTimeout: DefaultIdleTimeout,
-			RefreshBefore: time.Minute, KeepIDToken: &yes, Cookie: CookieConfig{Name: "_portcullis", Secure: &yes, SameSite: "lax", Path: "/"}}},
+			RefreshBefore: time.Minute, KeepIDToken: &yes, Cookie: CookieConfig{Name: "_portcullis", Secure: &yes, SameSite: "lax", Path: "/"},
+			PreservePost: PreserveConfig{MaxBytes: DefaultPreserveMaxBytes}}},
 		{"redis keeps the ID token", Config{Store: "redis", Redis: RedisConfig{Addrs: []string{"a:1"}}}, Config{Store: "redis",
 			Lifetime: DefaultLifetime, IdleTimeout: DefaultIdleTimeout, RefreshBefore: time.Minute, KeepIDToken: &yes,
 			Cookie: CookieConfig{Name: "_portcullis", Secure: &yes, SameSite: "lax", Path: "/"},
 			Redis: RedisConfig{Addrs: []string{"a:1"}, KeyPrefix: DefaultRedisKeyPrefix, DialTimeout: 2 * time.Second,
 				ReadTimeout: time.Second, WriteTimeout: time.Second, CacheTTL: 5 * time.Second, CacheSize: 100000,
-				LockTTL: 10 * time.Second, LockWait: 5 * time.Second}}},
+				LockTTL: 10 * time.Second, LockWait: 5 * time.Second},
+			PreservePost: PreserveConfig{MaxBytes: DefaultPreserveMaxBytes}}},
 		{"set values stay", Config{Lifetime: time.Hour, IdleTimeout: -1, RefreshBefore: 0, KeepIDToken: &yes,
-			Cookie: CookieConfig{Name: "gw", Secure: &no, Domain: "example.com", SameSite: "Strict"}},
+			Cookie: CookieConfig{Name: "gw", Secure: &no, Domain: "example.com", SameSite: "Strict"}, PreservePost: PreserveConfig{Disabled: true, MaxBytes: 1024}},
 			Config{Store: "cookie", Lifetime: time.Hour, IdleTimeout: -1, RefreshBefore: time.Minute, KeepIDToken: &yes,
-				Cookie: CookieConfig{Name: "gw", Secure: &no, Domain: "example.com", SameSite: "Strict", Path: "/"}}},
+				Cookie:       CookieConfig{Name: "gw", Secure: &no, Domain: "example.com", SameSite: "Strict", Path: "/"},
+				PreservePost: PreserveConfig{Disabled: true, MaxBytes: 1024}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := tt.cfg

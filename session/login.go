@@ -25,6 +25,11 @@ type LoginState struct {
 	Provider   string    `json:"p"`  // configured provider id the attempt went to
 	Issuer     string    `json:"i"`  // that provider's issuer (RFC 9700 §4.4.2 mix-up defence)
 	CreatedAt  time.Time `json:"t"`
+
+	// Post redeems the form post this attempt keeps (Posts.Keep), "" for
+	// none. Only this browser's login cookie carries it, so only the
+	// browser that sent the post can have it re-submitted.
+	Post string `json:"pp,omitempty"`
 }
 
 // Login-attempt limits: an attempt lasts 10 minutes, and a browser keeps at

@@ -46,13 +46,15 @@ func Hash(style string) string {
 }
 
 // Layout returns the "top" and "bottom" templates with style inlined.
+// The Referrer-Policy is the response header's business: the page that
+// re-sends a kept form needs another than the rest.
 // The data given to them must have the fields Title (the page's heading,
 // also its title), Product (the name in the header) and LogoURL (an image
 // beside it, or ""); "bottom" also shows RequestID when there is one.
 func Layout(style string) string {
 	return `{{define "top"}}<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta name="referrer" content="no-referrer"><title>{{.Title}}{{if .Product}} · {{.Product}}{{end}}</title><style>` + style + `</style></head>
+<title>{{.Title}}{{if .Product}} · {{.Product}}{{end}}</title><style>` + style + `</style></head>
 <body><header>{{if .LogoURL}}<img src="{{.LogoURL}}" alt="">{{end}}<span>{{.Product}}</span></header>
 <main>{{end}}
 {{define "bottom"}}</main><footer>{{if .RequestID}}<p class="id">Request id: <code>{{.RequestID}}</code></p>{{end}}</footer></body></html>{{end}}`
