@@ -144,7 +144,8 @@ func (h *Handler) ownEndpoint(uri string) bool {
 func (h *Handler) beginLogin(w http.ResponseWriter, r *http.Request, rq *request, p providers.Provider, rd, hint, post string) error {
 	a := providers.NewAttempt()
 	a.LoginHint = hint
-	a.State += h.returnMark(h.redirects.safe(rd))
+	rd = h.loginReturn(r, rq, rd)
+	a.State += h.returnMark(rd)
 	authURL, err := p.AuthCodeURL(r.Context(), a)
 	if err != nil {
 		return providerDown(err)
@@ -153,7 +154,7 @@ func (h *Handler) beginLogin(w http.ResponseWriter, r *http.Request, rq *request
 		State:      a.State,
 		Nonce:      a.Nonce,
 		Verifier:   a.Verifier,
-		RedirectTo: h.redirects.safe(rd),
+		RedirectTo: rd,
 		Provider:   p.ID(),
 		Issuer:     p.Issuer(),
 		Post:       post,
@@ -164,6 +165,29 @@ func (h *Handler) beginLogin(w http.ResponseWriter, r *http.Request, rq *request
 	setPageHeaders(w.Header())
 	found(w, authURL)
 	return nil
+}
+
+// loginReturnMax bounds the deep link a login cookie carries: with the
+// state, nonce, verifier and provider, sealed twice over in base64, it
+// must stay within the 4096 bytes a browser keeps of a cookie (RFC 6265
+// §6.1).
+const loginReturnMax = 1024
+
+// loginReturn is where a sign-in comes back to: rd as the redirect policy
+// admits it, without its query when that is longer than a login cookie
+// can carry (logged), rather than a sign-in that cannot start.
+func (h *Handler) loginReturn(r *http.Request, rq *request, rd string) string {
+	rd = h.redirects.safe(rd)
+	if len(rd) <= loginReturnMax {
+		return rd
+	}
+	short, _, _ := strings.Cut(rd, "?")
+	if len(short) > loginReturnMax {
+		short = redirectFallback
+	}
+	h.log.LogAttrs(r.Context(), slog.LevelWarn, "deep link too long to carry through the sign-in; returning without its query",
+		slog.String("id", rq.id), slog.Int("bytes", len(rd)), slog.Int("max", loginReturnMax))
+	return h.redirects.safe(short)
 }
 
 // callback finishes a sign-in. The order is the security argument: the

@@ -468,3 +468,29 @@ func TestErrorPageHeadings(t *testing.T) {
 		t.Errorf("404: %d\n%s", resp.StatusCode, page)
 	}
 }
+
+// TestLongDeepLink: a deep link too long for a login cookie still starts
+// a sign-in (never a 500) and comes back without its query; one that fits
+// comes back whole, and every login cookie stays within a browser's
+// 4096 bytes.
+func TestLongDeepLink(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, tt := range []struct{ rd, want string }{
+		{"/reports?q=" + strings.Repeat("a", 1000), "/reports?q=" + strings.Repeat("a", 1000)},
+		{"/reports?q=" + strings.Repeat("b", 2000), "/reports"},
+	} {
+		resp := e.do(get("https://gw.example.com" + tt.rd))
+		if resp.StatusCode != http.StatusFound {
+			t.Fatalf("%d-byte deep link: %d, want 302 to the provider: %s", len(tt.rd), resp.StatusCode, body(resp))
+		}
+		for _, c := range resp.Cookies() {
+			if n := len(c.Name) + len(c.Value); n > 4096 {
+				t.Errorf("%d-byte deep link: login cookie of %d bytes", len(tt.rd), n)
+			}
+		}
+		cb, _ := e.signIn(tt.rd, "c", "alice", "alice@example.com")
+		if got := cb.Header.Get("Location"); got != tt.want {
+			t.Errorf("%d-byte deep link came back to %.40q…, want %.40q…", len(tt.rd), got, tt.want)
+		}
+	}
+}

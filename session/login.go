@@ -38,7 +38,7 @@ type LoginState struct {
 const (
 	LoginTTL        = 10 * time.Minute
 	MaxLoginCookies = 5
-	maxLoginValue   = 2048
+	maxLoginValue   = 3800 // sealed; with the name, within a browser's 4096 bytes per cookie
 )
 
 var (
