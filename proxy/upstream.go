@@ -41,8 +41,18 @@ type UpstreamConfig struct {
 	// at most: there is one Authorization header.
 	PassAccessTokenBearer bool `yaml:"pass_access_token_bearer"`
 	// Timeout bounds the wait for the upstream's response headers
-	// (default 60s); bodies may stream for longer.
-	Timeout time.Duration `yaml:"timeout"`
+	// (default 60s); bodies may stream for longer. ResponseHeaderTimeout
+	// is the same setting under its precise name; set one.
+	Timeout               time.Duration `yaml:"timeout"`
+	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"`
+	// DialTimeout bounds connecting to the upstream (default 5s): a host
+	// that does not answer is a 502 this soon, not at the header timeout.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// IdleTimeout is how long a kept-alive connection to the upstream may
+	// sit unused before it is closed (default 90s). Keep it below the
+	// upstream's own keep-alive timeout, or a request may be sent on a
+	// connection the upstream is closing.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// TLS configures HTTPS to the upstream.
 	TLS UpstreamTLS `yaml:"tls"`
 	// Assertion is how this upstream receives the signed JWT of the
@@ -87,11 +97,23 @@ func (c *UpstreamConfig) validate() error {
 	if c.PassAuthorizationHeader && c.PassAccessTokenBearer {
 		return fmt.Errorf("upstream %s: pass_authorization_header (the ID token) and pass_access_token_bearer (the access token) both set the one Authorization header: choose one", c.Path)
 	}
-	if c.Timeout == 0 {
-		c.Timeout = 60 * time.Second
+	switch {
+	case c.Timeout != 0 && c.ResponseHeaderTimeout != 0 && c.Timeout != c.ResponseHeaderTimeout:
+		return fmt.Errorf("upstream %s: timeout and response_header_timeout are one setting: set one", c.Path)
+	case c.Timeout == 0:
+		c.Timeout = c.ResponseHeaderTimeout
 	}
-	if c.Timeout < 0 {
-		return fmt.Errorf("upstream %s: negative timeout", c.Path)
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&c.Timeout, 60 * time.Second}, {&c.DialTimeout, 5 * time.Second}, {&c.IdleTimeout, 90 * time.Second}} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	c.ResponseHeaderTimeout = c.Timeout
+	if c.Timeout < 0 || c.DialTimeout < 0 || c.IdleTimeout < 0 {
+		return fmt.Errorf("upstream %s: timeouts must be positive (timeout %s, dial_timeout %s, idle_timeout %s)", c.Path, c.Timeout, c.DialTimeout, c.IdleTimeout)
 	}
 	if tc := c.TLS; tc.CAFile != "" || tc.ServerName != "" || tc.InsecureSkipVerify {
 		if u.Scheme != "https" {
@@ -229,6 +251,8 @@ func (h *Handler) assert(px *proxied, up *upstream) error {
 // settings.
 func transportFor(cfg UpstreamConfig) *http.Transport {
 	t := newTransport(cfg.Timeout)
+	t.DialContext = (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	t.IdleConnTimeout = cfg.IdleTimeout
 	if tc := cfg.TLS; tc.CAFile != "" || tc.ServerName != "" || tc.InsecureSkipVerify {
 		conf := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: tc.ServerName, InsecureSkipVerify: tc.InsecureSkipVerify}
 		if tc.CAFile != "" {

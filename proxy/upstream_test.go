@@ -267,3 +267,48 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestUpstreamTimeouts: response_header_timeout ends a slow upstream's
+// request with the 504 page and its request id; the settings are
+// validated, and reach the upstream's transport.
+func TestUpstreamTimeouts(t *testing.T) {
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); slow.Close() })
+	e := newEnv(t, func(c *Config) {
+		c.Upstreams = []UpstreamConfig{{Path: "/", URL: slow.URL, ResponseHeaderTimeout: 100 * time.Millisecond, IdleTimeout: 7 * time.Second}}
+		c.Policy.Routes = []RouteConfig{{Path: "/", Public: true}}
+	})
+	resp := e.do(get("https://gw.example.com/report"))
+	b := body(resp)
+	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(b, "Request id: <code>"+resp.Header.Get("X-Request-Id")+"</code>") {
+		t.Errorf("slow upstream: %d, want the 504 page with the request id:\n%s", resp.StatusCode, b)
+	}
+	tr := e.h.upstreams[0].rp.Transport.(*http.Transport)
+	if tr.ResponseHeaderTimeout != 100*time.Millisecond || tr.IdleConnTimeout != 7*time.Second {
+		t.Errorf("transport: header timeout %v, idle %v", tr.ResponseHeaderTimeout, tr.IdleConnTimeout)
+	}
+
+	for _, tt := range []struct {
+		name string
+		up   UpstreamConfig
+		want string
+	}{
+		{"both names, different values", UpstreamConfig{Timeout: time.Second, ResponseHeaderTimeout: 2 * time.Second}, "set one"},
+		{"negative dial", UpstreamConfig{DialTimeout: -time.Second}, "must be positive"},
+		{"negative idle", UpstreamConfig{IdleTimeout: -time.Second}, "must be positive"},
+	} {
+		up := tt.up
+		up.Path, up.URL = "/", "http://127.0.0.1:1"
+		c := Config{Server: ServerConfig{PublicURL: "https://gw.example.com"}, Upstreams: []UpstreamConfig{up},
+			Policy: PolicyConfig{EmailDomains: []string{"example.com"}}}
+		if _, err := c.Validate(Known{Providers: []string{"corp"}}); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
