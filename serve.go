@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -230,10 +231,13 @@ func (gw *gateway) discover(ctx context.Context) {
 					return
 				}
 				gw.log.Warn("provider not reachable yet; sign-ins fail until it is", "provider", p.ID(), "err", err, "retry_in", delay)
+				// ±20% jitter: replicas started together do not retry
+				// in step against a provider coming back.
+				jittered := delay + time.Duration((rand.Float64()*0.4-0.2)*float64(delay))
 				select {
 				case <-ctx.Done():
 					return
-				case <-time.After(delay):
+				case <-time.After(jittered):
 				}
 				delay = min(delay*2, time.Minute)
 			}

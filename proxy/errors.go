@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 )
 
 // httpError keeps what the client sees apart from what we log.
@@ -20,6 +21,9 @@ type httpError struct {
 	// LoginURL, when set, is offered as a "sign in" link on the page and as
 	// login_url in JSON (the user can retry).
 	LoginURL string
+	// retryAfter, when set, is sent as Retry-After (RFC 9110 §10.2.3):
+	// seconds until trying again is worth it.
+	retryAfter int
 	// bearer marks a refused bearer token: the 401 says so in
 	// WWW-Authenticate (RFC 6750 §3.1).
 	bearer bool
@@ -50,6 +54,9 @@ func asHTTPError(err error) *httpError {
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, rq *request, e *httpError) {
 	setPageHeaders(w.Header())
 	w.Header().Set("X-Request-Id", rq.id)
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.retryAfter))
+	}
 	asJSON := wantsJSON(r) || rq.d.API // policy.api_routes answer in JSON
 	switch {
 	case e.bearer:

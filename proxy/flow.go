@@ -290,7 +290,7 @@ var (
 // providerDown is the page for a provider that cannot be reached.
 func providerDown(err error) *httpError {
 	return &httpError{Code: http.StatusServiceUnavailable, Heading: "The sign-in service cannot be reached",
-		Msg: "Your identity provider is not answering right now. Please try again in a minute.", Err: err}
+		Msg: "Your identity provider is not answering right now. Please try again in a minute.", Err: err, retryAfter: 30}
 }
 
 // errorDescription is the provider's error_description as the error page

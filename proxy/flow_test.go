@@ -221,9 +221,16 @@ func TestUnauthenticated(t *testing.T) {
 
 func TestProviderDown(t *testing.T) {
 	e := newEnv(t, nil)
+	_, jar := e.signIn("/", "c", "alice", "alice@example.com")
 	e.idp.down = true
-	if resp := e.do(get("https://gw.example.com/", "Accept", "text/html")); resp.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("sign-in while provider is down = %d, want 503", resp.StatusCode)
+	resp := e.do(get("https://gw.example.com/", "Accept", "text/html"))
+	if b := body(resp); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "30" ||
+		!strings.Contains(b, "<h1>The sign-in service cannot be reached</h1>") {
+		t.Errorf("sign-in while provider is down = %d (Retry-After %q), want the 503 page:\n%s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
+	}
+	// A signed-in user does not need the provider.
+	if resp := e.do(get("https://gw.example.com/app", "Cookie", jar)); resp.StatusCode != http.StatusOK {
+		t.Errorf("signed-in request while the provider is down = %d, want 200", resp.StatusCode)
 	}
 	if resp := e.do(get("https://gw.example.com/ready")); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("/ready while provider is down = %d, want 503", resp.StatusCode)
