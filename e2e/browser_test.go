@@ -191,8 +191,8 @@ func newBrowserApp(t *testing.T) *browserApp {
 		a.mu.Lock()
 		a.posts = append(a.posts, r.PostForm)
 		a.mu.Unlock()
-		page(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Thanks</title></head><body><main>` +
-			`<h1>Comment received</h1><p id="got">` + html.EscapeString(r.PostForm.Get("comment")) + `</p></main></body></html>`)(w, r)
+		page(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Thanks</title></head><body><main>`+
+			`<h1>Comment received</h1><p id="got">`+html.EscapeString(r.PostForm.Get("comment"))+`</p></main></body></html>`)(w, r)
 	})
 	a.Server = httptest.NewServer(mux)
 	t.Cleanup(a.Close)
