@@ -340,10 +340,11 @@ type axeViolation struct {
 type axeResult struct {
 	Violations []axeViolation `json:"violations"`
 	Passes     int            `json:"passes"`
+	Version    string         `json:"version"`
 }
 
 // axeRun runs the rule sets: WCAG 2.0, 2.1 and 2.2, levels A and AA.
-const axeRun = `axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]}}).then(r => ({violations: r.violations, passes: r.passes.length}))`
+const axeRun = `axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]}}).then(r => ({violations: r.violations, passes: r.passes.length, version: axe.version}))`
 
 // checkAxe runs axe-core on the page and fails the test for each
 // violation. The gateway's pages forbid scripts (CSP default-src 'none'),
@@ -361,7 +362,7 @@ func (c *chrome) checkAxe(t *testing.T, ctx context.Context, name string) {
 	if res.Passes == 0 {
 		t.Errorf("%s: axe-core passed no rule at all; did it run on the page?", name)
 	}
-	t.Logf("%s: axe-core %d rules passed, %d violated", name, res.Passes, len(res.Violations))
+	t.Logf("%s: axe-core %s: %d rules passed, %d violated", name, res.Version, res.Passes, len(res.Violations))
 	for _, v := range res.Violations {
 		var nodes []string
 		for _, n := range v.Nodes {
