@@ -25,6 +25,10 @@ import (
 // axe-core, and every request the browser makes held to loopback. The
 // page-size table is in the log.
 func TestBrowser(t *testing.T) {
+	// Parallel: it then runs beside the forward-auth soak tests, which
+	// mostly wait, and the e2e package stays inside go test's default
+	// 10-minute timeout (on 2 cores it took 517s without this test).
+	t.Parallel()
 	c := startChrome(t)
 	started := time.Now()
 	t.Run("SignIn", func(t *testing.T) { browserSignIn(t, c) })
