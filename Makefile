@@ -2,13 +2,20 @@
 # make bench  the load harness (bench/): 3-4 minutes on 2 cores, prints one table;
 #             needs wrk, nginx and redis-server (apt-get install -y wrk nginx-light redis-server)
 #             make bench BENCHFLAGS=-quick   one short round, a smoke test
+# make screenshots  refresh docs/screenshots/ (the README's and docs' pictures) from the
+#             real-browser test, e2e TestBrowser; about a minute. Needs Debian's chromium
+#             (apt-get install -y chromium) and axe-core from npm, both as .ci/run installs them;
+#             CI=true so that a missing one fails rather than skips
 
 BENCHFLAGS ?=
 
-.PHONY: test bench
+.PHONY: test bench screenshots
 
 test:
 	go test -race ./...
 
 bench:
 	go run ./bench $(BENCHFLAGS)
+
+screenshots:
+	PORTCULLIS_SCREENSHOTS=$(CURDIR)/docs/screenshots CI=true go test ./e2e -run '^TestBrowser$$' -count=1 -v

@@ -185,6 +185,9 @@ type worldOptions struct {
 	// replicas is the number of gateway processes sharing the
 	// configuration (default 1). Browsers reach the first one.
 	replicas int
+	// upstreamURL, when set, replaces the recorder as the upstream (an app
+	// serving HTML to a real browser).
+	upstreamURL string
 	// publicAddr is where browsers reach the sign-in endpoints when that is
 	// not the gateway itself (an nginx in front); the gateway then has no
 	// upstreams and trusts 127.0.0.1 as its proxy.
@@ -259,6 +262,10 @@ func newWorld(t *testing.T, opts worldOptions) *world {
 		store = fmt.Sprintf("  store: redis\n  redis:\n    addrs: [%s]\n%s", opts.redis, opts.redisExtra)
 	}
 	cookieSecret := randomSecret()
+	upstream := w.upstream.URL
+	if opts.upstreamURL != "" {
+		upstream = opts.upstreamURL
+	}
 	if opts.providerType == "" {
 		opts.providerType = "oidc"
 	}
@@ -299,7 +306,7 @@ session:
 %s
 log:
   level: debug
-%s`, addr, public, trustedFor(opts), opts.providerType, idp.URL, secretLine, opts.scopes, strings.ReplaceAll(opts.providerExtra, "{{ISSUER}}", idp.URL), opts.sessionExtra, store, upstreamsFor(opts, w.upstream.URL), opts.policy, extra)
+%s`, addr, public, trustedFor(opts), opts.providerType, idp.URL, secretLine, opts.scopes, strings.ReplaceAll(opts.providerExtra, "{{ISSUER}}", idp.URL), opts.sessionExtra, store, upstreamsFor(opts, upstream), opts.policy, extra)
 		cfgFile := filepath.Join(dir, fmt.Sprintf("config-%d.yaml", i))
 		os.WriteFile(cfgFile, []byte(cfg), 0o600)
 		rp := &replica{url: "http://" + addr, config: cfgFile, admin: admin, metrics: metrics,

@@ -15,10 +15,16 @@ func requireTool(t *testing.T, name, debianPackage string) string {
 	if err == nil {
 		return path
 	}
-	msg := name + " not found on PATH; install it: apt-get install -y " + debianPackage
+	missingTool(t, name+" not found on PATH; install it: apt-get install -y "+debianPackage)
+	return ""
+}
+
+// missingTool skips the test with msg, which says how to install what is
+// missing, or fails it under CI=true.
+func missingTool(t *testing.T, msg string) {
+	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
-	return ""
 }
