@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -34,7 +35,8 @@ func TestBrowser(t *testing.T) {
 	t.Run("SignIn", func(t *testing.T) { browserSignIn(t, c) })
 	t.Run("TwoTabs", func(t *testing.T) { browserTwoTabs(t, c) })
 	t.Run("SinglePageApp", func(t *testing.T) { browserSPA(t, c) })
-	t.Run("PostPreserved", func(t *testing.T) { browserPostPreserved(t, c) })
+	t.Run("PostPreserved", func(t *testing.T) { browserPostPreserved(t, c, false) })
+	t.Run("PostPreservedNoScript", func(t *testing.T) { browserPostPreserved(t, c, true) })
 	t.Run("SignOut", func(t *testing.T) { browserSignOut(t, c) })
 	t.Run("Forbidden", func(t *testing.T) { browserForbidden(t, c) })
 	t.Run("OtherPages", func(t *testing.T) { browserOtherPages(t, c) })
@@ -238,8 +240,10 @@ func browserSPA(t *testing.T, c *chrome) {
 
 // d. A form posted after the session ended is not lost: after signing in
 // again the gateway shows "Sending your form again", which posts it on
-// (or offers "Send again"), and the upstream gets the typed text.
-func browserPostPreserved(t *testing.T, c *chrome) {
+// (or offers "Send again"), and the upstream gets the typed text. With
+// noScript the page's script is blocked once the form is typed: the page
+// stays, is checked with axe, and its visible "Send again" button does it.
+func browserPostPreserved(t *testing.T, c *chrome, noScript bool) {
 	app := newBrowserApp(t)
 	w := newWorld(t, worldOptions{upstreamURL: app.URL})
 	ctx := c.tab(t, desktop)
@@ -268,9 +272,32 @@ func browserPostPreserved(t *testing.T, c *chrome) {
 	}
 	const comment = "Ship it on Friday — après the review."
 	c.do(t, ctx, "typing the comment", chromedp.SendKeys(chromedp.CSS("#comment"), comment))
-	c.shot(t, ctx, "post-form-typed")
+	if noScript {
+		if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		c.shot(t, ctx, "post-form-typed")
+	}
 	c.do(t, ctx, "posting the form", chromedp.Click(chromedp.CSS(`button[type="submit"]`)))
 	c.signIn(t, ctx, w, "alice")
+	if noScript {
+		c.waitHeading(t, ctx, "Sending your form again")
+		if n := len(app.posted()); n != 0 {
+			t.Fatalf("with scripts blocked the form was posted %d times before the button was pressed", n)
+		}
+		// The page's own script was skipped at load; axe needs scripts.
+		if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: false}); err != nil {
+			t.Fatal(err)
+		}
+		c.checkPage(t, ctx, "resubmit, scripts blocked", "Sending your form again", "post-resubmit")
+		c.do(t, ctx, "pressing Send again", chromedp.Click(chromedp.Search(`//button[normalize-space()="Send again"]`)))
+		c.waitHeading(t, ctx, "Comment received")
+		if posts := app.posted(); len(posts) != 1 || posts[0].Get("comment") != comment {
+			t.Errorf("the upstream received %d POSTs %v, want one with comment %q", len(posts), posts, comment)
+		}
+		return
+	}
 
 	// Before the resubmission: either its page, or (auto-submitted) the
 	// upstream's answer.
@@ -365,7 +392,7 @@ func browserOtherPages(t *testing.T, c *chrome) {
 	c.checkPage(t, ctx, "404", "Page not found", "not-found")
 
 	c.navigate(t, ctx, w.gateway+"/oauth2/callback?state=bogus&code=x")
-	c.checkPage(t, ctx, "callback, unknown state", "This request cannot be used", "signin-link-expired")
+	c.checkPage(t, ctx, "callback, unknown state", "This sign-in link has expired", "signin-link-expired")
 	if txt, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`)); !strings.Contains(txt, "This sign-in link is no longer valid") {
 		t.Errorf("the page for an unknown state does not say the link is no longer valid:\n%s", txt)
 	}
