@@ -308,13 +308,7 @@ func browserPostPreserved(t *testing.T, c *chrome, noScript bool) {
 			"nor the upstream's answer to the re-sent POST (issue 17 item: a POST survives a re-login); "+
 			"now at %s; the upstream received %d POSTs", c.location(ctx), len(app.posted()))
 	}
-	if c.eventually(ctx, 0, resend) {
-		c.checkPage(t, ctx, "resubmit (Sending your form again)", "Sending your form again", "post-resubmit")
-		if !c.eventually(ctx, 3*time.Second, done) {
-			// No auto-submit (or it is slow): the fallback button.
-			c.do(t, ctx, "pressing Send again", chromedp.Click(chromedp.Search(`//button[normalize-space()="Send again"]`)))
-		}
-	}
+	// The page submits itself at once; PostPreservedNoScript looks at it.
 	c.waitHeading(t, ctx, "Comment received")
 	c.shot(t, ctx, "post-received")
 	posts := app.posted()

@@ -77,6 +77,7 @@ func publicStatus(t *testing.T, url string) int {
 // refused with the reason in the log and a metric, and the session lives
 // through both.
 func TestReloadOnHangup(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOptions{extraConfig: "metrics:\n  listen: {{METRICS}}\n"})
 	rp := w.replicas[0]
 	c := browser(t)
@@ -129,6 +130,7 @@ func TestReloadOnHangup(t *testing.T) {
 // TestReloadWatchConfig: with server.watch_config, editing the file is
 // enough; a change to what needs a restart is named, the rest applies.
 func TestReloadWatchConfig(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOptions{serverExtra: "  watch_config: true\n"})
 	rp := w.replicas[0]
 	rewrite(t, rp.config, "policy:\n  email_domains: [example.com]\n",

@@ -93,6 +93,7 @@ func TestHangupIsNotFatal(t *testing.T) {
 // fails at once while requests are still served for the delay, then the
 // gateway drains and exits 0.
 func TestShutdownDelay(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOptions{serverExtra: "  shutdown_delay: 3s\n"})
 	c := browser(t)
 	decodeSeen(t, w.signIn(c, "/", "alice"))
