@@ -7,13 +7,11 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/portcullis/portcullis/proxy"
@@ -248,23 +246,7 @@ func fileSum(b []byte, err error) [sha256.Size]byte {
 
 // hangups reloads on every SIGHUP until stop is called.
 func (rl *reloader) hangups() (stop func()) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-hup:
-				rl.reload("SIGHUP")
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() {
-		signal.Stop(hup)
-		close(done)
-	}
+	return onHangup(func() { rl.reload("SIGHUP") })
 }
 
 // watch reloads when a file the last attempt read changes

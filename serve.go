@@ -250,6 +250,12 @@ func (gw *gateway) discover(ctx context.Context) {
 // reload. The gateway reloads instead (reloader.hangups). The returned
 // function restores the default.
 func ignoreHangup(log *slog.Logger) (stop func()) {
+	return onHangup(func() { log.Warn("SIGHUP received and ignored: the demo has no configuration file to reload") })
+}
+
+// onHangup calls fn for every SIGHUP, one at a time, until stop is called;
+// meanwhile SIGHUP has no default action.
+func onHangup(fn func()) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -257,7 +263,7 @@ func ignoreHangup(log *slog.Logger) (stop func()) {
 		for {
 			select {
 			case <-hup:
-				log.Warn("SIGHUP received and ignored: the demo has no configuration file to reload")
+				fn()
 			case <-done:
 				return
 			}
