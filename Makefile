@@ -12,7 +12,7 @@ BENCHFLAGS ?=
 .PHONY: test bench screenshots
 
 test:
-	go test -race ./...
+	go test -race -timeout 30m ./...
 
 bench:
 	go run ./bench $(BENCHFLAGS)
