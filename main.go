@@ -192,13 +192,14 @@ type parts struct {
 func build(cfg *config, log *slog.Logger, opts buildOptions) (*gateway, error) {
 	gw := &gateway{cfg: cfg, log: log, callback: proxy.CallbackURL(cfg.Server.PublicURL, cfg.Server.Prefix)}
 	var errs []error
-	if cfg.Metrics.Listen != "" {
-		gw.telemetry = newTelemetry()
-	} else if cfg.Metrics.PProf {
-		errs = append(errs, errors.New("metrics.pprof needs metrics.listen: the profiler is served on the metrics listener only"))
-	}
-	if opts.prev != nil {
+	switch {
+	case opts.prev != nil:
 		gw.telemetry = opts.prev.telemetry // metrics.listen cannot change; the registry stays
+	case cfg.Metrics.Listen != "":
+		gw.telemetry = newTelemetry()
+	}
+	if cfg.Metrics.Listen == "" && cfg.Metrics.PProf {
+		errs = append(errs, errors.New("metrics.pprof needs metrics.listen: the profiler is served on the metrics listener only"))
 	}
 	p, err := validate(cfg, gw.providerOptions(opts.transport))
 	if err := errors.Join(append(errs, err)...); err != nil {
