@@ -27,6 +27,18 @@ type UpstreamConfig struct {
 	Host string `yaml:"host"`
 	Path string `yaml:"path"`
 	URL  string `yaml:"url"`
+	// URLs are several instances of the application, instead of URL:
+	// requests go round them in turn, a request that could not connect
+	// is tried on the next, and MaxFails takes failing ones out
+	// (balance.go). They share scheme and path; URL becomes the first.
+	URLs []string `yaml:"urls"`
+	// MaxFails is passive health: after this many failures in a row
+	// (refused, reset or timed out before an answer) a URL is left out
+	// for FailTimeout (default 10s), then one request probes it. With
+	// every URL out, requests get a 503 with Retry-After at once instead
+	// of waiting on a dead host. 0 (the default) never takes one out.
+	MaxFails    int           `yaml:"max_fails"`
+	FailTimeout time.Duration `yaml:"fail_timeout"`
 	// PassHostHeader sends the client's Host to the upstream (default true);
 	// false sends the upstream URL's host.
 	PassHostHeader *bool `yaml:"pass_host_header"`
@@ -90,9 +102,9 @@ func (c *UpstreamConfig) validate() error {
 	if p, _, err := canonicalPath(c.Path); err != nil || p != c.Path {
 		return fmt.Errorf("upstream path %q is not a canonical path", c.Path)
 	}
-	u, err := url.Parse(c.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("upstream %s: url %q must be http(s)://host[:port][/path] without credentials, query or fragment", c.Path, c.URL)
+	u, err := c.validateURLs()
+	if err != nil {
+		return err
 	}
 	if c.PassAuthorizationHeader && c.PassAccessTokenBearer {
 		return fmt.Errorf("upstream %s: pass_authorization_header (the ID token) and pass_access_token_bearer (the access token) both set the one Authorization header: choose one", c.Path)
@@ -127,6 +139,40 @@ func (c *UpstreamConfig) validate() error {
 		return fmt.Errorf("upstream %s: host %q is not a host name", c.Path, c.Host)
 	}
 	return c.Assertion.validate(c.Path, u)
+}
+
+// validateURLs checks url or urls and the passive-health settings, fills
+// URLs (URL alone becomes a list of one) and URL (the first), and returns
+// the first URL parsed.
+func (c *UpstreamConfig) validateURLs() (*url.URL, error) {
+	switch {
+	case c.URL != "" && len(c.URLs) > 0:
+		return nil, fmt.Errorf("upstream %s: url and urls both set: use urls for several instances", c.Path)
+	case c.URL != "":
+		c.URLs = []string{c.URL}
+	case len(c.URLs) == 0:
+		return nil, fmt.Errorf("upstream %s: url (or urls) is required", c.Path)
+	}
+	var first *url.URL
+	for _, raw := range c.URLs {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("upstream %s: url %q must be http(s)://host[:port][/path] without credentials, query or fragment", c.Path, raw)
+		}
+		if first == nil {
+			first = u
+		} else if u.Scheme != first.Scheme || u.Path != first.Path {
+			return nil, fmt.Errorf("upstream %s: urls %q and %q differ in scheme or path: instances of one application share both", c.Path, c.URLs[0], raw)
+		}
+	}
+	c.URL = c.URLs[0]
+	switch {
+	case c.MaxFails < 0 || c.FailTimeout < 0:
+		return nil, fmt.Errorf("upstream %s: max_fails and fail_timeout cannot be negative", c.Path)
+	case c.FailTimeout == 0:
+		c.FailTimeout = 10 * time.Second
+	}
+	return first, nil
 }
 
 // validate checks an upstream's assertion setting and fills its audience;
@@ -177,6 +223,9 @@ func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) *
 	u, _ := url.Parse(cfg.URL) // validated
 	if transport == nil {
 		transport = transportFor(cfg)
+	}
+	if len(cfg.URLs) > 1 || cfg.MaxFails > 0 {
+		transport = newBalancer(cfg, transport, h.log)
 	}
 	up := &upstream{cfg: cfg, prefix: cfg.Path, assertionHeader: http.CanonicalHeaderKey(cfg.Assertion.Header)}
 	passHost := cfg.PassHostHeader == nil || *cfg.PassHostHeader
@@ -273,6 +322,10 @@ type bufferPool struct{ pool sync.Pool }
 func (p *bufferPool) Get() []byte  { return *p.pool.Get().(*[]byte) }
 func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
 
+// maxUpstreamHeaderBytes bounds an upstream's response headers (1 MiB;
+// net/http's default is 10 MiB).
+const maxUpstreamHeaderBytes = 1 << 20
+
 // newTransport is tuned for many requests to few hosts: keep-alives with a
 // generous idle pool, bounded dial and header waits.
 func newTransport(responseTimeout time.Duration) *http.Transport {
@@ -284,8 +337,10 @@ func newTransport(responseTimeout time.Duration) *http.Transport {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: responseTimeout,
-		ExpectContinueTimeout: time.Second,
-		ForceAttemptHTTP2:     true,
+		// An upstream's headers beyond this are a 502, not held in memory.
+		MaxResponseHeaderBytes: maxUpstreamHeaderBytes,
+		ExpectContinueTimeout:  time.Second,
+		ForceAttemptHTTP2:      true,
 	}
 }
 
@@ -314,6 +369,10 @@ func upstreamFailure(r *http.Request, err error) *httpError {
 		return errorf(statusClientClosed, "The request was cancelled.", fmt.Errorf("client closed the request: %w", err))
 	}
 	var ne net.Error
+	if down := (*allDown)(nil); errors.As(err, &down) {
+		return &httpError{Code: http.StatusServiceUnavailable, Msg: "The application behind this gateway is failing; it is being given a moment to recover.",
+			Err: fmt.Errorf("upstream: %w", err), retryAfter: int((down.retry + time.Second - 1) / time.Second)}
+	}
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		return errorf(http.StatusGatewayTimeout, "The application behind this gateway took too long to answer.", fmt.Errorf("upstream: %w", err))
 	}
