@@ -39,6 +39,7 @@ func (h *Handler) maintain(w http.ResponseWriter, r *http.Request, rq *request, 
 		next, err := h.refresh(w, r, s)
 		switch {
 		case err == nil:
+			h.backoff.ok(backoffKey(s), providerBackoffKey(s.Provider))
 			h.metrics.refresh(s.Provider, "success")
 			h.audit(r, rq, "refresh", next)
 			h.noteAmbiguous(r.Context(), rq, next, "refresh")
@@ -69,6 +70,9 @@ func (h *Handler) maintain(w http.ResponseWriter, r *http.Request, rq *request, 
 			h.metrics.refresh(s.Provider, "unavailable")
 			h.audit(r, rq, "refresh_failed", s, slog.String("reason", "provider_unavailable"))
 			delay := h.backoff.fail(backoffKey(s), now)
+			// And every session of this provider waits a while: during
+			// an outage, requests do not each pay for a failed attempt.
+			h.backoff.failProvider(providerBackoffKey(s.Provider), now)
 			h.log.LogAttrs(r.Context(), slog.LevelWarn, "session refresh failed; keeping the session", slog.String("id", rq.id),
 				slog.String("sub", s.Subject), slog.Any("err", err), slog.Duration("retry_in", delay))
 		}
@@ -96,7 +100,7 @@ func (h *Handler) refreshDue(s *session.Session, now time.Time) bool {
 	if s.RefreshToken == "" || s.TokenExpiry.IsZero() || now.Before(s.TokenExpiry.Add(-h.refreshBefore)) {
 		return false
 	}
-	return h.backoff.ready(backoffKey(s), now)
+	return h.backoff.ready(backoffKey(s), now) && h.backoff.ready(providerBackoffKey(s.Provider), now)
 }
 
 // refresh runs the provider's refresh at most once at a time for s, across
@@ -123,8 +127,16 @@ func backoffKey(s *session.Session) string {
 	return s.Issuer + "\x00" + s.Subject + "\x00" + strconv.FormatInt(s.CreatedAt.Unix(), 10)
 }
 
+// providerBackoffKey is a provider's entry in refreshBackoff; no session
+// key starts with NUL.
+func providerBackoffKey(provider string) string { return "\x00provider\x00" + provider }
+
 // refreshBackoff spaces out refresh attempts for a session whose provider
 // failed: 5s, doubling up to 5m. Bounded; forgets entries once they are due.
+// A provider that is unreachable gets an entry of its own, 5s doubling up
+// to 30s, which holds back the refreshes of all its sessions; the first
+// success clears it. A session is never ended for want of a refresh, nor
+// kept past its own expiry.
 type refreshBackoff struct {
 	mu    sync.Mutex
 	tries map[string]backoffState
@@ -143,6 +155,23 @@ func (b *refreshBackoff) ready(key string, now time.Time) bool {
 }
 
 func (b *refreshBackoff) fail(key string, now time.Time) time.Duration {
+	return b.failUpTo(key, now, 5*time.Minute)
+}
+
+func (b *refreshBackoff) failProvider(key string, now time.Time) time.Duration {
+	return b.failUpTo(key, now, 30*time.Second)
+}
+
+// ok forgets the keys after a success, so the next failure starts short.
+func (b *refreshBackoff) ok(keys ...string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, k := range keys {
+		delete(b.tries, k)
+	}
+}
+
+func (b *refreshBackoff) failUpTo(key string, now time.Time, limit time.Duration) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.tries == nil {
@@ -156,7 +185,7 @@ func (b *refreshBackoff) fail(key string, now time.Time) time.Duration {
 		}
 	}
 	st := b.tries[key]
-	st.delay = min(max(st.delay*2, 5*time.Second), 5*time.Minute)
+	st.delay = min(max(st.delay*2, 5*time.Second), limit)
 	st.next = now.Add(st.delay)
 	b.tries[key] = st
 	return st.delay

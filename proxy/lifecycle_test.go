@@ -192,3 +192,43 @@ func TestIdleTimeout(t *testing.T) {
 		t.Error("a session seen seconds ago was re-issued")
 	}
 }
+
+// TestRefreshOutageBacksOffPerProvider: once a refresh finds the provider
+// unreachable, other sessions of that provider do not each try (and wait)
+// until the provider's backoff is over; all keep working; the first
+// success clears the backoff.
+func TestRefreshOutageBacksOffPerProvider(t *testing.T) {
+	e := lifecycleEnv(t)
+	down := true
+	e.idp.refresh = func(s *session.Session) (*session.Session, error) {
+		if down {
+			return nil, providers.ErrUnavailable
+		}
+		n := *s
+		n.TokenExpiry, n.RefreshedAt = e.clock().Add(30*time.Minute), e.clock()
+		return &n, nil
+	}
+	due := func(sub string) string {
+		return e.cookieFor(e.baseSession(func(s *session.Session) { s.Subject, s.TokenExpiry = sub, e.clock().Add(10*time.Second) }))
+	}
+	alice, bob, carol := due("alice"), due("bob"), due("carol")
+	for _, c := range []string{alice, bob, carol} {
+		if resp := e.do(get("https://gw.example.com/", "Cookie", c)); resp.StatusCode != 200 {
+			t.Fatalf("during the outage: %d, want 200 with the session as it is", resp.StatusCode)
+		}
+	}
+	if e.idp.refreshes != 1 {
+		t.Errorf("refresh attempts for three sessions during the outage = %d, want 1 (the provider backs off)", e.idp.refreshes)
+	}
+	e.advance(6 * time.Second)
+	down = false
+	e.do(get("https://gw.example.com/", "Cookie", bob))
+	if e.idp.refreshes != 2 {
+		t.Errorf("refresh attempts after the provider's backoff = %d, want 2", e.idp.refreshes)
+	}
+	// bob's success cleared the provider's backoff: carol refreshes at once.
+	e.do(get("https://gw.example.com/", "Cookie", carol))
+	if e.idp.refreshes != 3 {
+		t.Errorf("refresh attempts after a success = %d, want 3", e.idp.refreshes)
+	}
+}
