@@ -60,6 +60,13 @@ func (h *Handler) maintain(w http.ResponseWriter, r *http.Request, rq *request, 
 			delay := h.backoff.fail(backoffKey(s), now)
 			h.log.LogAttrs(r.Context(), slog.LevelWarn, "session refresh got an unusable answer; keeping the session", slog.String("id", rq.id),
 				slog.String("sub", s.Subject), slog.Any("err", err), slog.Duration("retry_in", delay))
+		case errors.Is(err, session.ErrUnavailable):
+			// Redis could not take the refreshed session (down, full):
+			// the provider is fine, so only this session waits.
+			h.metrics.refresh(s.Provider, "store_unavailable")
+			delay := h.backoff.fail(backoffKey(s), now)
+			h.log.LogAttrs(r.Context(), slog.LevelWarn, "session refresh could not be stored; keeping the session", slog.String("id", rq.id),
+				slog.String("sub", s.Subject), slog.Any("err", err), slog.Duration("retry_in", delay))
 		case errors.Is(err, session.ErrRefreshBusy):
 			// Another replica is refreshing; this request goes on with
 			// the session it has.

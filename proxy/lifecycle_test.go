@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -230,5 +231,30 @@ func TestRefreshOutageBacksOffPerProvider(t *testing.T) {
 	e.do(get("https://gw.example.com/", "Cookie", carol))
 	if e.idp.refreshes != 3 {
 		t.Errorf("refresh attempts after a success = %d, want 3", e.idp.refreshes)
+	}
+}
+
+// TestRefreshStoreUnavailable: a refresh whose result the store cannot
+// keep (Redis down or full) keeps the session and backs off that session
+// only: the provider is not to blame, so other sessions still refresh.
+func TestRefreshStoreUnavailable(t *testing.T) {
+	e := lifecycleEnv(t)
+	e.idp.refresh = func(*session.Session) (*session.Session, error) {
+		return nil, fmt.Errorf("%w: saving the refreshed session: OOM command not allowed", session.ErrUnavailable)
+	}
+	due := func(sub string) string {
+		return e.cookieFor(e.baseSession(func(s *session.Session) { s.Subject, s.TokenExpiry = sub, e.clock().Add(10*time.Second) }))
+	}
+	alice, bob := due("alice"), due("bob")
+	for _, c := range []string{alice, alice, bob} {
+		if resp := e.do(get("https://gw.example.com/", "Cookie", c)); resp.StatusCode != 200 {
+			t.Fatalf("refresh not stored: %d, want 200 with the session as it is", resp.StatusCode)
+		}
+	}
+	if e.idp.refreshes != 2 {
+		t.Errorf("refresh attempts = %d, want 2 (alice once, then backed off; bob not held back)", e.idp.refreshes)
+	}
+	if !strings.Contains(e.logs.String(), "session refresh could not be stored; keeping the session") {
+		t.Errorf("not logged as a store failure:\n%s", e.logs)
 	}
 }

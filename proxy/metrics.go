@@ -47,7 +47,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"provider", "result"}),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portcullis_session_refreshes_total",
-			Help: "Session refreshes at the provider by result (success, rejected, unavailable, bad_response, busy).",
+			Help: "Session refreshes at the provider by result (success, rejected, unavailable, bad_response, store_unavailable, busy).",
 		}, []string{"provider", "result"}),
 		signOuts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portcullis_sessions_ended_total",
