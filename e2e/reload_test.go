@@ -71,7 +71,8 @@ func publicStatus(t *testing.T, url string) int {
 	return resp.StatusCode
 }
 
-// TestReloadOnHangup: SIGHUP with a valid change (a new public route) and
+// TestReloadOnHangup: SIGHUP with a valid change (a new public route and a
+// new upstream) and
 // then with an invalid file, under steady load from a signed-in user: no
 // request fails, the new route is in force after the first, the second is
 // refused with the reason in the log and a metric, and the session lives
@@ -88,8 +89,10 @@ func TestReloadOnHangup(t *testing.T) {
 	stop := steadyLoad(t, c, w.gateway+"/steady")
 	time.Sleep(300 * time.Millisecond)
 
+	second := newRecorder(t) // a new upstream
 	rewrite(t, rp.config, "policy:\n  email_domains: [example.com]\n",
 		"policy:\n  email_domains: [example.com]\n  routes:\n    - {path: /open/, public: true}\n")
+	rewrite(t, rp.config, "upstreams:\n", "upstreams:\n  - path: /new/\n    url: "+second.URL+"\n")
 	if err := w.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +101,15 @@ func TestReloadOnHangup(t *testing.T) {
 	}
 	if got := publicStatus(t, w.gateway+"/open/x"); got != http.StatusOK {
 		t.Errorf("/open/ after the reload: %d, want 200 (public)", got)
+	}
+	// The new upstream serves its prefix, to the session signed in before.
+	resp, err := c.Get(w.gateway + "/new/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen := decodeSeen(t, resp); seen.Header.Get("X-Forwarded-User") != "u-alice" || second.count() != 1 {
+		t.Errorf("/new/ after the reload: the new upstream got %d requests, identity %q; want alice's request there",
+			second.count(), seen.Header.Get("X-Forwarded-User"))
 	}
 	time.Sleep(300 * time.Millisecond)
 
@@ -133,8 +145,10 @@ func TestReloadWatchConfig(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, worldOptions{serverExtra: "  watch_config: true\n"})
 	rp := w.replicas[0]
+	second := newRecorder(t) // a new upstream
 	rewrite(t, rp.config, "policy:\n  email_domains: [example.com]\n",
 		"policy:\n  email_domains: [example.com]\n  routes:\n    - {path: /open/, public: true}\n")
+	rewrite(t, rp.config, "upstreams:\n", "upstreams:\n  - path: /new/\n    url: "+second.URL+"\n")
 	rewrite(t, rp.config, "log:\n  level: debug\n", "log:\n  level: info\n")
 	deadline := time.Now().Add(10 * time.Second)
 	for publicStatus(t, w.gateway+"/open/x") != http.StatusOK {
