@@ -32,6 +32,7 @@ func runConformance(t *testing.T, newStore newStoreFunc) {
 		{"key rotation", confRotation},
 		{"fresh ticket at every new save", confFreshTicket},
 		{"concurrent refresh runs once", confConcurrentRefresh},
+		{"tokens", confTokens},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore) })
 	}

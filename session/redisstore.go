@@ -192,6 +192,16 @@ func (s *RedisStore) Load(r *http.Request) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	sess, err := s.loadTicket(r.Context(), t, now)
+	if err != nil {
+		return nil, err
+	}
+	sess.oldKey = oldKey
+	return sess, nil
+}
+
+// loadTicket returns t's session, from the local cache or from Redis.
+func (s *RedisStore) loadTicket(ctx context.Context, t *ticket, now time.Time) (*Session, error) {
 	hash := t.hash()
 	if c := s.cache.get(hash, now); c != nil {
 		if subtle.ConstantTimeCompare(c.handle.key[:], t.key[:]) != 1 {
@@ -200,17 +210,15 @@ func (s *RedisStore) Load(r *http.Request) (*Session, error) {
 		if c.Expired(now) {
 			return nil, fmt.Errorf("%w: expired", ErrInvalidSession)
 		}
-		c.oldKey = oldKey
 		return c, nil
 	}
 	epoch := s.cache.currentEpoch()
-	sess, meta, err := s.read(r.Context(), t, now)
+	sess, meta, err := s.read(ctx, t, now)
 	if err != nil {
 		return nil, err
 	}
 	s.cache.add(hash, t.tag, sess, now, epoch)
-	s.touch(r.Context(), t, meta, now)
-	sess.oldKey = oldKey
+	s.touch(ctx, t, meta, now)
 	return sess, nil
 }
 

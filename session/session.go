@@ -155,6 +155,7 @@ type Backend interface {
 	Store
 	Refresher
 	Revoker
+	Tokens
 	// Name is the session cookie's name as browsers see it.
 	Name() string
 }
