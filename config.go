@@ -37,18 +37,22 @@ type config struct {
 	UI        proxy.UIConfig         `yaml:"ui"`
 	Metrics   metricsConfig          `yaml:"metrics"`
 	Assertion proxy.AssertionConfig  `yaml:"assertion"`
+	Device    proxy.DeviceConfig     `yaml:"device"`
 	Log       logConfig              `yaml:"log"`
 }
 
 // proxy is the part of the configuration package proxy owns.
 func (c *config) proxy() proxy.Config {
-	return proxy.Config{Server: c.Server, Upstreams: c.Upstreams, Policy: c.Policy, Headers: c.Headers, UI: c.UI, Assertion: c.Assertion}
+	return proxy.Config{Server: c.Server, Upstreams: c.Upstreams, Policy: c.Policy, Headers: c.Headers, UI: c.UI, Assertion: c.Assertion, Device: c.Device}
 }
 
 // known is what the route table must know of the other sections: the
 // providers a route may pin, and whether bearer tokens can be verified.
 func (c *config) known(bearer bool) proxy.Known {
-	k := proxy.Known{Bearer: bearer}
+	k := proxy.Known{Bearer: bearer, SessionLifetime: c.Session.Lifetime}
+	if k.SessionLifetime <= 0 {
+		k.SessionLifetime = session.DefaultLifetime
+	}
 	for _, p := range c.Providers {
 		k.Providers = append(k.Providers, p.ID)
 	}

@@ -149,6 +149,7 @@ type gateway struct {
 	authz     *proxy.ExtAuthz
 	store     session.Backend
 	posts     *session.Posts
+	devices   *session.Devices
 	audit     auditSink
 	// storeCloser and the audit sink's closer are this generation's to
 	// close: nil for what it shares with the generation it replaced until
@@ -290,6 +291,7 @@ func (gw *gateway) wire(opts buildOptions) error {
 		Providers: p.providers, Sessions: gw.store, Login: p.login, Keys: p.keys, Bearer: bearer, Logger: gw.log,
 		IdleTimeout: cfg.Session.IdleTimeout, RefreshBefore: cfg.Session.RefreshBefore, KeepIDToken: *cfg.Session.KeepIDToken,
 		Metrics: gw.telemetry.proxyMetrics(), Audit: gw.audit.log, Previous: previous, Posts: gw.posts,
+		Devices: gw.devices,
 	}); err != nil {
 		return err
 	}
@@ -305,7 +307,7 @@ func (gw *gateway) wire(opts buildOptions) error {
 // cache, and in cookie mode the sessions kept on this replica.
 func (gw *gateway) openStore(prev *gateway, hooks []redis.Hook) error {
 	if prev != nil && prev.store != nil && reflect.DeepEqual(prev.cfg.Session, gw.cfg.Session) {
-		gw.store, gw.posts = prev.store, prev.posts // closed by prev until takeOver
+		gw.store, gw.posts, gw.devices = prev.store, prev.posts, prev.devices // closed by prev until takeOver
 		return nil
 	}
 	store, err := session.New(gw.cfg.Session, gw.parts.keys, session.Options{Hooks: hooks})
@@ -317,7 +319,11 @@ func (gw *gateway) openStore(prev *gateway, hooks []redis.Hook) error {
 	gw.telemetry.watchCache(store)
 	// Form posts kept across a sign-in: in Redis with the sessions, or
 	// in this replica's memory.
-	gw.posts, err = session.NewPosts(gw.cfg.Session.PreservePost, gw.parts.keys, store, nil)
+	if gw.posts, err = session.NewPosts(gw.cfg.Session.PreservePost, gw.parts.keys, store, nil); err != nil {
+		return err
+	}
+	// Device grants (device.enabled): likewise.
+	gw.devices, err = session.NewDevices(gw.parts.keys, store, nil)
 	return err
 }
 

@@ -54,6 +54,12 @@ func (h *Handler) identify(w http.ResponseWriter, r *http.Request, rq *request, 
 		}
 		return nil, ViaSession, nil
 	}
+	if h.devices != nil && m.AcceptsDevice() {
+		if token, ok := bearerToken(r); ok && strings.HasPrefix(token, deviceTokenPrefix) {
+			s, err := h.deviceSession(r, token)
+			return s, ViaDevice, err
+		}
+	}
 	if m.AcceptsBearer() {
 		if token, ok := bearerToken(r); ok {
 			s, err := h.bearerSession(r, token)

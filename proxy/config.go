@@ -21,6 +21,7 @@ type Config struct {
 	Headers   HeadersConfig
 	UI        UIConfig
 	Assertion AssertionConfig
+	Device    DeviceConfig
 }
 
 // Settings is a validated Config, what New builds a Handler from.
@@ -67,6 +68,7 @@ func (c Config) Validate(known Known) (*Settings, error) {
 		}
 	}
 	add(c.Headers.validate())
+	add(c.Device.validate(known.SessionLifetime))
 	s.routes, err = compileRoutes(c.Upstreams, c.Policy, c.Server.Prefix, known)
 	add(err)
 	// The signed identity assertion is on by default (RFC 7519 JWT): every

@@ -69,6 +69,7 @@ type Via uint8
 const (
 	ViaSession Via = iota // a session cookie
 	ViaBearer             // an Authorization: Bearer token (machine clients)
+	ViaDevice             // a token of the gateway's device grant (device.go)
 )
 
 // Outcome is what happens to a request.
@@ -271,6 +272,17 @@ func (m *Match) AcceptsBearer() bool {
 	return ok && alt
 }
 
+// AcceptsDevice reports whether the route takes the gateway's device
+// tokens (every route needing an identity does, unless device: false);
+// with a case-folded match, both spellings' routes must.
+func (m *Match) AcceptsDevice() bool {
+	ok := m.route == nil || !m.route.noDevice
+	if m.alt == nil {
+		return ok
+	}
+	return ok && (m.alt.route == nil || !m.alt.route.noDevice)
+}
+
 // Decide says what happens to the target for s (nil: not signed in),
 // which came via via; narrow, when set, must also admit the identity
 // (forward-auth's allowed_* parameters can only narrow).
@@ -347,7 +359,8 @@ func (m *Match) overrides(s *session.Session, via Via) (Decision, bool) {
 }
 
 // decideFor judges one method of the target for s. Provider pins hold for
-// sessions only: a bearer token names its issuer, not a sign-in.
+// sessions and device tokens (which carry the sign-in that approved them)
+// only: a bearer token names its issuer, not a sign-in.
 func (m *Match) decideFor(method string, s *session.Session, via Via) Decision {
 	d := Decision{upstream: m.row.upstream}
 	r := m.route
@@ -377,7 +390,7 @@ func (m *Match) decideFor(method string, s *session.Session, via Via) Decision {
 			d.Provider = r.provider
 		}
 		return d
-	case via == ViaSession && r != nil && r.provider != "" && s.Provider != r.provider:
+	case via != ViaBearer && r != nil && r.provider != "" && s.Provider != r.provider:
 		// Signed in, but with another provider than the route requires:
 		// for this route that is not signed in.
 		d.Outcome, d.Provider, d.rule = SignIn, r.provider, r.name+": requires provider "+r.provider

@@ -57,6 +57,9 @@ type Options struct {
 	// Posts keeps browsers' form posts across the sign-in they start
 	// (preserve.go); nil keeps none.
 	Posts *session.Posts
+	// Devices keeps the device grant's requests (device.go); nil unless
+	// device.enabled.
+	Devices *session.Devices
 }
 
 // Handler is the gateway: one http.Handler for endpoints and proxying.
@@ -67,10 +70,15 @@ type Handler struct {
 	sessions  session.Backend
 	lister    session.Lister // nil: the store cannot list sessions (cookies)
 	login     *session.LoginCookies
-	posts     *session.Posts // nil: posts are not kept
-	keys      *session.KeyRing
-	bearer    BearerVerifier
-	now       func() time.Time
+	posts     *session.Posts   // nil: posts are not kept
+	devices   *session.Devices // nil: device.enabled is false
+	device    DeviceConfig
+	// deviceStarts and codeGuesses rate-limit device requests and
+	// user-code lookups (RFC 8628 §5.1).
+	deviceStarts, codeGuesses *rateLimit
+	keys                      *session.KeyRing
+	bearer                    BearerVerifier
+	now                       func() time.Time
 
 	public      *url.URL // server.public_url
 	prefix      string   // endpoint prefix, /oauth2
@@ -125,6 +133,7 @@ func New(s *Settings, opts Options) (*Handler, error) {
 		sessions:      opts.Sessions,
 		login:         opts.Login,
 		posts:         opts.Posts,
+		device:        s.cfg.Device,
 		keys:          opts.Keys,
 		bearer:        opts.Bearer,
 		now:           opts.Now,
@@ -153,6 +162,18 @@ func New(s *Settings, opts Options) (*Handler, error) {
 		h.states, h.drain = p.states, p.drain
 	}
 	h.lister, _ = opts.Sessions.(session.Lister)
+	if d := s.cfg.Device; d.Enabled {
+		if opts.Devices == nil {
+			return nil, errors.New("proxy: device.enabled needs Options.Devices")
+		}
+		h.devices = opts.Devices
+		h.deviceStarts = newRateLimit(d.AttemptsPerSource, d.AttemptsPerMinute)
+		h.codeGuesses = newRateLimit(d.AttemptsPerSource, d.AttemptsPerMinute)
+		if p := opts.Previous; p != nil && p.codeGuesses != nil {
+			// A reload does not reset what a guesser has used up.
+			h.deviceStarts, h.codeGuesses = p.deviceStarts, p.codeGuesses
+		}
+	}
 	name := opts.Sessions.Name()
 	h.cookieBases = []string{name}
 	if bare := strings.TrimPrefix(name, "__Host-"); bare != name && bare != "" {
@@ -296,6 +317,10 @@ var endpoints = map[string]endpoint{
 	"/backchannel_logout": {(*Handler).backchannelLogout, "oauth2/backchannel_logout", "endpoint"},
 	// The path is a public contract: operators register it at providers.
 	"/frontchannel_logout": {(*Handler).frontchannelLogout, "oauth2/frontchannel_logout", "endpoint"},
+	"/device":              {(*Handler).deviceVerify, "oauth2/device", "endpoint"},
+	"/device/authorize":    {(*Handler).deviceAuthorize, "oauth2/device/authorize", "endpoint"},
+	"/device/token":        {(*Handler).deviceToken, "oauth2/device/token", "endpoint"},
+	"/revoke":              {(*Handler).revoke, "oauth2/revoke", "endpoint"},
 	"/auth":                {(*Handler).auth, "oauth2/auth", "auth"},
 	"/forward_auth":        {(*Handler).forwardAuth, "oauth2/forward_auth", "auth"},
 }

@@ -152,6 +152,7 @@ type env struct {
 	idp      *fakeProvider
 	store    *session.CookieStore
 	posts    *session.Posts // kept form posts, in memory
+	devices  *session.Devices
 	keys     *session.KeyRing
 	upstream *httptest.Server
 	mu       sync.Mutex
@@ -215,6 +216,9 @@ func newEnvOpts(t *testing.T, mutate func(*Config), opt func(*Options), extra ..
 	if e.posts, err = session.NewPosts(session.PreserveConfig{}, keys, e.store, func() time.Time { return e.clock() }); err != nil {
 		t.Fatal(err)
 	}
+	if e.devices, err = session.NewDevices(keys, e.store, func() time.Time { return e.clock() }); err != nil {
+		t.Fatal(err)
+	}
 	cfg := Config{
 		Server:    ServerConfig{PublicURL: "https://gw.example.com"},
 		Upstreams: []UpstreamConfig{{Path: "/", URL: e.upstream.URL}},
@@ -230,7 +234,7 @@ func newEnvOpts(t *testing.T, mutate func(*Config), opt func(*Options), extra ..
 	o := Options{
 		Providers: set, Sessions: e.store,
 		Login: login, Keys: keys, Logger: newTestLogger(e.logs), Bearer: e.bearer,
-		Now: func() time.Time { return e.clock() }, Posts: e.posts,
+		Now: func() time.Time { return e.clock() }, Posts: e.posts, Devices: e.devices,
 	}
 	if opt != nil {
 		opt(&o)

@@ -88,6 +88,8 @@ type pageData struct {
 	// Provider names the provider whose own session a local sign-out
 	// leaves alone (it has no end-session endpoint).
 	Provider string
+	// Device is the device-grant request the device_confirm page shows.
+	Device *devicePage
 }
 
 type providerLink struct{ Name, URL string }

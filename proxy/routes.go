@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/portcullis/portcullis/session"
 )
@@ -44,6 +45,10 @@ type RouteConfig struct {
 	// `bearer` section instead of a session, for machine clients. The
 	// token's identity goes through the same rule.
 	Bearer bool `yaml:"bearer"`
+	// Device, when false, refuses the gateway's own device-grant tokens
+	// (device.go) on this route: only browser sessions (and bearer
+	// tokens, if Bearer) pass. Default true where device.enabled.
+	Device *bool `yaml:"device"`
 	// PassEncodedSlashes admits "%2F" in paths under this route and sends
 	// it upstream as is (RabbitMQ's management UI names the vhost "/" as
 	// "%2F"); refused everywhere else. Routes with the same host and path
@@ -59,6 +64,7 @@ type Route struct {
 	methods     []string // sorted; empty: any
 	public      bool
 	bearer      bool
+	noDevice    bool   // device: false
 	provider    string // pinned provider id, "" for any
 	denyMessage string
 	rule        *rule // nil: the default rule
@@ -114,6 +120,8 @@ type row struct {
 type Known struct {
 	Providers []string // configured provider ids
 	Bearer    bool     // the bearer section names an issuer or an audience
+	// SessionLifetime is session.lifetime: device tokens live no longer.
+	SessionLifetime time.Duration
 }
 
 // compileRoutes validates upstreams and policy together and builds the
@@ -243,7 +251,8 @@ func compilePolicy(cfg PolicyConfig) (*rule, []*Route, error) {
 
 // compileRoute checks one policy route; name is its place in the file.
 func compileRoute(name string, rc RouteConfig) (*Route, error) {
-	pr := &Route{host: normHost(rc.Host), path: rc.Path, public: rc.Public, denyMessage: rc.DenyMessage, bearer: rc.Bearer, provider: rc.Provider, slashes: rc.PassEncodedSlashes}
+	pr := &Route{host: normHost(rc.Host), path: rc.Path, public: rc.Public, denyMessage: rc.DenyMessage, bearer: rc.Bearer, provider: rc.Provider, slashes: rc.PassEncodedSlashes,
+		noDevice: rc.Device != nil && !*rc.Device}
 	if rc.Public && rc.Bearer {
 		return nil, fmt.Errorf("%s: a public route needs no bearer token", name)
 	}

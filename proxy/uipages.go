@@ -18,14 +18,15 @@ import (
 // <name>.html; "top" and "bottom" are the layout around every page.
 // (The page that sends a kept form again, "resubmit", runs the one script
 // the CSP admits by hash, and cannot be replaced.)
-var pageNames = []string{"top", "bottom", "error", "sign_in", "sign_out", "not_signed_in", "signed_out", "frontchannel_logout", "post_lost"}
+var pageNames = []string{"top", "bottom", "error", "sign_in", "sign_out", "not_signed_in", "signed_out", "frontchannel_logout", "post_lost",
+	"device_code", "device_confirm", "device_done"}
 
 // builtinPages is the stock page set.
 var builtinPages = stockPages(ui.Style)
 
 // stockPages parses the built-in pages in style.
 func stockPages(style string) *template.Template {
-	return template.Must(template.New("pages").Parse(ui.Layout(style) + pageTemplates + preserveTemplates))
+	return template.Must(template.New("pages").Parse(ui.Layout(style) + pageTemplates + preserveTemplates + devicePageTemplates))
 }
 
 // newPages builds the page set for cfg: the stock pages, then any
@@ -109,5 +110,6 @@ func samplePage() pageData {
 	return pageData{Title: "Title", Product: "Portcullis", LogoURL: "https://example.com/logo.png", Message: "Message.",
 		Detail: "detail", RequestID: "id", SignInURL: "/oauth2/start", User: "user@example.com", Action: "/oauth2/sign_out",
 		CSRF: "csrf", RedirectTo: "/", CancelURL: "/", HomeURL: "/", Provider: "Provider",
-		Providers: []providerLink{{Name: "Provider", URL: "/oauth2/start?provider=p"}}}
+		Providers: []providerLink{{Name: "Provider", URL: "/oauth2/start?provider=p"}},
+		Device:    &devicePage{UserCode: "BCDF-GHJK", Client: "portcullis-cli", Source: "192.0.2.1", Agent: "curl/8.0", Requested: "1 Jan 2026 12:00:00 UTC"}}
 }

@@ -252,6 +252,11 @@ func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) *
 			if passHost {
 				pr.Out.Host = pr.In.Host
 			}
+			if a := out["Authorization"]; len(a) > 0 && isDeviceAuthorization(a[0]) {
+				// The gateway's own device token, like its cookies, is
+				// never the upstream's to see.
+				delete(out, "Authorization")
+			}
 			if cfg.PassAuthorizationHeader || cfg.PassAccessTokenBearer {
 				// Removed even when the session has no token to send: the
 				// upstream must never take the client's for the gateway's.
