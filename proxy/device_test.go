@@ -268,3 +268,50 @@ func TestRateLimit(t *testing.T) {
 		t.Error("still refused two minutes later")
 	}
 }
+
+// TestDeviceTokenEnds: the token is refused after the browser session
+// that approved it signs out (they share the provider session id), and by
+// another gateway (other keys), and after its own lifetime.
+func TestDeviceTokenEnds(t *testing.T) {
+	e, _ := deviceEnv(t, nil)
+	approver := e.baseSession(func(s *session.Session) { s.SID = "idp-session-1" })
+	issue := func() string {
+		dc, uc, _ := e.startDevice()
+		cookie := e.cookieFor(approver)
+		if resp := e.decide(cookie, uc, e.confirmPage(cookie, uc), "approve"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("approve: %d", resp.StatusCode)
+		}
+		_, m := e.poll(dc)
+		tok, _ := m["access_token"].(string)
+		if tok == "" {
+			t.Fatalf("no token: %v", m)
+		}
+		return tok
+	}
+	status := func(env *env, tok string) int {
+		return env.do(get("https://gw.example.com/x", "Authorization", "Bearer "+tok, "Accept", "application/json")).StatusCode
+	}
+	tok := issue()
+	other, _ := deviceEnv(t, nil)
+	if got := status(other, tok); got != http.StatusUnauthorized {
+		t.Errorf("the token at another gateway: %d, want 401", got)
+	}
+	e.advance(time.Hour + time.Minute)
+	if got := status(e, tok); got != http.StatusUnauthorized {
+		t.Errorf("after its lifetime: %d, want 401", got)
+	}
+	e.advance(-time.Hour - time.Minute)
+
+	tok = issue()
+	if got := status(e, tok); got != http.StatusOK {
+		t.Fatalf("fresh token: %d", got)
+	}
+	cookie := e.cookieFor(approver)
+	resp := e.do(postForm("https://gw.example.com/oauth2/sign_out", url.Values{}, "Cookie", cookie, "Origin", "https://gw.example.com", "Sec-Fetch-Site", "same-origin"))
+	if resp.StatusCode >= 400 {
+		t.Fatalf("sign-out: %d", resp.StatusCode)
+	}
+	if got := status(e, tok); got != http.StatusUnauthorized {
+		t.Errorf("after the approving session signed out: %d, want 401", got)
+	}
+}

@@ -82,6 +82,7 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, rq *request) e
 	rq.user = h.userValue(s)
 	h.metrics.ended("sign_out")
 	h.audit(r, rq, "sign_out", s)
+	h.endDeviceTokens(r, rq, s)
 	h.revokeTokens(r, rq, s)
 	if p, ok := h.providers.Get(s.Provider).(providers.EndSessioner); ok {
 		hint := s.IDToken
@@ -104,6 +105,19 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, rq *request) e
 	// No end_session_endpoint (or end_session: never): the sign-out was
 	// local, and the page says the provider's own session may remain.
 	return h.finishSignOut(w, r, rq, rd, h.providerName(s.Provider))
+}
+
+// endDeviceTokens ends, with the sign-in being signed out of, the device
+// tokens it approved (device.go): they share its provider session id.
+// Best effort: the sign-out goes on either way.
+func (h *Handler) endDeviceTokens(r *http.Request, rq *request, s *session.Session) {
+	if h.devices == nil || s.SID == "" {
+		return
+	}
+	if _, err := h.sessions.RevokeSID(r.Context(), s.Issuer, s.SID); err != nil {
+		h.log.LogAttrs(r.Context(), slog.LevelWarn, "could not end the device tokens of the signed-out session",
+			slog.String("id", rq.id), slog.Any("err", err))
+	}
 }
 
 // signOutTarget is where a sign-out continues: rd when one was asked for
