@@ -80,11 +80,15 @@ Portcullis demo is running.
 	}
 	fmt.Fprintf(stdout, `    %soauth2/sign_out   ends on the signed-out page
 
+  From a terminal (device sign-in, approved in the browser):
+    portcullis login %s
+    curl -H "Authorization: Bearer $(portcullis token %s)" %s
+
   Identity provider  %s   (zitadel/oidc, in-process)
   Protected app      %s   (reach it through the gateway)
 
 Press Ctrl-C to stop.
-`, d.URL, d.IDP.URL, d.AppURL)
+`, d.URL, strings.TrimSuffix(d.URL, "/"), strings.TrimSuffix(d.URL, "/"), d.URL, d.IDP.URL, d.AppURL)
 	if err := <-d.Done; err != nil {
 		fmt.Fprintln(stderr, "portcullis demo:", err)
 		return 1
@@ -167,6 +171,8 @@ func startDemo(ctx context.Context, opts demoOptions) (*demoRun, error) {
 		}},
 		Upstreams: []proxy.UpstreamConfig{{Path: "/", URL: "http://" + appLn.Addr().String()}},
 		Policy:    demoPolicy(),
+		// Terminals sign in too: portcullis login <the demo's URL>.
+		Device: proxy.DeviceConfig{Enabled: true},
 	}
 	if opts.Own != nil {
 		cfg.Policy, cfg.UI = opts.Own.Policy, opts.Own.UI
