@@ -14,6 +14,11 @@
 //	                                 list or revoke a user's sessions through the admin API
 //	portcullis migrate [-config oauth2-proxy.cfg] [-alpha-config alpha.yaml] [-- FLAGS]
 //	                                 write a Portcullis configuration from oauth2-proxy's
+//	portcullis login URL [-no-qr] [-browser] [-exec-credential]
+//	                                 sign in to a gateway from a terminal (RFC 8628 device grant)
+//	portcullis token URL [--exec-credential]
+//	                                 print the stored token (or a Kubernetes ExecCredential)
+//	portcullis logout URL            revoke the stored token and forget it
 //	portcullis version               print the version
 //
 // main is the composition root: it alone reads flags, files and the
@@ -59,6 +64,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return runSessions(args[1:], stdout, stderr)
 		case "migrate":
 			return runMigrate(args[1:], stdout, stderr)
+		case "login":
+			return runLogin(args[1:], stdout, stderr)
+		case "token":
+			return runToken(args[1:], stdout, stderr)
+		case "logout":
+			return runLogout(args[1:], stdout, stderr)
 		case "policy":
 			if len(args) > 1 && args[1] == "test" {
 				return runPolicyTest(args[2:], stdout, stderr)
@@ -78,7 +89,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	online := fs.Bool("online", false, "with -check: fetch each provider's discovery document and keys and report what they support")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: portcullis -config FILE [-check [-online]] | portcullis demo [-config FILE] | portcullis policy test -config FILE CASES | portcullis sessions list|revoke | portcullis migrate | portcullis version")
+		fmt.Fprintln(stderr, "usage: portcullis -config FILE [-check [-online]] | portcullis demo [-config FILE] | portcullis policy test -config FILE CASES | portcullis sessions list|revoke | portcullis migrate | portcullis login|token|logout URL | portcullis version")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
