@@ -180,17 +180,24 @@ func (h *Handler) deviceToken(w http.ResponseWriter, r *http.Request, rq *reques
 	case session.GrantDenied:
 		return oauthFail(http.StatusBadRequest, "access_denied", "The user denied the request.", errors.New("denied"))
 	}
-	return h.issueDeviceToken(w, r, rq, p.Session)
+	return h.issueDeviceToken(w, r, rq, p.Session, p.Grant)
 }
 
 // issueDeviceToken turns the approving user's session into the device's:
 // the identity, the provider and its session id (so back-channel logout
 // ends it), no provider token, its own lifetime.
-func (h *Handler) issueDeviceToken(w http.ResponseWriter, r *http.Request, rq *request, approver *session.Session) error {
+func (h *Handler) issueDeviceToken(w http.ResponseWriter, r *http.Request, rq *request, approver *session.Session, g *session.DeviceGrant) error {
 	now := h.now()
 	s := &session.Session{Identity: approver.Identity, Provider: approver.Provider, SID: approver.SID,
 		ExpiresAt: now.Add(h.device.Lifetime), LastSeen: now}
-	token, err := h.sessions.IssueToken(r.Context(), s)
+	label := "device grant from " + g.Source
+	if g.ClientID != "" {
+		label = g.ClientID + ", " + label
+	}
+	if g.UserAgent != "" {
+		label += " (" + g.UserAgent + ")"
+	}
+	token, err := h.sessions.IssueToken(r.Context(), s, label)
 	if err != nil {
 		return oauthFail(http.StatusServiceUnavailable, "temporarily_unavailable", "Device sign-in is unavailable right now.", err)
 	}

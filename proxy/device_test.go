@@ -194,7 +194,7 @@ func TestDeviceHostile(t *testing.T) {
 			t.Errorf("forged device token %.12q…: %d, want 401", tok, resp.StatusCode)
 		}
 	}
-	token, err := e.store.IssueToken(t.Context(), e.baseSession(nil))
+	token, err := e.store.IssueToken(t.Context(), e.baseSession(nil), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestDeviceOffByDefault(t *testing.T) {
 			t.Errorf("%s without device.enabled: %d, want 404", p, resp.StatusCode)
 		}
 	}
-	token, _ := e.store.IssueToken(t.Context(), e.baseSession(nil))
+	token, _ := e.store.IssueToken(t.Context(), e.baseSession(nil), "test")
 	if resp := e.do(get("https://gw.example.com/x", "Authorization", "Bearer "+deviceTokenPrefix+token, "Accept", "application/json")); resp.StatusCode == http.StatusOK {
 		t.Error("a device token was accepted with device.enabled false")
 	}

@@ -83,6 +83,7 @@ type Poll struct {
 	Status   string        // GrantPending, GrantSlowDown, GrantDenied or GrantApproved
 	Interval time.Duration // the interval the device must keep from now on
 	Session  *Session      // the approving user's session, when approved
+	Grant    *DeviceGrant  // what the device said of itself, when approved
 }
 
 // deviceKV keeps sealed grants under the hash of their device code, and
@@ -91,7 +92,9 @@ type deviceKV interface {
 	createGrant(ctx context.Context, grant, code string, sealed []byte, interval, ttl time.Duration) (taken bool, err error)
 	grantByCode(ctx context.Context, code string) (grant string, sealed []byte, status string, err error)
 	decideGrant(ctx context.Context, grant, code, status string, sealedSession []byte) error
-	pollGrant(ctx context.Context, grant string, now time.Time) (status string, interval time.Duration, sealedSession []byte, err error)
+	// pollGrant answers a poll; once approved, with the sealed session
+	// and the sealed grant.
+	pollGrant(ctx context.Context, grant string, now time.Time) (status string, interval time.Duration, sealedSession, sealedGrant []byte, err error)
 }
 
 var (
@@ -227,7 +230,7 @@ func (d *Devices) Poll(ctx context.Context, deviceCode string) (Poll, error) {
 	}
 	now := d.now()
 	grant := grantName(deviceCode)
-	status, interval, sealed, err := d.kv.pollGrant(ctx, grant, now)
+	status, interval, sealed, sealedGrant, err := d.kv.pollGrant(ctx, grant, now)
 	switch {
 	case errors.Is(err, ErrGrantGone) && !now.Before(exp):
 		return Poll{}, ErrGrantExpired
@@ -243,6 +246,9 @@ func (d *Devices) Poll(ctx context.Context, deviceCode string) (Poll, error) {
 		p.Session = new(Session)
 		if err := p.Session.UnmarshalBinary(plain); err != nil {
 			return Poll{}, fmt.Errorf("%w: %v", ErrGrantGone, err)
+		}
+		if p.Grant, err = d.openGrant(grant, sealedGrant); err != nil {
+			return Poll{}, err
 		}
 	}
 	return p, nil
@@ -430,23 +436,23 @@ func (m *memDevices) decideGrant(_ context.Context, grant, code, status string, 
 	return nil
 }
 
-func (m *memDevices) pollGrant(_ context.Context, grant string, now time.Time) (string, time.Duration, []byte, error) {
+func (m *memDevices) pollGrant(_ context.Context, grant string, now time.Time) (string, time.Duration, []byte, []byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	g, ok := m.live(grant)
 	if !ok {
-		return "", 0, nil, ErrGrantGone
+		return "", 0, nil, nil, ErrGrantGone
 	}
 	// RFC 8628 §3.5: polling faster than the interval is slow_down, and
 	// the interval grows by 5 seconds for this and every later poll.
 	if !g.lastPoll.IsZero() && now.Sub(g.lastPoll) < g.interval {
 		g.interval += 5 * time.Second
 		g.lastPoll = now
-		return GrantSlowDown, g.interval, nil, nil
+		return GrantSlowDown, g.interval, nil, nil, nil
 	}
 	g.lastPoll = now
 	if g.status != GrantPending {
 		delete(m.grants, grant) // answered once: redeemed or refused
 	}
-	return g.status, g.interval, g.session, nil
+	return g.status, g.interval, g.session, g.sealed, nil
 }

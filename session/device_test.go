@@ -76,6 +76,9 @@ func TestDeviceGrantFlow(t *testing.T) {
 			if p.Session == nil || p.Session.Subject != alice.Subject || p.Session.Email != alice.Email {
 				t.Errorf("approved poll carried %+v, want alice's session", p.Session)
 			}
+			if p.Grant == nil || p.Grant.ClientID != "portcullis-cli" || p.Grant.Source != "192.0.2.7" {
+				t.Errorf("approved poll carried grant %+v, want what the device said", p.Grant)
+			}
 			c.t = c.t.Add(16 * time.Second)
 			if _, err := d.Poll(ctx, dc); !errors.Is(err, ErrGrantGone) {
 				t.Errorf("second redemption: %v, want ErrGrantGone", err)

@@ -85,7 +85,7 @@ func (s *RedisStore) decideGrant(ctx context.Context, grant, code, status string
 // pollGrantScript answers a poll (RFC 8628 §3.5). KEYS: the grant. ARGV:
 // now in ms. Returns {-1} (gone), {1, interval} (slow_down: the interval
 // grows by 5 s), {0, interval} (pending), {2, interval} (denied) or
-// {3, interval, sealed session} (approved); the last two delete the grant,
+// {3, interval, sealed session, sealed grant} (approved); the last two delete the grant,
 // so it is redeemed once.
 var pollGrantScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
@@ -101,37 +101,39 @@ redis.call('HSET', KEYS[1], 'lp', now)
 local st = redis.call('HGET', KEYS[1], 'st')
 if st == 'pending' then return {0, iv} end
 local sess = redis.call('HGET', KEYS[1], 's') or ''
+local g = redis.call('HGET', KEYS[1], 'g') or ''
 redis.call('DEL', KEYS[1])
-if st == 'approved' then return {3, iv, sess} end
+if st == 'approved' then return {3, iv, sess, g} end
 return {2, iv}
 `)
 
 // pollGrant implements deviceKV.
-func (s *RedisStore) pollGrant(ctx context.Context, grant string, now time.Time) (string, time.Duration, []byte, error) {
+func (s *RedisStore) pollGrant(ctx context.Context, grant string, now time.Time) (string, time.Duration, []byte, []byte, error) {
 	res, err := pollGrantScript.Run(ctx, s.client, []string{s.prefix + grant}, now.UnixMilli()).Slice()
 	if err != nil {
-		return "", 0, nil, storeErr("polling a device grant", err)
+		return "", 0, nil, nil, storeErr("polling a device grant", err)
 	}
 	code, _ := res[0].(int64)
 	if code == -1 {
-		return "", 0, nil, ErrGrantGone
+		return "", 0, nil, nil, ErrGrantGone
 	}
 	if len(res) < 2 {
-		return "", 0, nil, fmt.Errorf("session: polling a device grant: unexpected reply %v", res)
+		return "", 0, nil, nil, fmt.Errorf("session: polling a device grant: unexpected reply %v", res)
 	}
 	ms, _ := res[1].(int64)
 	interval := time.Duration(ms) * time.Millisecond
 	switch code {
 	case 0:
-		return GrantPending, interval, nil, nil
+		return GrantPending, interval, nil, nil, nil
 	case 1:
-		return GrantSlowDown, interval, nil, nil
+		return GrantSlowDown, interval, nil, nil, nil
 	case 2:
-		return GrantDenied, interval, nil, nil
+		return GrantDenied, interval, nil, nil, nil
 	}
-	if len(res) < 3 {
-		return "", 0, nil, fmt.Errorf("session: polling a device grant: approved without a session")
+	if len(res) < 4 {
+		return "", 0, nil, nil, fmt.Errorf("session: polling a device grant: approved without a session")
 	}
 	sealed, _ := res[2].(string)
-	return GrantApproved, interval, []byte(sealed), nil
+	g, _ := res[3].(string)
+	return GrantApproved, interval, []byte(sealed), []byte(g), nil
 }

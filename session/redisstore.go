@@ -314,7 +314,11 @@ func (s *RedisStore) save(ctx context.Context, w http.ResponseWriter, r *http.Re
 	}
 	hash := t.hash()
 	n := s.names(tag, hash)
-	data, meta, err := s.seal(sess, t, n, r, now)
+	ua := ""
+	if r != nil {
+		ua = truncateUA(r.UserAgent())
+	}
+	data, meta, err := s.seal(sess, t, n, ua, now)
 	if err != nil {
 		return err
 	}
@@ -374,13 +378,9 @@ func (s *RedisStore) bound(sess *Session, now time.Time) (time.Duration, error) 
 // seal returns the record's two fields: the session sealed under the
 // ticket's key (d) and the admin-list metadata sealed under the server's
 // (m), each bound to the record's key.
-func (s *RedisStore) seal(sess *Session, t *ticket, n redisNames, r *http.Request, now time.Time) (data, meta []byte, err error) {
+func (s *RedisStore) seal(sess *Session, t *ticket, n redisNames, ua string, now time.Time) (data, meta []byte, err error) {
 	if data, err = t.sealRecord(sess, n.session); err != nil {
 		return nil, nil, fmt.Errorf("session: sealing session: %w", err)
-	}
-	ua := ""
-	if r != nil {
-		ua = truncateUA(r.UserAgent())
 	}
 	meta, err = s.sealMeta(&sessionMeta{CreatedAt: sess.CreatedAt, LastSeen: now, ExpiresAt: sess.ExpiresAt, UserAgent: ua}, n.session)
 	if err != nil {

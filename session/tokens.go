@@ -31,7 +31,9 @@ const maxToken = 16 << 10
 type Tokens interface {
 	// IssueToken stores s as a session of its own, apart from any cookie,
 	// and returns the token naming it.
-	IssueToken(ctx context.Context, s *Session) (string, error)
+	// label says in the admin list what holds it (the Redis store's
+	// metadata, in place of a browser's User-Agent).
+	IssueToken(ctx context.Context, s *Session, label string) (string, error)
 	// LoadToken returns the session token names. Its errors are Load's:
 	// ErrInvalidSession for a token that is forged, expired or revoked,
 	// ErrUnavailable when Redis cannot be reached.
@@ -54,7 +56,7 @@ func tokenShape(token string) error {
 }
 
 // IssueToken implements Tokens.
-func (c *CookieStore) IssueToken(_ context.Context, s *Session) (string, error) {
+func (c *CookieStore) IssueToken(_ context.Context, s *Session, _ string) (string, error) {
 	now := c.now()
 	s.CreatedAt = now
 	s.ID = newSessionID()
@@ -111,7 +113,7 @@ func (c *CookieStore) RevokeToken(ctx context.Context, token string) error {
 // a sign-in, without a cookie. It joins the user's index (listed and
 // revoked with the user's other sessions) and claims its provider session
 // id, so back-channel logout of that provider session ends it too.
-func (s *RedisStore) IssueToken(ctx context.Context, sess *Session) (string, error) {
+func (s *RedisStore) IssueToken(ctx context.Context, sess *Session, label string) (string, error) {
 	now := s.now()
 	sess.CreatedAt, sess.handle = now, nil
 	ttl, err := s.bound(sess, now)
@@ -124,7 +126,7 @@ func (s *RedisStore) IssueToken(ctx context.Context, sess *Session) (string, err
 		return "", err
 	}
 	n := s.names(tag, t.hash())
-	data, meta, err := s.seal(sess, t, n, nil, now)
+	data, meta, err := s.seal(sess, t, n, truncateUA(label), now)
 	if err != nil {
 		return "", err
 	}

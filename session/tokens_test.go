@@ -23,7 +23,7 @@ func confTokens(t *testing.T, newStore newStoreFunc) {
 
 	s := demoSession(start)
 	s.ExpiresAt = start.Add(30 * time.Minute) // a device lifetime shorter than the store's
-	token, err := st.IssueToken(ctx, s)
+	token, err := st.IssueToken(ctx, s, "test")
 	if err != nil {
 		t.Fatalf("IssueToken: %v", err)
 	}
@@ -74,7 +74,7 @@ func confTokens(t *testing.T, newStore newStoreFunc) {
 	// Revoking the user ends their tokens too.
 	tick := start.Add(time.Second)
 	now.Store(&tick)
-	second, err := st.IssueToken(ctx, demoSession(tick))
+	second, err := st.IssueToken(ctx, demoSession(tick), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
