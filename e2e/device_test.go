@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -103,8 +106,10 @@ func bearerGet(t *testing.T, target, token string) *http.Response {
 
 func TestDeviceGrant(t *testing.T) {
 	rs := redistest.Standalone(t)
+	tokenFile := filepath.Join(t.TempDir(), "admin-token")
+	os.WriteFile(tokenFile, []byte(strings.Repeat("c3d4", 10)+"\n"), 0o600)
 	w := newWorld(t, worldOptions{redis: rs.Addr(), replicas: 2,
-		extraConfig: "device:\n  enabled: true\n  interval: 1s\n  lifetime: 1h\n"})
+		extraConfig: "device:\n  enabled: true\n  interval: 1s\n  lifetime: 1h\nadmin:\n  listen: {{ADMIN}}\n  token_file: " + tokenFile + "\n"})
 	a, b := w.replicas[0].url, w.replicas[1].url
 
 	start := time.Now()
@@ -143,6 +148,12 @@ func TestDeviceGrant(t *testing.T) {
 		if seen.Header.Get("X-Forwarded-User") != "u-alice" || seen.Header.Get("Authorization") != "" {
 			t.Errorf("%s with the device token: upstream saw user %q, Authorization %q", base, seen.Header.Get("X-Forwarded-User"), seen.Header.Get("Authorization"))
 		}
+	}
+
+	// Listed with alice's sessions, saying what holds it.
+	list, err := exec.Command(binary, "sessions", "list", "-config", w.replicas[0].config, "-user", "u-alice").CombinedOutput()
+	if err != nil || !strings.Contains(string(list), "e2e-cli, device grant from 127.0.0.1") {
+		t.Errorf("sessions list: %v\n%s", err, list)
 	}
 
 	// A denied request.
