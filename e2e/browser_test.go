@@ -40,6 +40,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("SignOut", func(t *testing.T) { browserSignOut(t, c) })
 	t.Run("Forbidden", func(t *testing.T) { browserForbidden(t, c) })
 	t.Run("OtherPages", func(t *testing.T) { browserOtherPages(t, c) })
+	t.Run("DeviceApproval", func(t *testing.T) { browserDevice(t, c) })
 	c.report(t)
 	t.Logf("browser flows took %v", time.Since(started).Round(time.Millisecond))
 }
@@ -396,4 +397,33 @@ func browserOtherPages(t *testing.T, c *chrome) {
 	c.do(t, ctx, "choosing Corporate SSO", chromedp.Click(chromedp.Search(`//a[normalize-space()="Sign in with Corporate SSO"]`)))
 	c.signIn(t, ctx, w, "alice")
 	c.waitUpstream(t, ctx, w, "/projects/7", "alice")
+}
+
+// h. Device sign-in: a terminal asks for a code; in the browser the user
+// signs in, types the code, sees the request and approves it; the
+// terminal's poll then gets its token.
+func browserDevice(t *testing.T, c *chrome) {
+	w := newWorld(t, worldOptions{extraConfig: "device:\n  enabled: true\n  interval: 1s\n"})
+	code, m := deviceCall(t, w.gateway+"/oauth2/device/authorize", url.Values{"client_id": {"browser-test-cli"}})
+	if code != http.StatusOK {
+		t.Fatalf("authorize: %d %v", code, m)
+	}
+	userCode, _ := m["user_code"].(string)
+	dc, _ := m["device_code"].(string)
+	ctx := c.tab(t, phone)
+	c.clearCookies(t, ctx)
+	c.navigate(t, ctx, w.gateway+"/oauth2/device")
+	c.signIn(t, ctx, w, "alice")
+	c.checkPage(t, ctx, "device: enter the code", "Connect a device", "")
+	c.do(t, ctx, "typing the code", chromedp.SendKeys(chromedp.CSS("#user_code"), strings.ToLower(userCode)),
+		chromedp.Click(chromedp.CSS(`button[type="submit"]`)))
+	c.checkPage(t, ctx, "device: approve", "Sign in on a device?", "")
+	if txt, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`)); !strings.Contains(txt, userCode) || !strings.Contains(txt, "browser-test-cli") {
+		t.Errorf("the approval page does not show the code and the client:\n%s", txt)
+	}
+	c.do(t, ctx, "pressing Approve", chromedp.Click(chromedp.CSS(`button[value="approve"]`)))
+	c.checkPage(t, ctx, "device: approved", "Device signed in", "")
+	if code, m := pollUntil(t, w.gateway+"/oauth2/device/token", dc, time.Second); code != http.StatusOK || m["access_token"] == nil {
+		t.Errorf("the terminal's poll after the approval: %d %v", code, m)
+	}
 }

@@ -26,6 +26,7 @@ type OIDC struct {
 	flavor flavor
 
 	state discoveredOnce[discovery]
+	reach reachability // is the sign-in page answering (reach.go)
 }
 
 var _ Provider = (*OIDC)(nil)

@@ -63,6 +63,11 @@ type (
 	Revoker interface {
 		RevokeTokens(ctx context.Context, s *session.Session) error
 	}
+	// Prober says whether the provider's sign-in page answers now, so
+	// a sign-in is not sent to a provider that is down (reach.go).
+	Prober interface {
+		Reachable(ctx context.Context) error
+	}
 	// FrontchannelLogouter says whether the provider's front-channel
 	// logout requests are accepted (Front-Channel Logout 1.0 §2).
 	FrontchannelLogouter interface {
@@ -71,6 +76,7 @@ type (
 )
 
 var (
+	_ Prober         = (*OIDC)(nil)
 	_ Refresher      = (*OIDC)(nil)
 	_ Refresher      = (*Entra)(nil)
 	_ EndSessioner   = (*OIDC)(nil)

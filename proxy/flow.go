@@ -142,6 +142,14 @@ func (h *Handler) ownEndpoint(uri string) bool {
 // now and again after the callback. post, when set, redeems the form post
 // the attempt keeps (preserve.go).
 func (h *Handler) beginLogin(w http.ResponseWriter, r *http.Request, rq *request, p providers.Provider, rd, hint, post string) error {
+	if pr, ok := p.(providers.Prober); ok {
+		// Discovery is kept once it succeeded; whether the provider
+		// answers now is another matter: never send a browser to a
+		// provider that is down.
+		if err := pr.Reachable(r.Context()); err != nil {
+			return providerDown(err)
+		}
+	}
 	a := providers.NewAttempt()
 	a.LoginHint = hint
 	rd = h.loginReturn(r, rq, rd)
