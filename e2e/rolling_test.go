@@ -175,8 +175,10 @@ func refusesConnections(t *testing.T, rp *replica, within time.Duration) time.Ti
 // exits cleanly and is started again. No request fails, a request in
 // flight on the first replica across its SIGTERM completes, and each
 // replica serves again after its restart.
+//
+// Not parallel: the load keeps both cores busy, which would slow the
+// timing-sensitive tests around it, and them it.
 func TestRollingRestart(t *testing.T) {
-	t.Parallel()
 	rs := redistest.Standalone(t)
 	front := freeAddr(t)
 	w := newWorld(t, worldOptions{redis: rs.Addr(), replicas: 2, frontAddr: front,
