@@ -34,6 +34,9 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(roleEnv) == "provider" {
+		os.Exit(runProviderProcess()) // the test binary re-executed as the provider (outage_test.go)
+	}
 	dir, err := os.MkdirTemp("", "portcullis-e2e")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -130,9 +133,10 @@ func randomSecret() string {
 // world is one provider, one upstream and one or more gateway processes.
 type world struct {
 	t        *testing.T
-	idp      *demo.Server
+	idp      *demo.Server // nil when worldOptions.provider runs it elsewhere
+	issuer   string       // the provider's URL
 	upstream *recorder
-	gateway  string // base URL of the first replica
+	gateway  string // base URL of the first replica, or of the front (frontAddr)
 	logs     *syncBuffer
 	cmd      *exec.Cmd
 	users    map[string]demo.User
@@ -192,6 +196,15 @@ type worldOptions struct {
 	// not the gateway itself (an nginx in front); the gateway then has no
 	// upstreams and trusts 127.0.0.1 as its proxy.
 	publicAddr string
+	// frontAddr is where browsers reach the gateways when a reverse proxy
+	// in front balances them (nginx with an upstream block): public_url
+	// names it and the gateways trust 127.0.0.1 as their proxy, as with
+	// publicAddr, but they keep their upstreams, and w.gateway is the
+	// front's URL.
+	frontAddr string
+	// provider, when set, runs the provider with cfg somewhere else (a
+	// process of its own) and returns its issuer URL; w.idp is then nil.
+	provider func(t *testing.T, cfg demo.Config) string
 }
 
 func defaultUsers() []demo.User {
@@ -226,6 +239,9 @@ func newWorld(t *testing.T, opts worldOptions) *world {
 	if opts.publicAddr != "" {
 		public = "http://" + opts.publicAddr
 	}
+	if opts.frontAddr != "" {
+		public = "http://" + opts.frontAddr
+	}
 	if opts.policy == "" {
 		opts.policy = "policy:\n  email_domains: [example.com]\n"
 	}
@@ -243,12 +259,16 @@ func newWorld(t *testing.T, opts worldOptions) *world {
 	if opts.idp != nil {
 		opts.idp(&idpConfig)
 	}
-	idp, err := demo.Start("127.0.0.1:0", idpConfig)
-	if err != nil {
-		t.Fatal(err)
+	if opts.provider != nil {
+		w.issuer = opts.provider(t, idpConfig)
+	} else {
+		idp, err := demo.Start("127.0.0.1:0", idpConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { idp.Close() })
+		w.idp, w.issuer = idp, idp.URL
 	}
-	t.Cleanup(func() { idp.Close() })
-	w.idp = idp
 
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "client-secret")
@@ -306,7 +326,7 @@ session:
 %s
 log:
   level: debug
-%s`, addr, public, trustedFor(opts), opts.providerType, idp.URL, secretLine, opts.scopes, strings.ReplaceAll(opts.providerExtra, "{{ISSUER}}", idp.URL), opts.sessionExtra, store, upstreamsFor(opts, upstream), opts.policy, extra)
+%s`, addr, public, trustedFor(opts), opts.providerType, w.issuer, secretLine, opts.scopes, strings.ReplaceAll(opts.providerExtra, "{{ISSUER}}", w.issuer), opts.sessionExtra, store, upstreamsFor(opts, upstream), opts.policy, extra)
 		cfgFile := filepath.Join(dir, fmt.Sprintf("config-%d.yaml", i))
 		os.WriteFile(cfgFile, []byte(cfg), 0o600)
 		rp := &replica{url: "http://" + addr, config: cfgFile, admin: admin, metrics: metrics,
@@ -316,11 +336,14 @@ log:
 		w.replicas = append(w.replicas, rp)
 	}
 	w.gateway, w.cmd, w.logs = w.replicas[0].url, w.replicas[0].cmd, w.replicas[0].logs
+	if opts.frontAddr != "" {
+		w.gateway = public
+	}
 	return w
 }
 
 func trustedFor(opts worldOptions) string {
-	if opts.publicAddr == "" {
+	if opts.publicAddr == "" && opts.frontAddr == "" {
 		return opts.serverExtra
 	}
 	return "  trusted_proxies: [127.0.0.1]\n" + opts.serverExtra
@@ -336,6 +359,14 @@ func upstreamsFor(opts worldOptions, url string) string {
 // start runs the gateway process and waits until it is ready.
 func (rp *replica) start(t *testing.T) {
 	t.Helper()
+	rp.launch(t)
+	rp.waitReady(t)
+}
+
+// launch runs the gateway process without waiting for /ready (which
+// fails while its provider is down).
+func (rp *replica) launch(t *testing.T) {
+	t.Helper()
 	rp.logs = &syncBuffer{}
 	rp.cmd = exec.Command(binary, "-config", rp.config)
 	rp.cmd.Env = rp.env
@@ -343,7 +374,6 @@ func (rp *replica) start(t *testing.T) {
 	if err := rp.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	rp.waitReady(t)
 }
 
 // restart stops the process and starts it again with the cookie secrets
@@ -423,7 +453,7 @@ func noFollow(c *http.Client) *http.Client {
 // login page as user; it returns the final response (the upstream's page).
 // toSignIn reports whether resp is the gateway's redirect to the provider.
 func (w *world) toSignIn(resp *http.Response) bool {
-	return resp.StatusCode == http.StatusFound && strings.HasPrefix(resp.Header.Get("Location"), w.idp.URL)
+	return resp.StatusCode == http.StatusFound && strings.HasPrefix(resp.Header.Get("Location"), w.issuer)
 }
 
 func (w *world) signIn(c *http.Client, path, user string) *http.Response {
@@ -433,7 +463,7 @@ func (w *world) signIn(c *http.Client, path, user string) *http.Response {
 		w.t.Fatal(err)
 	}
 	resp.Body.Close()
-	if !strings.HasPrefix(resp.Request.URL.String(), w.idp.URL) {
+	if !strings.HasPrefix(resp.Request.URL.String(), w.issuer) {
 		w.t.Fatalf("GET %s ended at %s (%d), want the provider's login page", path, resp.Request.URL, resp.StatusCode)
 	}
 	u := w.users[user]
