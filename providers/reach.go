@@ -14,14 +14,15 @@ import (
 // still get browsers sent to it, to a connection error in their tab.
 // Before a sign-in starts, the gateway asks Reachable instead: a GET of
 // the authorization endpoint (with the provider's own client, so its CA
-// and proxy settings hold), remembered for a few seconds. Any answer below
+// and proxy settings hold), remembered for 2 seconds: at most one probe
+// every 2 seconds per replica and provider, however many sign-ins start. Any answer below
 // 500 is a provider that is up (without parameters it answers an error
 // page, which is fine); no answer, or a 5xx from whatever stands in front
 // of it, is one that is down, and the sign-in gets the 503 page.
 
 const (
-	reachUp      = 10 * time.Second // how long an answer is trusted
-	reachDown    = 2 * time.Second  // how soon a provider found down is tried again
+	reachUp      = 2 * time.Second // how long an answer is trusted: a provider that goes down is noticed this soon
+	reachDown    = time.Second     // how soon a provider found down is tried again
 	reachTimeout = 3 * time.Second  // one probe's bound
 )
 
