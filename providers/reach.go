@@ -23,7 +23,7 @@ import (
 const (
 	reachUp      = 2 * time.Second // how long an answer is trusted: a provider that goes down is noticed this soon
 	reachDown    = time.Second     // how soon a provider found down is tried again
-	reachTimeout = 3 * time.Second  // one probe's bound
+	reachTimeout = 3 * time.Second // one probe's bound
 )
 
 // reachability caches the last probe; one probe runs at a time.
