@@ -73,7 +73,8 @@ func (e *env) confirmPage(cookie, userCode string) string {
 
 func (e *env) decide(cookie, userCode, csrf, decision string, header ...string) *http.Response {
 	e.t.Helper()
-	h := append([]string{"Cookie", cookie, "Origin", "https://gw.example.com", "Sec-Fetch-Site", "same-origin"}, header...)
+	// As a browser sends it from a page with Referrer-Policy: no-referrer.
+	h := append([]string{"Cookie", cookie, "Origin", "null", "Sec-Fetch-Site", "same-origin"}, header...)
 	return e.do(postForm("https://gw.example.com/oauth2/device", url.Values{"user_code": {userCode}, "csrf": {csrf}, "decision": {decision}}, h...))
 }
 
@@ -163,6 +164,8 @@ func TestDeviceHostile(t *testing.T) {
 	}{
 		{"no token", e.decide(alice, uc, "", "approve"), http.StatusForbidden},
 		{"cross-site", e.decide(alice, uc, csrf, "approve", "Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"), http.StatusForbidden},
+		{"same-site, other origin", e.decide(alice, uc, csrf, "approve", "Origin", "https://app.example.com", "Sec-Fetch-Site", "same-site"), http.StatusForbidden},
+		{"no Sec-Fetch-Site, foreign Origin", e.decide(alice, uc, csrf, "approve", "Origin", "https://evil.example", "Sec-Fetch-Site", ""), http.StatusForbidden},
 		{"token of another code", e.decide(alice, otherCode, csrf, "approve"), http.StatusForbidden},
 		{"token of another session", e.decide(bob, uc, csrf, "approve"), http.StatusForbidden},
 		{"no session", e.do(postForm("https://gw.example.com/oauth2/device", url.Values{"user_code": {uc}, "csrf": {csrf}, "decision": {"approve"}},

@@ -133,7 +133,7 @@ func (h *Handler) deviceDecide(w http.ResponseWriter, r *http.Request, rq *reque
 	}
 	rq.user = h.userValue(s)
 	code, _ := session.NormalizeUserCode(r.PostForm.Get("user_code"))
-	if code == "" || !h.sameOrigin(r) || !h.keys.VerifyMAC(r.PostForm.Get("csrf"), session.PurposeCSRF, deviceCSRFSubject(s, code)...) {
+	if code == "" || !h.fromOwnPage(r) || !h.keys.VerifyMAC(r.PostForm.Get("csrf"), session.PurposeCSRF, deviceCSRFSubject(s, code)...) {
 		h.audit(r, rq, "device_code_refused", s, slog.String("reason", "cross_site_or_bad_token"))
 		return &httpError{Code: http.StatusForbidden, Msg: "Approve devices on this gateway's own page.",
 			Err: errors.New("device decision: cross-site, or without the page's token")}
@@ -162,6 +162,22 @@ func (h *Handler) deviceDecide(w http.ResponseWriter, r *http.Request, rq *reque
 	h.pages.write(w, http.StatusOK, "device_done", pageData{Title: "Request denied", RequestID: rq.id,
 		Message: "The device was not signed in. If you did not start this, someone may have sent you the code: tell your security team."})
 	return nil
+}
+
+// fromOwnPage reports whether a form POST comes from one of the gateway's
+// own pages. The pages send Referrer-Policy: no-referrer, under which a
+// browser's POST says "Origin: null" (Fetch §3.1); Sec-Fetch-Site, which
+// no page can set (a forbidden header name), says same-origin. Without
+// Sec-Fetch-Site, an Origin must be the gateway's.
+func (h *Handler) fromOwnPage(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin":
+		return true
+	case "":
+		o := r.Header.Get("Origin")
+		return o == "" || o == h.public.String()
+	}
+	return false
 }
 
 func (h *Handler) deviceCSRF(s *session.Session, code string) string {
