@@ -72,15 +72,25 @@ func parseCLI(verb string, args []string, stderr io.Writer) (*cliFlags, bool) {
 	return &f, true
 }
 
-// runLogin is `portcullis login URL [-no-qr] [-browser] [-exec-credential]`.
-func runLogin(args []string, stdout, stderr io.Writer) int {
-	f, ok := parseCLI("login", args, stderr)
+// cliTarget parses a command's flags and its gateway URL into an origin;
+// false (exit 2) when either is wrong, said on stderr.
+func cliTarget(verb string, args []string, stderr io.Writer) (*cliFlags, string, bool) {
+	f, ok := parseCLI(verb, args, stderr)
 	if !ok {
-		return 2
+		return nil, "", false
 	}
 	origin, err := gatewayOrigin(f.origin)
 	if err != nil {
 		fmt.Fprintln(stderr, "portcullis:", err)
+		return nil, "", false
+	}
+	return f, origin, true
+}
+
+// runLogin is `portcullis login URL [-no-qr] [-browser] [-exec-credential]`.
+func runLogin(args []string, stdout, stderr io.Writer) int {
+	f, origin, ok := cliTarget("login", args, stderr)
+	if !ok {
 		return 2
 	}
 	store, err := openTokenStore()
@@ -137,13 +147,8 @@ func loginMessage(origin string, err error) string {
 
 // runToken is `portcullis token URL [--exec-credential]`.
 func runToken(args []string, stdout, stderr io.Writer) int {
-	f, ok := parseCLI("token", args, stderr)
+	f, origin, ok := cliTarget("token", args, stderr)
 	if !ok {
-		return 2
-	}
-	origin, err := gatewayOrigin(f.origin)
-	if err != nil {
-		fmt.Fprintln(stderr, "portcullis:", err)
 		return 2
 	}
 	store, err := openTokenStore()

@@ -14,13 +14,8 @@ import (
 // gateway (RFC 7009), best effort, then forget it here. It exits 0 when the
 // token is gone from this machine, whatever the gateway said.
 func runLogout(args []string, stdout, stderr io.Writer) int {
-	f, ok := parseCLI("logout", args, stderr)
+	_, origin, ok := cliTarget("logout", args, stderr)
 	if !ok {
-		return 2
-	}
-	origin, err := gatewayOrigin(f.origin)
-	if err != nil {
-		fmt.Fprintln(stderr, "portcullis:", err)
 		return 2
 	}
 	store, err := openTokenStore()

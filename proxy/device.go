@@ -113,8 +113,9 @@ func (h *Handler) deviceOff() error {
 	return errorf(http.StatusNotFound, "This gateway does not offer device sign-in.", errors.New("device.enabled is false"))
 }
 
-// deviceAuthorize is POST /oauth2/device/authorize (RFC 8628 §3.1–3.2).
-func (h *Handler) deviceAuthorize(w http.ResponseWriter, r *http.Request, rq *request) error {
+// deviceForm checks what every device endpoint needs: the grant on, a
+// POST, an urlencoded form of at most 8 KiB, which it parses.
+func (h *Handler) deviceForm(w http.ResponseWriter, r *http.Request) error {
 	if h.devices == nil {
 		return h.deviceOff()
 	}
@@ -123,6 +124,14 @@ func (h *Handler) deviceAuthorize(w http.ResponseWriter, r *http.Request, rq *re
 	}
 	if err := parseSmallForm(w, r); err != nil {
 		return oauthFail(http.StatusBadRequest, "invalid_request", "The request could not be read.", err)
+	}
+	return nil
+}
+
+// deviceAuthorize is POST /oauth2/device/authorize (RFC 8628 §3.1–3.2).
+func (h *Handler) deviceAuthorize(w http.ResponseWriter, r *http.Request, rq *request) error {
+	if err := h.deviceForm(w, r); err != nil {
+		return err
 	}
 	if !h.deviceStarts.allow(rq.client.ip, h.now()) {
 		return &httpError{Code: http.StatusTooManyRequests, Msg: "Too many device requests; try again in a minute.", retryAfter: 60,
@@ -150,14 +159,8 @@ func (h *Handler) deviceAuthorize(w http.ResponseWriter, r *http.Request, rq *re
 
 // deviceToken is POST /oauth2/device/token (RFC 8628 §3.4–3.5).
 func (h *Handler) deviceToken(w http.ResponseWriter, r *http.Request, rq *request) error {
-	if h.devices == nil {
-		return h.deviceOff()
-	}
-	if r.Method != http.MethodPost {
-		return oauthFail(http.StatusMethodNotAllowed, "invalid_request", "Use POST.", errMethod(r.Method))
-	}
-	if err := parseSmallForm(w, r); err != nil {
-		return oauthFail(http.StatusBadRequest, "invalid_request", "The request could not be read.", err)
+	if err := h.deviceForm(w, r); err != nil {
+		return err
 	}
 	if gt := r.PostForm.Get("grant_type"); gt != grantType {
 		return oauthFail(http.StatusBadRequest, "unsupported_grant_type", "Only the device code grant is served here.", fmt.Errorf("grant_type %q", truncate(gt, 64)))
@@ -228,14 +231,8 @@ func (h *Handler) deviceSession(r *http.Request, token string) (*session.Session
 // revoke is POST /oauth2/revoke (RFC 7009) for device tokens: 200 whether
 // or not the token was valid (§2.2), so it reveals nothing.
 func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, rq *request) error {
-	if h.devices == nil {
-		return h.deviceOff()
-	}
-	if r.Method != http.MethodPost {
-		return oauthFail(http.StatusMethodNotAllowed, "invalid_request", "Use POST.", errMethod(r.Method))
-	}
-	if err := parseSmallForm(w, r); err != nil {
-		return oauthFail(http.StatusBadRequest, "invalid_request", "The request could not be read.", err)
+	if err := h.deviceForm(w, r); err != nil {
+		return err
 	}
 	token := r.PostForm.Get("token")
 	if strings.HasPrefix(token, deviceTokenPrefix) {
