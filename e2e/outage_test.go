@@ -571,20 +571,7 @@ func TestRedisRestartEmpty(t *testing.T) {
 	// in one phase alone saw nothing of the next.
 	phase.Store("3 back")
 	rs.Restart()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(w.gateway + "/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready 10s after Redis came back:\n%s", w.logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	w.replicas[0].waitReady(t)
 	// Redis answers again, and has forgotten the session.
 	resp, err := withOldCookie().Get(w.gateway + "/browser")
 	if err != nil {

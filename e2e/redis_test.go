@@ -136,19 +136,8 @@ func TestRedisOutage(t *testing.T) {
 	}
 
 	// A new sign-in cannot store its session: 503, said plainly.
-	dave := browser(t)
-	resp, err = dave.Get(w.gateway + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	final, err := demoSignIn(dave, resp.Request.URL.String(), "dave", w.users["dave"].Password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page := readAll(final)
-	if final.StatusCode != http.StatusServiceUnavailable || !strings.Contains(page, "sessions cannot be stored") {
-		t.Errorf("sign-in with Redis down = %d %s", final.StatusCode, page)
+	if code, page := w.signInAnswer(t, "dave"); code != http.StatusServiceUnavailable || !strings.Contains(page, "sessions cannot be stored") {
+		t.Errorf("sign-in with Redis down = %d %s", code, page)
 	}
 
 	// Once the cache entry is gone, the request waits for Redis and gets a
@@ -164,20 +153,7 @@ func TestRedisOutage(t *testing.T) {
 	}
 
 	rs.Restart()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(w.gateway + "/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("not ready 10s after Redis came back")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	w.replicas[0].waitReady(t)
 	// The restarted Redis kept nothing (no persistence): sign in again.
 	decodeSeen(t, w.signIn(browser(t), "/", "dave"))
 	if strings.Contains(w.logs.String(), "panic") {

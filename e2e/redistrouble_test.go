@@ -45,19 +45,8 @@ func TestRedisFull(t *testing.T) {
 	}
 
 	// A new sign-in cannot store its session: 503, said plainly.
-	dave := browser(t)
-	resp, err := dave.Get(w.gateway + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	final, err := demoSignIn(dave, resp.Request.URL.String(), "dave", w.users["dave"].Password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page := readAll(final)
-	if final.StatusCode != http.StatusServiceUnavailable || !strings.Contains(page, "sessions cannot be stored") {
-		t.Errorf("sign-in with Redis full = %d, want the 503 page saying sessions cannot be stored:\n%s", final.StatusCode, page)
+	if code, page := w.signInAnswer(t, "dave"); code != http.StatusServiceUnavailable || !strings.Contains(page, "sessions cannot be stored") {
+		t.Errorf("sign-in with Redis full = %d, want the 503 page saying sessions cannot be stored:\n%s", code, page)
 	}
 	if !w.logs.waitFor("OOM") {
 		t.Errorf("the log does not name Redis' OOM refusal:\n%s", w.logs)
@@ -74,6 +63,23 @@ func TestRedisFull(t *testing.T) {
 	if s := w.logs.String(); strings.Contains(s, "panic") || strings.Contains(s, "status=500") {
 		t.Errorf("a panic or a 500 while Redis was full:\n%s", s)
 	}
+}
+
+// signInAnswer signs user in with a fresh browser and returns what the
+// gateway answered the callback with, whatever it is.
+func (w *world) signInAnswer(t *testing.T, user string) (int, string) {
+	t.Helper()
+	c := browser(t)
+	resp, err := c.Get(w.gateway + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	final, err := demoSignIn(c, resp.Request.URL.String(), user, w.users[user].Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return final.StatusCode, readAll(final)
 }
 
 // fill makes Redis full as one at its limit with noeviction is: well
