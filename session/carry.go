@@ -43,8 +43,20 @@ import (
 // its cookie.
 type carried struct {
 	mu sync.Mutex
-	m  map[string]*Session
+	m  map[string]carriedState
 }
+
+// carriedState is a remembered session and when it was remembered.
+type carriedState struct {
+	s  *Session
+	at time.Time
+}
+
+// carryGrace is how long a state is kept after the browser's cookie has
+// caught up with it: requests a page sent before it got the new cookie
+// may still be on their way with the old one. After that the memory holds
+// only sessions whose browsers lag, not every session seen lately.
+const carryGrace = time.Minute
 
 // maxCarried bounds the memory: a session with tokens and a hundred groups
 // is a few kilobytes, so this is tens of megabytes at worst.
@@ -58,11 +70,11 @@ func (c *carried) remember(s *Session, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
-		c.m = map[string]*Session{}
+		c.m = map[string]carriedState{}
 	}
 	if _, ok := c.m[s.ID]; !ok && len(c.m) >= maxCarried {
 		for id, e := range c.m {
-			if e.Expired(now) {
+			if e.s.Expired(now) {
 				delete(c.m, id)
 			}
 		}
@@ -73,22 +85,27 @@ func (c *carried) remember(s *Session, now time.Time) {
 			delete(c.m, id)
 		}
 	}
-	c.m[s.ID] = s.clone()
+	c.m[s.ID] = carriedState{s: s.clone(), at: now}
 }
 
 // newer returns the remembered state of s's sign-in when it is newer than
-// s, nil otherwise.
-func (c *carried) newer(s *Session) *Session {
+// s, nil otherwise. A state the cookie has caught up with is forgotten
+// once carryGrace has passed since it was remembered.
+func (c *carried) newer(s *Session, now time.Time) *Session {
 	if s.ID == "" {
 		return nil
 	}
 	c.mu.Lock()
-	e := c.m[s.ID]
-	c.mu.Unlock()
-	if e == nil || e.Issuer != s.Issuer || e.Subject != s.Subject || !e.CreatedAt.Equal(s.CreatedAt) {
+	defer c.mu.Unlock()
+	st, ok := c.m[s.ID]
+	e := st.s
+	if !ok || e.Issuer != s.Issuer || e.Subject != s.Subject || !e.CreatedAt.Equal(s.CreatedAt) {
 		return nil
 	}
 	if !e.RefreshedAt.After(s.RefreshedAt) && !e.LastSeen.After(s.LastSeen) {
+		if now.Sub(st.at) > carryGrace {
+			delete(c.m, s.ID) // the browser has it
+		}
 		return nil
 	}
 	return e.clone()

@@ -138,3 +138,32 @@ func TestCookieDomains(t *testing.T) {
 		t.Errorf("login cookies get path %q and domains %v, want / and none", login.jar.path, login.jar.domains)
 	}
 }
+
+// TestCarryForgetsCaughtUp: once the browser's cookie is as new as the
+// remembered state, the memory lets it go after carryGrace (so it holds
+// the sessions whose browsers lag, not every one seen); a lagging cookie
+// keeps getting the newer state however long it lags.
+func TestCarryForgetsCaughtUp(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	var c carried
+	cookie := demoSession(now)
+	cookie.ID = "sign-in-1"
+	c.remember(cookie, now)
+	if n := c.newer(cookie, now.Add(time.Second)); n != nil {
+		t.Fatal("the same state came back as newer")
+	}
+	if len(c.m) != 1 {
+		t.Fatal("forgotten within carryGrace: a page's older parallel request would lose it")
+	}
+	if c.newer(cookie, now.Add(carryGrace+time.Second)); len(c.m) != 0 {
+		t.Error("a caught-up state is still remembered after carryGrace")
+	}
+
+	refreshed := cookie.clone()
+	refreshed.RefreshedAt = now.Add(time.Minute)
+	refreshed.RefreshToken = "rotated"
+	c.remember(refreshed, now)
+	if n := c.newer(cookie, now.Add(10*carryGrace)); n == nil || n.RefreshToken != "rotated" {
+		t.Errorf("a lagging cookie after %v got %v, want the refreshed state", 10*carryGrace, n)
+	}
+}

@@ -95,7 +95,7 @@ func (c *CookieStore) Load(r *http.Request) (*Session, error) {
 	if err := c.revoked.check(s); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidSession, err)
 	}
-	if n := c.carry.newer(s); n != nil {
+	if n := c.carry.newer(s, now); n != nil {
 		// The same sign-in, refreshed or seen since this cookie was
 		// sealed, and the browser never got the newer cookie (carry.go).
 		// It passes the same checks as the cookie did.

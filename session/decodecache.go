@@ -1,6 +1,7 @@
 package session
 
 import (
+	"strings"
 	"sync"
 	"time"
 )
@@ -56,5 +57,7 @@ func (c *decodeCache[T]) put(value string, v T, oldKey bool, now time.Time) {
 			n++
 		}
 	}
-	c.entries[value] = decoded[T]{v: v, oldKey: oldKey, until: now.Add(decodeCacheTTL)}
+	// A copy: value is a piece of the request's Cookie header, which
+	// would otherwise stay in memory as long as the entry.
+	c.entries[strings.Clone(value)] = decoded[T]{v: v, oldKey: oldKey, until: now.Add(decodeCacheTTL)}
 }
