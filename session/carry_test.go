@@ -167,3 +167,23 @@ func TestCarryForgetsCaughtUp(t *testing.T) {
 		t.Errorf("a lagging cookie after %v got %v, want the refreshed state", 10*carryGrace, n)
 	}
 }
+
+// TestCachesSweepExpired: the decode cache and the recent refreshes drop
+// expired entries within a minute or so of their expiry, not only once
+// full.
+func TestCachesSweepExpired(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	var dc decodeCache[*ticket]
+	var rr recentRefreshes
+	for i := range 100 {
+		k := strconv.Itoa(i)
+		dc.put(k, new(ticket), false, now)
+		rr.put(k, demoSession(now), now)
+	}
+	later := now.Add(3 * time.Minute)
+	dc.put("fresh", new(ticket), false, later)
+	rr.put("fresh", demoSession(later), later)
+	if len(dc.entries) != 1 || len(rr.entries) != 1 {
+		t.Errorf("after the entries expired: decode cache %d, recent refreshes %d entries, want 1 each", len(dc.entries), len(rr.entries))
+	}
+}

@@ -17,6 +17,7 @@ import (
 type decodeCache[T any] struct {
 	mu      sync.RWMutex
 	entries map[string]decoded[T]
+	swept   time.Time // the last sweep of expired entries
 }
 
 type decoded[T any] struct {
@@ -45,6 +46,16 @@ func (c *decodeCache[T]) put(value string, v T, oldKey bool, now time.Time) {
 	defer c.mu.Unlock()
 	if c.entries == nil {
 		c.entries = make(map[string]decoded[T], 64)
+	}
+	if now.Sub(c.swept) > decodeCacheTTL {
+		// Once a minute, expired entries go: the memory follows the
+		// cookies in use, not every one seen until the cap (the soak).
+		for k, e := range c.entries {
+			if now.After(e.until) {
+				delete(c.entries, k)
+			}
+		}
+		c.swept = now
 	}
 	if len(c.entries) >= decodeCacheSize {
 		// Full: drop the expired entries, or, if none, about half (map

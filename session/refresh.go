@@ -140,6 +140,7 @@ func (c *CookieStore) RefreshOnce(ctx context.Context, w http.ResponseWriter, r 
 type recentRefreshes struct {
 	mu      sync.Mutex
 	entries map[string]recentRefresh
+	swept   time.Time // the last sweep of expired entries
 }
 
 type recentRefresh struct {
@@ -165,12 +166,13 @@ func (rr *recentRefreshes) put(key string, s *Session, now time.Time) {
 	if rr.entries == nil {
 		rr.entries = map[string]recentRefresh{}
 	}
-	if len(rr.entries) >= 10_000 {
+	if len(rr.entries) >= 10_000 || now.Sub(rr.swept) > recentRefreshTTL {
 		for k, e := range rr.entries {
 			if now.Sub(e.at) > recentRefreshTTL {
 				delete(rr.entries, k)
 			}
 		}
+		rr.swept = now
 		if len(rr.entries) >= 10_000 {
 			rr.entries = map[string]recentRefresh{} // a burst of refreshes: start over
 		}
