@@ -10,6 +10,7 @@
 //
 //	go run ./bench            # or: make bench; 3–4 minutes on 2 cores
 //	go run ./bench -quick     # one short round, a smoke test
+//	go run ./bench soak       # or: make soak; 10 minutes of mixed traffic, for leaks (soak.go)
 //
 // It needs wrk, nginx and redis-server on PATH (Debian: apt-get install -y
 // wrk nginx-light redis-server) and exits 2 naming what is missing. It exits
@@ -34,8 +35,13 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "role" {
-		os.Exit(runRole(os.Args[2:]))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "role":
+			os.Exit(runRole(os.Args[2:]))
+		case "soak":
+			os.Exit(runSoak(os.Args[2:]))
+		}
 	}
 	os.Exit(run(os.Args[1:]))
 }
@@ -144,28 +150,11 @@ func run(args []string) int {
 		return 2
 	}
 	h := &harness{opts: opts, rep: &report{opts: opts}, start: start}
-	if h.root, err = repoRoot(); err != nil {
+	if code, err := h.prepare("portcullis-bench-"); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
-		return 2
+		return code
 	}
-	if h.exe, err = os.Executable(); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		return 1
-	}
-	if h.dir, err = os.MkdirTemp("", "portcullis-bench-"); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		return 1
-	}
-
-	// Ctrl-C, SIGTERM or SIGHUP: stop every child at once, which also
-	// makes whatever step is running fail fast. A second signal kills the
-	// harness outright; the kernel then kills the children (proc_linux.go).
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		<-ctx.Done()
-		stop()
-		h.procs.stopAll(time.Second)
-	}()
+	ctx, stop := h.stopOnSignal()
 
 	meter, meterErr := startCPUMeter()
 	err = h.measure(ctx)
@@ -202,6 +191,37 @@ func run(args []string) int {
 	}
 	os.RemoveAll(h.dir)
 	return 0
+}
+
+// prepare finds the repository and this program and makes the temp dir;
+// on error it also says which exit code fits: 2 when run outside the
+// repository, 1 otherwise.
+func (h *harness) prepare(tempPrefix string) (int, error) {
+	var err error
+	if h.root, err = repoRoot(); err != nil {
+		return 2, err
+	}
+	if h.exe, err = os.Executable(); err != nil {
+		return 1, err
+	}
+	if h.dir, err = os.MkdirTemp("", tempPrefix); err != nil {
+		return 1, err
+	}
+	return 0, nil
+}
+
+// stopOnSignal is a context that ends at Ctrl-C, SIGTERM or SIGHUP, which
+// also stops every child at once and so makes whatever step is running
+// fail fast. A second signal kills the harness outright; the kernel then
+// kills the children (proc_linux.go).
+func (h *harness) stopOnSignal() (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		<-ctx.Done()
+		stop()
+		h.procs.stopAll(time.Second)
+	}()
+	return ctx, stop
 }
 
 // logf reports progress on stderr, with the time since the start; the

@@ -183,6 +183,27 @@ func (c *child) rssKB() (int, error) {
 	return 0, fmt.Errorf("no VmRSS for %s", c.name)
 }
 
+// openFDs is how many descriptors the child's process has open: the
+// entries of /proc/PID/fd.
+func (c *child) openFDs() (int, error) {
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", c.cmd.Process.Pid))
+	return len(fds), err
+}
+
+// cpu is the CPU time of every child running now, for what the machine's
+// other work used meanwhile.
+func (cs *children) cpu() time.Duration {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	var sum time.Duration
+	for c := range cs.running {
+		if d, err := c.cpuTime(); err == nil {
+			sum += d
+		}
+	}
+	return sum
+}
+
 // cpuTime is the CPU time (user + system) the process has used so far.
 func (c *child) cpuTime() (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))

@@ -21,7 +21,7 @@ import (
 // each in its own process so that every server under test, the floor
 // included, pays for its own process and scheduling alike:
 //
-//	bench role upstream -listen ADDR           the application: 200 and a 24-byte body
+//	bench role upstream -listen ADDR           the application: 200 and a 24-byte body; a WebSocket echo at /ws (soakws.go)
 //	bench role floor -listen ADDR -to URL      an httputil.ReverseProxy to URL (-pool=false: no BufferPool)
 //	bench role allow -listen ADDR              a forward-auth service that always says yes
 
@@ -46,7 +46,13 @@ func runRole(args []string) int {
 	var h http.Handler
 	switch role {
 	case "upstream":
-		h = http.HandlerFunc(serveUpstream)
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == wsPath {
+				serveWebsocket(w, r)
+				return
+			}
+			serveUpstream(w, r)
+		})
 	case "allow":
 		h = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	case "floor":

@@ -1,6 +1,11 @@
 package main
 
-import "context"
+import (
+	"context"
+	"time"
+
+	"github.com/portcullis/portcullis/demo"
+)
 
 // setup.go brings up everything wrk will drive and signs in, before any
 // measurement.
@@ -89,7 +94,7 @@ func (h *harness) setUp(ctx context.Context) (*lineup, error) {
 		l.gateways = append(l.gateways, gw)
 	}
 	cookieGW, infoGW := l.gateways[0], l.gateways[1]
-	if err := h.startProvider(l.gateways); err != nil {
+	if err := h.startProvider(l.gateways, []demo.User{alice}, time.Hour); err != nil {
 		return nil, err
 	}
 	cookieSecret := randomSecret()

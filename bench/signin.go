@@ -23,18 +23,20 @@ var alice = demo.User{ID: "u-alice", Username: "alice", Password: demo.NewPasswo
 	Email: "alice@example.com", EmailVerified: true, Name: "Alice",
 	Groups: []string{"admins", "developers"}}
 
-// startProvider starts the demo provider with alice and one client
-// registration per gateway. Access tokens live an hour, so no gateway
-// refreshes tokens during the measurement; a refresh would measure the
-// provider, which shares the machine.
-func (h *harness) startProvider(gws []*gateway) error {
+// startProvider starts the demo provider with users and one client
+// registration per gateway, its access and ID tokens living tokenTTL. The
+// load benchmark gives alice alone an hour, so no gateway refreshes tokens
+// during the measurement (a refresh would measure the provider, which
+// shares the machine); the soak wants refreshes and gives seconds.
+func (h *harness) startProvider(gws []*gateway, users []demo.User, tokenTTL time.Duration) error {
 	var clients []demo.Client
 	for _, g := range gws {
 		clients = append(clients, demo.Client{ID: g.clientID, Secret: g.secret,
-			RedirectURIs: []string{g.url + "/oauth2/callback"}, PostLogoutRedirectURIs: []string{g.url + "/"}})
+			RedirectURIs:           []string{g.url + "/oauth2/callback"},
+			PostLogoutRedirectURIs: []string{g.url + "/", g.url + "/oauth2/signed_out"}})
 	}
-	idp, err := demo.Start("127.0.0.1:0", demo.Config{Users: []demo.User{alice}, Clients: clients,
-		AccessTokenLifetime: time.Hour, IDTokenLifetime: time.Hour})
+	idp, err := demo.Start("127.0.0.1:0", demo.Config{Users: users, Clients: clients,
+		AccessTokenLifetime: tokenTTL, IDTokenLifetime: tokenTTL})
 	if err != nil {
 		return err
 	}
@@ -45,32 +47,9 @@ func (h *harness) startProvider(gws []*gateway) error {
 // signIn opens the gateway as a browser, signs in as alice at the
 // provider's login page, and keeps the session cookie the gateway set.
 func (h *harness) signIn(ctx context.Context, g *gateway) error {
-	jar, err := cookiejar.New(nil)
+	jar, err := signInAs(ctx, nil, h.idp.URL, g, alice)
 	if err != nil {
 		return err
-	}
-	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-	req, err := http.NewRequestWithContext(ctx, "GET", g.url+"/", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return fmt.Errorf("opening %s: %w", g.url, err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if !strings.HasPrefix(resp.Request.URL.String(), h.idp.URL) {
-		return fmt.Errorf("GET %s/ ended at %s (%s), want the provider's login page", g.url, resp.Request.URL, resp.Status)
-	}
-	final, err := demo.SignIn(ctx, c, resp.Request.URL.String(), alice.Username, alice.Password)
-	if err != nil {
-		return fmt.Errorf("signing in to portcullis-%s: %w", g.name, err)
-	}
-	body, _ := io.ReadAll(final.Body)
-	final.Body.Close()
-	if final.StatusCode != http.StatusOK || string(body) != string(upstreamBody) {
-		return fmt.Errorf("after signing in to portcullis-%s: %s %q, want the upstream's page", g.name, final.Status, body)
 	}
 	u, _ := url.Parse(g.url)
 	g.cookie = sessionCookie(jar.Cookies(u), "_portcullis")
@@ -78,6 +57,41 @@ func (h *harness) signIn(ctx context.Context, g *gateway) error {
 		return fmt.Errorf("portcullis-%s set no session cookie", g.name)
 	}
 	return nil
+}
+
+// signInAs opens the gateway as a browser would (a new cookie jar, the
+// redirects followed, over tr; nil is the default transport), signs in as
+// user at the provider at idpURL through its login page, insists on
+// ending at the upstream's page, and returns the jar with the session.
+func signInAs(ctx context.Context, tr http.RoundTripper, idpURL string, g *gateway, user demo.User) (*cookiejar.Jar, error) {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return nil, err
+	}
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: tr}
+	req, err := http.NewRequestWithContext(ctx, "GET", g.url+"/", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", g.url, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(resp.Request.URL.String(), idpURL) {
+		return nil, fmt.Errorf("GET %s/ ended at %s (%s), want the provider's login page", g.url, resp.Request.URL, resp.Status)
+	}
+	final, err := demo.SignIn(ctx, c, resp.Request.URL.String(), user.Username, user.Password)
+	if err != nil {
+		return nil, fmt.Errorf("signing in to portcullis-%s: %w", g.name, err)
+	}
+	body, _ := io.ReadAll(final.Body)
+	final.Body.Close()
+	if final.StatusCode != http.StatusOK || string(body) != string(upstreamBody) {
+		return nil, fmt.Errorf("after signing in to portcullis-%s: %s %q, want the upstream's page", g.name, final.Status, body)
+	}
+	return jar, nil
 }
 
 // chunkName matches the chunks a large session cookie is split into.

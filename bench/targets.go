@@ -44,6 +44,10 @@ type gateway struct {
 	secret   string // the client secret
 	proc     *child
 	cookie   string // the signed-in session's Cookie header, after signIn
+	// scopes is providers[0].scopes, "" for [openid, email, profile];
+	// sessionExtra are more session: keys, each line indented two spaces.
+	// The soak asks for offline_access and sets refresh_before.
+	scopes, sessionExtra string
 }
 
 // startRole runs this binary again as one of the servers in roles.go.
@@ -92,6 +96,10 @@ func portcullisConfig(g *gateway, issuer, secretFile, cookieSecret, redisAddr, u
 	if g.metrics != "" {
 		metrics = fmt.Sprintf("metrics:\n  listen: %s\n  pprof: true\n", g.metrics)
 	}
+	scopes := g.scopes
+	if scopes == "" {
+		scopes = "[openid, email, profile]"
+	}
 	store := "  store: cookie\n"
 	if g.store == "redis" {
 		store = fmt.Sprintf("  store: redis\n  redis:\n    addrs: [%s]\n", redisAddr)
@@ -106,9 +114,9 @@ providers:
     issuer_url: %s
     client_id: %s
     client_secret_file: %s
-    scopes: [openid, email, profile]
+    scopes: %s
 session:
-%s  cookie:
+%s%s  cookie:
     name: _portcullis
     secrets: ["%s"]
     secure: false
@@ -119,7 +127,7 @@ policy:
   email_domains: [example.com]
 log:
   level: %s
-%s`, g.addr, g.url, issuer, g.clientID, secretFile, store, cookieSecret, upstream, g.logLevel, metrics)
+%s`, g.addr, g.url, issuer, g.clientID, secretFile, scopes, store, g.sessionExtra, cookieSecret, upstream, g.logLevel, metrics)
 }
 
 // startPortcullis writes g's configuration and runs the built binary with
