@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 )
@@ -13,7 +15,8 @@ import (
 // succeeds once and is kept, so a provider that goes down later would
 // still get browsers sent to it, to a connection error in their tab.
 // Before a sign-in starts, the gateway asks Reachable instead: a GET of
-// the authorization endpoint (with the provider's own client, so its CA
+// the discovery document, or of the authorization endpoint when that is
+// on another host (with the provider's own client, so its CA
 // and proxy settings hold), remembered for 2 seconds: at most one probe
 // every 2 seconds per replica and provider, however many sign-ins start. Any answer below
 // 500 is a provider that is up (without parameters it answers an error
@@ -99,7 +102,24 @@ func (p *OIDC) Reachable(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	target := p.probeTarget(d.endpoint.AuthURL)
 	return p.reach.check(ctx, time.Now(), func(ctx context.Context) error {
-		return probeURL(context.WithoutCancel(ctx), p.client, d.endpoint.AuthURL)
+		return probeURL(context.WithoutCancel(ctx), p.client, target)
 	})
+}
+
+// probeTarget is what Reachable GETs: the discovery document when the
+// authorization endpoint is on the issuer's origin (the same server, and
+// a request providers answer without logging an error, as they do for an
+// authorization request without parameters), else the endpoint itself.
+func (p *OIDC) probeTarget(authURL string) string {
+	if p.cfg.SkipDiscovery {
+		return authURL
+	}
+	iss, err1 := url.Parse(p.cfg.IssuerURL)
+	auth, err2 := url.Parse(authURL)
+	if err1 != nil || err2 != nil || iss.Scheme != auth.Scheme || !strings.EqualFold(iss.Host, auth.Host) {
+		return authURL
+	}
+	return strings.TrimSuffix(p.cfg.IssuerURL, "/") + "/.well-known/openid-configuration"
 }

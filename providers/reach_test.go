@@ -75,3 +75,22 @@ func TestReachabilityCache(t *testing.T) {
 		t.Errorf("after reachDown: %v after %d probes, want it up again", err, probes.Load())
 	}
 }
+
+func TestProbeTarget(t *testing.T) {
+	for _, tt := range []struct {
+		issuer, auth string
+		skip         bool
+		want         string
+	}{
+		{"https://idp.example.com/realms/a", "https://idp.example.com/realms/a/protocol/openid-connect/auth", false,
+			"https://idp.example.com/realms/a/.well-known/openid-configuration"},
+		{"https://idp.example.com/", "https://IDP.example.com/authorize", false, "https://idp.example.com/.well-known/openid-configuration"},
+		{"https://tenant.example.com", "https://login.example.net/authorize", false, "https://login.example.net/authorize"},
+		{"https://idp.example.com", "https://idp.example.com/authorize", true, "https://idp.example.com/authorize"},
+	} {
+		p := &OIDC{cfg: Config{IssuerURL: tt.issuer, SkipDiscovery: tt.skip}}
+		if got := p.probeTarget(tt.auth); got != tt.want {
+			t.Errorf("issuer %s, auth %s, skip %v: %s, want %s", tt.issuer, tt.auth, tt.skip, got, tt.want)
+		}
+	}
+}
