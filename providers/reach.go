@@ -57,7 +57,7 @@ func (r *reachability) check(ctx context.Context, now time.Time, probe func(cont
 		r.mu.Unlock()
 		err := probe(ctx)
 		r.mu.Lock()
-		r.at, r.err, r.probing = time.Now(), err, nil
+		r.at, r.err, r.probing = now, err, nil
 		r.mu.Unlock()
 		close(wait)
 		return err

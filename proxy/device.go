@@ -49,20 +49,21 @@ type DeviceConfig struct {
 
 func (c *DeviceConfig) validate(sessionLifetime time.Duration) error {
 	for _, d := range []struct {
-		v        *time.Duration
-		def      time.Duration
-		lo, hi   time.Duration
-		name     string
-		fallback bool
+		v           *time.Duration
+		def, lo, hi time.Duration // hi 0: no upper bound here
+		name        string
 	}{
-		{&c.Lifetime, 8 * time.Hour, time.Minute, 0, "lifetime", false},
-		{&c.CodeLifetime, 10 * time.Minute, time.Minute, 30 * time.Minute, "code_lifetime", false},
-		{&c.Interval, 5 * time.Second, time.Second, time.Minute, "interval", false},
+		{&c.Lifetime, 8 * time.Hour, time.Minute, 0, "lifetime"},
+		{&c.CodeLifetime, 10 * time.Minute, time.Minute, 30 * time.Minute, "code_lifetime"},
+		{&c.Interval, 5 * time.Second, time.Second, time.Minute, "interval"},
 	} {
 		if *d.v == 0 {
 			*d.v = d.def
 		}
-		if *d.v < d.lo || (d.hi > 0 && *d.v > d.hi) {
+		switch {
+		case *d.v < d.lo && d.hi == 0:
+			return fmt.Errorf("device.%s %v: want at least %v", d.name, *d.v, d.lo)
+		case *d.v < d.lo || (d.hi > 0 && *d.v > d.hi):
 			return fmt.Errorf("device.%s %v: want between %v and %v", d.name, *d.v, d.lo, d.hi)
 		}
 	}

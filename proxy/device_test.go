@@ -318,3 +318,10 @@ func TestDeviceTokenEnds(t *testing.T) {
 		t.Errorf("after the approving session signed out: %d, want 401", got)
 	}
 }
+
+func TestDeviceLifetimeTooShort(t *testing.T) {
+	c := DeviceConfig{Enabled: true, Lifetime: time.Second}
+	if err := c.validate(time.Hour); err == nil || !strings.Contains(err.Error(), "want at least 1m0s") {
+		t.Errorf("lifetime 1s: %v, want it refused with the least allowed", err)
+	}
+}
