@@ -52,26 +52,28 @@ func TestReachabilityCache(t *testing.T) {
 	ctx := context.Background()
 
 	var wg sync.WaitGroup
+	t0 := time.Now()
 	for range 10 {
 		wg.Add(1)
-		go func() { defer wg.Done(); r.check(ctx, time.Now(), probe) }()
+		go func() { defer wg.Done(); r.check(ctx, t0, probe) }()
 	}
 	wg.Wait()
 	if n := probes.Load(); n != 1 {
 		t.Errorf("10 concurrent checks ran %d probes, want 1", n)
 	}
 	result = down
-	if err := r.check(ctx, time.Now().Add(reachUp-time.Second), probe); err != nil || probes.Load() != 1 {
+	if err := r.check(ctx, t0.Add(reachUp-time.Second), probe); err != nil || probes.Load() != 1 {
 		t.Errorf("within reachUp: %v after %d probes, want the cached up", err, probes.Load())
 	}
-	if err := r.check(ctx, time.Now().Add(reachUp+time.Second), probe); err != down || probes.Load() != 2 {
+	t1 := t0.Add(reachUp + time.Second)
+	if err := r.check(ctx, t1, probe); err != down || probes.Load() != 2 {
 		t.Errorf("after reachUp: %v after %d probes, want a new probe finding it down", err, probes.Load())
 	}
 	result = nil
-	if err := r.check(ctx, time.Now().Add(reachDown/2), probe); err != down {
+	if err := r.check(ctx, t1.Add(reachDown/2), probe); err != down {
 		t.Errorf("within reachDown: %v, want the cached down", err)
 	}
-	if err := r.check(ctx, time.Now().Add(reachDown+time.Second), probe); err != nil || probes.Load() != 3 {
+	if err := r.check(ctx, t1.Add(reachDown+time.Second), probe); err != nil || probes.Load() != 3 {
 		t.Errorf("after reachDown: %v after %d probes, want it up again", err, probes.Load())
 	}
 }
