@@ -179,6 +179,7 @@ func parseConfig(name string, data []byte, src source) (*config, error) {
 	if err := doc.Decode(cfg); err != nil {
 		p.errs = append(p.errs, p.typeErrors(err)...)
 	}
+	noteExprPositions(&doc, name, &cfg.Policy)
 	if len(p.errs) > 0 {
 		return cfg, errors.Join(p.errs...)
 	}
@@ -186,6 +187,47 @@ func parseConfig(name string, data []byte, src source) (*config, error) {
 }
 
 func typeOfConfig() reflect.Type { return reflect.TypeFor[*config]() }
+
+// noteExprPositions records where each policy expression starts in the
+// file, so that an expression that does not compile is reported at its
+// line.
+func noteExprPositions(doc *yaml.Node, name string, pol *proxy.PolicyConfig) {
+	at := func(n *yaml.Node) proxy.Pos {
+		return proxy.Pos{File: name, Line: n.Line, Column: n.Column, Block: n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0}
+	}
+	if len(doc.Content) == 0 {
+		return
+	}
+	policy := mappingValue(doc.Content[0], "policy")
+	if policy == nil {
+		return
+	}
+	if e := mappingValue(policy, "expr"); e != nil {
+		pol.ExprAt = at(e)
+	}
+	routes := mappingValue(policy, "routes")
+	if routes == nil || routes.Kind != yaml.SequenceNode {
+		return
+	}
+	for i, rn := range routes.Content {
+		if e := mappingValue(rn, "expr"); e != nil && i < len(pol.Routes) {
+			pol.Routes[i].ExprAt = at(e)
+		}
+	}
+}
+
+// mappingValue is the value of key in mapping node n, nil if none.
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
 
 type preprocessor struct {
 	name    string

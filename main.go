@@ -40,6 +40,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	_ "time/tzdata" // policy.time_zone works in images without a zone database
 
 	"github.com/redis/go-redis/v9"
 
@@ -74,7 +75,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			if len(args) > 1 && args[1] == "test" {
 				return runPolicyTest(args[2:], stdout, stderr)
 			}
-			fmt.Fprintln(stderr, "usage: portcullis policy test -config FILE CASES.yaml")
+			if len(args) > 1 && args[1] == "explain" {
+				return runPolicyExplain(args[2:], stdout, stderr)
+			}
+			fmt.Fprintln(stderr, "usage: portcullis policy test -config FILE CASES.yaml | portcullis policy explain -config FILE CASES.yaml [CASE]")
 			return 2
 		}
 	}
@@ -89,7 +93,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	online := fs.Bool("online", false, "with -check: fetch each provider's discovery document and keys and report what they support")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: portcullis -config FILE [-check [-online]] | portcullis demo [-config FILE] | portcullis policy test -config FILE CASES | portcullis sessions list|revoke | portcullis migrate | portcullis login|token|logout URL | portcullis version")
+		fmt.Fprintln(stderr, "usage: portcullis -config FILE [-check [-online]] | portcullis demo [-config FILE] | portcullis policy test|explain -config FILE CASES | portcullis sessions list|revoke | portcullis migrate | portcullis login|token|logout URL | portcullis version")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

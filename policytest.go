@@ -2,16 +2,19 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -32,30 +35,44 @@ type policyCase struct {
 }
 
 type caseIdentity struct {
-	Subject       string              `yaml:"subject"`
-	Email         string              `yaml:"email"`
-	EmailVerified *bool               `yaml:"email_verified"` // default true when an email is given
-	Groups        []string            `yaml:"groups"`
-	Claims        map[string][]string `yaml:"claims"`
+	Subject           string              `yaml:"subject"`
+	Issuer            string              `yaml:"issuer"` // default "policy-test"
+	Name              string              `yaml:"name"`
+	PreferredUsername string              `yaml:"preferred_username"`
+	Email             string              `yaml:"email"`
+	EmailVerified     *bool               `yaml:"email_verified"` // default true when an email is given
+	Groups            []string            `yaml:"groups"`
+	Claims            map[string][]string `yaml:"claims"`
 	// Provider is the provider the user signed in with; default the first
 	// one configured.
 	Provider string `yaml:"provider"`
 	// Bearer says the identity came from an Authorization: Bearer token
-	// rather than a session (pinned providers then do not apply).
+	// rather than a session (pinned providers then do not apply); Device,
+	// from a token of the device grant.
 	Bearer bool `yaml:"bearer"`
+	Device bool `yaml:"device"`
 }
 
 type caseRequest struct {
 	Method string `yaml:"method"` // default GET
 	Host   string `yaml:"host"`   // default the host of server.public_url
-	Path   string `yaml:"path"`   // as a client sends it, escaped
+	Path   string `yaml:"path"`   // as a client sends it, escaped, with its query if any
 	// Mode is proxy (reverse proxy: an upstream must serve the request;
 	// the default when upstreams are configured) or auth (forward-auth).
 	Mode string `yaml:"mode"`
 	// ClientIP is the client's address, for policy.trusted_ips (as the
 	// gateway finds it: the peer, or behind trusted proxies the right-most
 	// untrusted X-Forwarded-For entry). Empty: unknown.
+	// SourceIP is the same, by the name expressions use
+	// (request.source_ip); give one or the other.
 	ClientIP string `yaml:"client_ip"`
+	SourceIP string `yaml:"source_ip"`
+	// Time is when the request is made (RFC 3339, such as
+	// 2026-12-07T22:30:00+01:00), for hours: and now; default the moment
+	// the case runs.
+	Time string `yaml:"time"`
+	// Headers are request headers, for request.headers.
+	Headers map[string]string `yaml:"headers"`
 }
 
 var expectations = []string{"allow", "deny", "sign_in", "not_found"}
@@ -112,6 +129,80 @@ func runPolicyTest(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// runPolicyExplain is `portcullis policy explain -config FILE CASES
+// [NAME]`: for one case (the one named, or the file's only one) it prints
+// every rule considered, why it applied or not, each part of the
+// governing rule and the decision. It exits 1 when the case's expect is
+// not met, like policy test.
+func runPolicyExplain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("portcullis policy explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file (YAML)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: portcullis policy explain -config FILE CASES.yaml [CASE NAME or NUMBER]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *configPath == "" || fs.NArg() < 1 || fs.NArg() > 2 {
+		fs.Usage()
+		return 2
+	}
+	routes, cfg, err := policyRoutes(*configPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "portcullis:", err)
+		return 1
+	}
+	cases, err := readPolicyCases(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintln(stderr, "portcullis:", err)
+		return 1
+	}
+	c, err := pickCase(cases, fs.Arg(1))
+	if err != nil {
+		fmt.Fprintln(stderr, "portcullis:", err)
+		return 2
+	}
+	fmt.Fprintf(stdout, "case: %s\n", cmp.Or(c.Name, "(unnamed)"))
+	t, err := caseTarget(routes, cfg, c)
+	if err != nil {
+		fmt.Fprintf(stdout, "the gateway refuses the request: %v\ndecision: DENY\n", err)
+		return expectMet(stdout, c.Expect, "deny")
+	}
+	s, via := c.Identity.session(cfg)
+	for _, line := range routes.Explain(t, s, via) {
+		fmt.Fprintln(stdout, line)
+	}
+	return expectMet(stdout, c.Expect, routes.Decide(t, s, via).Outcome.String())
+}
+
+// pickCase is the case named (or numbered from 1) by which, or the only
+// case when which is empty.
+func pickCase(cases []policyCase, which string) (policyCase, error) {
+	if which == "" {
+		if len(cases) != 1 {
+			return policyCase{}, fmt.Errorf("the file has %d cases: name one (or give its number)", len(cases))
+		}
+		return cases[0], nil
+	}
+	for i, c := range cases {
+		if c.Name == which || fmt.Sprint(i+1) == which {
+			return c, nil
+		}
+	}
+	return policyCase{}, fmt.Errorf("no case is named %q", which)
+}
+
+// expectMet prints whether verdict meets expect and is the exit code.
+func expectMet(w io.Writer, expect, verdict string) int {
+	if expect != "" && expect != verdict {
+		fmt.Fprintf(w, "FAIL: expected %s\n", expect)
+		return 1
+	}
+	return 0
+}
+
 // policyRoutes validates the configuration's routing and policy as the
 // gateway does and returns its route table. Only the configuration file is
 // read: secrets become placeholders and no certificate is opened.
@@ -142,6 +233,18 @@ func policyRoutes(path string) (*proxy.Routes, *config, error) {
 
 // decideCase is the gateway's verdict on one case and what decided it.
 func decideCase(routes *proxy.Routes, cfg *config, c policyCase) (verdict, rule string) {
+	t, err := caseTarget(routes, cfg, c)
+	if err != nil {
+		return "deny", err.Error()
+	}
+	s, via := c.Identity.session(cfg)
+	d := routes.Decide(t, s, via)
+	return d.Outcome.String(), d.Rule()
+}
+
+// caseTarget is the request of a case as the gateway would see it. A
+// request the gateway refuses with 400 is an error saying so.
+func caseTarget(routes *proxy.Routes, cfg *config, c policyCase) (proxy.Target, error) {
 	r := c.Request
 	host := r.Host
 	if host == "" {
@@ -156,18 +259,28 @@ func decideCase(routes *proxy.Routes, cfg *config, c policyCase) (verdict, rule 
 	case "proxy":
 		proxied = true
 	}
-	t, err := routes.ParseTarget(strings.ToUpper(r.Method), host, r.Path, proxied)
+	path, query, _ := strings.Cut(r.Path, "?")
+	t, err := routes.ParseTarget(strings.ToUpper(r.Method), host, path, proxied)
 	if err != nil {
-		return "deny", "400: " + err.Error()
+		return t, fmt.Errorf("400: %w", err)
 	}
-	if r.ClientIP != "" {
-		if t.Client, err = netip.ParseAddr(r.ClientIP); err != nil {
-			return "deny", "client_ip: " + err.Error()
+	t.Query = query
+	if ip := cmp.Or(r.SourceIP, r.ClientIP); ip != "" {
+		if t.Client, err = netip.ParseAddr(ip); err != nil {
+			return t, fmt.Errorf("source_ip: %w", err)
 		}
 	}
-	s, via := c.Identity.session(cfg)
-	d := routes.Decide(t, s, via)
-	return d.Outcome.String(), d.Rule()
+	t.Time = time.Now()
+	if r.Time != "" {
+		if t.Time, err = time.Parse(time.RFC3339, r.Time); err != nil {
+			return t, fmt.Errorf("time: %w", err)
+		}
+	}
+	t.Header = http.Header{}
+	for k, v := range r.Headers {
+		t.Header.Set(k, v)
+	}
+	return t, nil
 }
 
 // session is the case's identity as a session of the gateway's.
@@ -176,7 +289,8 @@ func (c *caseIdentity) session(cfg *config) (*session.Session, proxy.Via) {
 		return nil, proxy.ViaSession
 	}
 	s := &session.Session{
-		Identity: session.Identity{Issuer: "policy-test", Subject: c.Subject, Email: c.Email, Groups: c.Groups, Claims: c.Claims},
+		Identity: session.Identity{Issuer: cmp.Or(c.Issuer, "policy-test"), Subject: c.Subject, Name: c.Name, PreferredUsername: c.PreferredUsername,
+			Email: c.Email, Groups: c.Groups, Claims: c.Claims},
 		Provider: c.Provider,
 	}
 	if s.Subject == "" {
@@ -186,8 +300,11 @@ func (c *caseIdentity) session(cfg *config) (*session.Session, proxy.Via) {
 		s.Provider = cfg.Providers[0].ID
 	}
 	s.EmailVerified = c.Email != "" && (c.EmailVerified == nil || *c.EmailVerified)
-	if c.Bearer {
+	switch {
+	case c.Bearer:
 		return s, proxy.ViaBearer
+	case c.Device:
+		return s, proxy.ViaDevice
 	}
 	return s, proxy.ViaSession
 }
@@ -213,6 +330,12 @@ func readPolicyCases(path string) ([]policyCase, error) {
 		}
 		if m := c.Request.Mode; m != "" && m != "proxy" && m != "auth" {
 			return nil, fmt.Errorf("%s: case %d: request.mode %q: want proxy or auth", path, i+1, m)
+		}
+		if c.Request.ClientIP != "" && c.Request.SourceIP != "" {
+			return nil, fmt.Errorf("%s: case %d: give request.source_ip or request.client_ip, not both", path, i+1)
+		}
+		if c.Identity != nil && c.Identity.Bearer && c.Identity.Device {
+			return nil, fmt.Errorf("%s: case %d: an identity comes from a bearer token or a device token, not both", path, i+1)
 		}
 	}
 	return cases, nil

@@ -242,7 +242,7 @@ func denied(d Decision, s *session.Session) error {
 	if s != nil {
 		sub = s.Subject
 	}
-	return &httpError{Code: http.StatusForbidden, Msg: msg, Err: fmt.Errorf("denied %s by %s", sub, d.Rule())}
+	return &httpError{Code: http.StatusForbidden, Msg: msg, Remediation: d.Remediation(), Err: fmt.Errorf("denied %s by %s", sub, d.Rule())}
 }
 
 // errNoSession marks 401s for requests without a session.

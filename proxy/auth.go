@@ -130,7 +130,7 @@ func (h *Handler) answerAuth(w http.ResponseWriter, r *http.Request, rq *request
 	// it on this replica until the browser's cookie catches up
 	// (session/carry.go).
 	r = session.ForwardAuthRequest(r)
-	m := h.match(rq, t)
+	m := h.match(r, rq, t)
 	d, s, err := h.decide(w, r, rq, &m, narrow)
 	if err != nil {
 		return err

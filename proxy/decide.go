@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"fmt"
+	"net/http"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/portcullis/portcullis/session"
 )
@@ -27,6 +29,11 @@ type Target struct {
 	// Client is the client's address, for policy.trusted_ips; the zero
 	// Addr when unknown (nothing is trusted then).
 	Client netip.Addr
+	// Header and Time are what rule conditions read (request.headers,
+	// now, hours:); the caller sets them when the route table reads them
+	// (Routes.ReadsRequest), deciding stays clock-free.
+	Header http.Header
+	Time   time.Time
 
 	// For links back to the request (sign-in's return address).
 	Scheme   string // http or https
@@ -112,25 +119,42 @@ type Decision struct {
 	// rule and why name what decided, for the log and the audit event:
 	// rule "policy.routes[1] /admin/" and why " groups:admins" or ": not
 	// signed in". Kept apart so that deciding joins no strings.
-	rule, why string
-	upstream  int // the row's upstream, -1 for none
+	// also names the conditions an allow met (" and source_ips, expr").
+	rule, why, also string
+	upstream        int   // the row's upstream, -1 for none
+	def             *rule // the default rule, for its deny_message and remediation
 }
 
 // Rule names what decided, as logs, audit events and tools show it.
 func (d Decision) Rule() string {
-	if d.why == "" {
+	if d.why == "" && d.also == "" {
 		return d.rule
 	}
-	return d.rule + d.why
+	return d.rule + d.why + d.also
 }
 
-// DenyMessage is what the 403 page says: the deciding route's
-// deny_message, or "" for the gateway's own sentence.
+// DenyMessage is what the 403 page says: the deciding route's (or the
+// default rule's) deny_message, or "" for the gateway's own sentence.
 func (d Decision) DenyMessage() string {
-	if d.Route == nil {
-		return ""
+	switch {
+	case d.Route != nil:
+		return d.Route.denyMessage
+	case d.def != nil:
+		return d.def.denyMessage
 	}
-	return d.Route.denyMessage
+	return ""
+}
+
+// Remediation is what the 403 page and its JSON tell the user to do: the
+// deciding route's (or the default rule's) remediation, "" for none.
+func (d Decision) Remediation() string {
+	switch {
+	case d.Route != nil:
+		return d.Route.remediation
+	case d.def != nil:
+		return d.def.remediation
+	}
+	return ""
 }
 
 // ruleLabel is the bounded name of the route that decided, for metrics:
@@ -175,6 +199,9 @@ type Match struct {
 	// passes no identity on (skip_auth_routes, trusted_ips).
 	anonymous bool
 	api       bool // the target is on policy.api_routes
+	// req is what rule conditions read of the request, set only when
+	// some rule has conditions (Routes.reqAttrs).
+	req *reqAttrs
 }
 
 // Match finds t's row and the route for its method. A path is governed by
@@ -217,6 +244,9 @@ func (m *Match) join(a *Match) {
 // matchRow is Match for one row.
 func (rt *Routes) matchRow(t Target, rw *row) Match {
 	m := Match{method: t.Method, also: t.Also, def: rt.def, row: rw}
+	if rt.reqAttrs {
+		m.req = &reqAttrs{host: t.Host, path: t.Path, query: t.Query, header: t.Header, client: t.Client, now: t.Time}
+	}
 	if t.Proxied && rw.upstream < 0 {
 		m.settle(Decision{Outcome: NotFound, rule: "no upstream for " + t.Host + t.Path})
 		return m
@@ -289,6 +319,9 @@ func (m *Match) AcceptsDevice() bool {
 func (m *Match) Decide(s *session.Session, via Via, narrow []*rule) Decision {
 	d := m.decide(s, via, narrow)
 	d.API = m.api
+	if d.Route == nil {
+		d.def = m.def
+	}
 	return d
 }
 
@@ -394,6 +427,19 @@ func (m *Match) decideFor(method string, s *session.Session, via Via) Decision {
 		// Signed in, but with another provider than the route requires:
 		// for this route that is not signed in.
 		d.Outcome, d.Provider, d.rule = SignIn, r.provider, r.name+": requires provider "+r.provider
+		return d
+	}
+	if rl.conditional() {
+		in := exprInput{s: s, via: via, method: method, req: m.req}
+		if in.req == nil {
+			in.req = &reqAttrs{} // unreachable: Match sets req when a rule reads it
+		}
+		allow, label, why := rl.judge(&in)
+		if !allow {
+			d.rule = name + ": " + why
+			return d
+		}
+		d.Outcome, d.rule, d.why, d.also = Allow, name, label, rl.also
 		return d
 	}
 	allow, why := rl.allows(&s.Identity)

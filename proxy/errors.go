@@ -18,6 +18,9 @@ type httpError struct {
 	// Detail, when set, is what the identity provider said, shown on
 	// the page in small print (never in JSON).
 	Detail string
+	// Remediation, when set, tells the user what to do (a rule's
+	// remediation): on the page and as remediation in JSON.
+	Remediation string
 	// LoginURL, when set, is offered as a "sign in" link on the page and as
 	// login_url in JSON (the user can retry).
 	LoginURL string
@@ -70,11 +73,12 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, rq *request, e 
 	}
 	if asJSON {
 		body := struct {
-			Error     string `json:"error"`
-			Message   string `json:"message"`
-			RequestID string `json:"request_id"`
-			LoginURL  string `json:"login_url,omitempty"`
-		}{errorCode(e.Code), e.Msg, rq.id, e.LoginURL}
+			Error       string `json:"error"`
+			Message     string `json:"message"`
+			RequestID   string `json:"request_id"`
+			LoginURL    string `json:"login_url,omitempty"`
+			Remediation string `json:"remediation,omitempty"`
+		}{errorCode(e.Code), e.Msg, rq.id, e.LoginURL, e.Remediation}
 		writeJSON(w, e.Code, body)
 		return
 	}
@@ -82,7 +86,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, rq *request, e 
 	if heading == "" {
 		heading = pageHeading(e.Code)
 	}
-	data := pageData{Title: heading, Message: e.Msg, Detail: e.Detail, RequestID: rq.id, SignInURL: e.LoginURL}
+	data := pageData{Title: heading, Message: e.Msg, Detail: e.Detail, Remediation: e.Remediation, RequestID: rq.id, SignInURL: e.LoginURL}
 	if e.Code == http.StatusNotFound && data.SignInURL == "" {
 		data.HomeURL = "/" // a 404 always has a way out
 	}

@@ -402,8 +402,14 @@ func (h *Handler) completeSignIn(r *http.Request, q url.Values, st *session.Logi
 // decision), logs that, and tries again.
 func (h *Handler) saveNew(w http.ResponseWriter, r *http.Request, rq *request, s *session.Session) error {
 	err := h.sessions.Save(w, r, s)
+	named := h.routes.groupNames() // nil: every group may matter
+	if errors.Is(err, session.ErrTooLarge) && named == nil {
+		h.log.LogAttrs(r.Context(), slog.LevelError, "session too large for cookies, and a policy expression reads identity.groups, so no group can be dropped",
+			slog.String("id", rq.id), slog.String("sub", s.Subject), slog.Int("groups", len(s.Groups)),
+			slog.String("hint", "use session.store: redis to keep every group"))
+		return errorf(http.StatusForbidden, "Your account is in too many groups for this gateway's sessions. Ask its operators to store sessions in Redis.", err)
+	}
 	if errors.Is(err, session.ErrTooLarge) {
-		named := h.routes.groupNames()
 		kept := make([]string, 0, len(named))
 		for _, g := range s.Groups {
 			if named[g] {

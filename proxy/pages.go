@@ -21,6 +21,7 @@ import (
 // (the sign-out confirmation). ui.templates_dir may replace any of them.
 const pageTemplates = `
 {{define "error"}}{{template "top" .}}<h1>{{.Title}}</h1><p>{{.Message}}</p>
+{{if .Remediation}}<p><strong>What you can do:</strong> {{.Remediation}}</p>{{end}}
 {{if .Detail}}<p class="detail">The identity provider said: <q>{{.Detail}}</q></p>{{end}}
 {{if .SignInURL}}<p><a class="button" href="{{.SignInURL}}">Sign in</a></p>{{else if .HomeURL}}<p><a class="button" href="{{.HomeURL}}">Go to the start page</a></p>{{end}}
 {{template "bottom" .}}{{end}}
@@ -71,20 +72,23 @@ type UIConfig struct {
 // pageData is what every page template is given; docs/ui.md documents it
 // for ui.templates_dir, so fields are added, never renamed.
 type pageData struct {
-	Title      string // the page's heading, also its <title>
-	Product    string // ui.product_name, set by render
-	LogoURL    string // ui.logo_url, set by render
-	Message    string
-	Detail     string // what the identity provider said (error_description), escaped
-	RequestID  string
-	SignInURL  string
-	User       string
-	Action     string
-	CSRF       string
-	RedirectTo string
-	CancelURL  string // where Cancel on the sign-out confirmation goes
-	HomeURL    string // the way out of a page with nothing else to offer (404)
-	Providers  []providerLink
+	Title   string // the page's heading, also its <title>
+	Product string // ui.product_name, set by render
+	LogoURL string // ui.logo_url, set by render
+	Message string
+	Detail  string // what the identity provider said (error_description), escaped
+	// Remediation is what the user can do about a 403: the deciding
+	// rule's remediation (docs/policy.md).
+	Remediation string
+	RequestID   string
+	SignInURL   string
+	User        string
+	Action      string
+	CSRF        string
+	RedirectTo  string
+	CancelURL   string // where Cancel on the sign-out confirmation goes
+	HomeURL     string // the way out of a page with nothing else to offer (404)
+	Providers   []providerLink
 	// Provider names the provider whose own session a local sign-out
 	// leaves alone (it has no end-session endpoint).
 	Provider string

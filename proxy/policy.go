@@ -3,8 +3,10 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/portcullis/portcullis/session"
 )
@@ -31,6 +33,22 @@ type PolicyConfig struct {
 	// Claims admits identities whose claim has any of the listed values
 	// (claim names may be dotted for nested claims).
 	Claims map[string][]string `yaml:"claims"`
+	// Expr, SourceIPs and Hours are conditions the default rule adds
+	// (docs/policy.md, "Conditions"): a CEL expression that must be true,
+	// the client addresses and the times it admits.
+	Expr      string   `yaml:"expr"`
+	SourceIPs []string `yaml:"source_ips"`
+	Hours     []string `yaml:"hours"`
+	// ExprAt is where Expr starts in the file, for errors (set by the
+	// loader).
+	ExprAt Pos `yaml:"-"`
+	// DenyMessage and Remediation are shown to users the default rule
+	// turns away: what happened, and what to do about it.
+	DenyMessage string `yaml:"deny_message"`
+	Remediation string `yaml:"remediation"`
+	// TimeZone is the IANA zone hours: and the time functions of
+	// expressions read (default UTC).
+	TimeZone string `yaml:"time_zone"`
 	// Routes refine the rule per host, path prefix and method.
 	Routes []RouteConfig `yaml:"routes"`
 
@@ -59,17 +77,22 @@ type PolicyConfig struct {
 	AuthenticatedEmails []byte `yaml:"-"`
 }
 
-// ClaimNames lists every claim the policy's rules name, so that sign-in
-// keeps them in the session.
+// ClaimNames lists every claim the policy's rules name, in claims: and
+// in expressions, so that sign-in keeps them in the session.
 func (c PolicyConfig) ClaimNames() []string {
 	set := map[string]bool{}
 	for name := range c.Claims {
 		set[name] = true
 	}
+	srcs := []string{c.Expr}
 	for _, r := range c.Routes {
 		for name := range r.Claims {
 			set[name] = true
 		}
+		srcs = append(srcs, r.Expr)
+	}
+	for _, name := range exprClaimNames(srcs) {
+		set[name] = true
 	}
 	out := make([]string, 0, len(set))
 	for name := range set {
@@ -92,6 +115,19 @@ type rule struct {
 	suffix  []labelled // ".example.com", lower case
 	groups  map[string]string
 	claims  map[string]claimValues
+
+	// Conditions (conditions.go): all must hold as well. A rule with an
+	// expression and no entries lets the expression alone say who.
+	expr      *compiledExpr
+	sources   []netip.Prefix // source_ips
+	hours     []window
+	hoursText string         // the windows as written, for the log
+	zone      *time.Location // policy.time_zone, for hours
+	also      string         // " and source_ips, hours, expr": appended to an allow's label
+
+	// What the 403 page says for the default rule (routes keep their
+	// own).
+	denyMessage, remediation string
 }
 
 // labelled is a rule entry and its label.
@@ -150,8 +186,12 @@ func compileRule(name string, emails, domains, groups []string, claims map[strin
 }
 
 // denies reports whether the rule can admit nobody.
-func (r *rule) denies() bool {
-	return !r.anyone && r.file == nil && len(r.emails) == 0 && len(r.domains) == 0 && len(r.suffix) == 0 && len(r.groups) == 0 && len(r.claims) == 0
+func (r *rule) denies() bool { return !r.hasEntries() && r.expr == nil }
+
+// hasEntries reports whether the rule names who may pass: emails,
+// domains, groups, claims or the emails file.
+func (r *rule) hasEntries() bool {
+	return r.anyone || r.file != nil || len(r.emails) > 0 || len(r.domains) > 0 || len(r.suffix) > 0 || len(r.groups) > 0 || len(r.claims) > 0
 }
 
 // allows reports whether id passes, and which part of the rule matched

@@ -19,7 +19,7 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, rq *request, pat
 	if t.Also != nil {
 		methodOverrideHeaders.strip(r.Header) // judged for every method they name; the upstream sees the method judged
 	}
-	m := h.match(rq, t)
+	m := h.match(r, rq, t)
 	rq.mode, rq.route = "proxy", h.routeLabel(m.row.upstream)
 	d, s, err := h.decide(w, r, rq, &m, nil)
 	if err != nil {

@@ -36,8 +36,19 @@ type RouteConfig struct {
 	EmailDomains []string            `yaml:"email_domains"`
 	Groups       []string            `yaml:"groups"`
 	Claims       map[string][]string `yaml:"claims"`
-	// DenyMessage is shown to users this route turns away.
+	// Expr, SourceIPs and Hours are the route rule's conditions
+	// (conditions.go): a CEL expression that must be true, the client
+	// addresses and the times it admits.
+	Expr      string   `yaml:"expr"`
+	SourceIPs []string `yaml:"source_ips"`
+	Hours     []string `yaml:"hours"`
+	// ExprAt is where Expr starts in the file, for errors (set by the
+	// loader).
+	ExprAt Pos `yaml:"-"`
+	// DenyMessage is shown to users this route turns away; Remediation
+	// tells them what to do about it (the 403 page and its JSON).
 	DenyMessage string `yaml:"deny_message"`
+	Remediation string `yaml:"remediation"`
 	// Provider pins the route to one configured provider: users signed in
 	// with another provider are asked to sign in with this one.
 	Provider string `yaml:"provider"`
@@ -67,6 +78,7 @@ type Route struct {
 	noDevice    bool   // device: false
 	provider    string // pinned provider id, "" for any
 	denyMessage string
+	remediation string
 	rule        *rule // nil: the default rule
 	slashes     bool  // pass_encoded_slashes
 }
@@ -101,6 +113,12 @@ type Routes struct {
 	trusted trustedIPs   // policy.trusted_ips
 	emails  *EmailsFile  // policy.authenticated_emails_file, nil for none
 	slashes bool         // some route has pass_encoded_slashes
+
+	// What the rules' conditions read: the request's attributes (and its
+	// headers), and whether an expression reads identity.groups (so no
+	// group may be dropped from a session: "not in contractors" would
+	// then pass).
+	reqAttrs, reqHeaders, exprGroups bool
 }
 
 // row is one (host, path) of the table: the upstream that serves it and,
@@ -167,7 +185,24 @@ func compileRoutes(ups []UpstreamConfig, pol PolicyConfig, prefix string, known 
 		return nil, err
 	}
 	rt.build()
+	rt.noteReads()
 	return rt, nil
+}
+
+// noteReads records what the rules' conditions read of a request.
+func (rt *Routes) noteReads() {
+	rules := []*rule{rt.def}
+	for _, pr := range rt.policy {
+		if pr.rule != nil {
+			rules = append(rules, pr.rule)
+		}
+	}
+	for _, r := range rules {
+		req, hdr := r.reads()
+		rt.reqAttrs = rt.reqAttrs || req
+		rt.reqHeaders = rt.reqHeaders || hdr
+		rt.exprGroups = rt.exprGroups || (r.expr != nil && r.expr.groups)
+	}
 }
 
 // checkRoutes holds policy routes to what the rest of the configuration
@@ -200,16 +235,31 @@ func (rt *Routes) checkRoutes(known Known) []error {
 // compilePolicy compiles the default rule and policy.routes, sorted for
 // matching: longest path first, then host-specific, then method-specific.
 func compilePolicy(cfg PolicyConfig) (*rule, []*Route, error) {
+	zone := time.UTC
+	if cfg.TimeZone != "" {
+		var err error
+		if zone, err = time.LoadLocation(cfg.TimeZone); err != nil || cfg.TimeZone == "Local" {
+			return nil, nil, fmt.Errorf("policy.time_zone: %q is not an IANA time zone (such as Europe/Berlin or UTC)", cfg.TimeZone)
+		}
+	}
+	env, err := newExprEnv(zone)
+	if err != nil {
+		return nil, nil, fmt.Errorf("policy: expressions: %w", err)
+	}
 	def, err := compileRule("policy", cfg.Emails, cfg.EmailDomains, cfg.Groups, cfg.Claims)
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := def.addConditions("policy", conditionSpec{cfg.Expr, cfg.ExprAt, cfg.SourceIPs, cfg.Hours}, env); err != nil {
+		return nil, nil, err
+	}
+	def.denyMessage, def.remediation = cfg.DenyMessage, cfg.Remediation
 	var routes []*Route
 	seen := map[string]bool{}
 	folded := map[string]string{}
 	slashes := map[string]bool{}
 	for i, rc := range cfg.Routes {
-		pr, err := compileRoute("policy.routes["+strconv.Itoa(i)+"]", rc)
+		pr, err := compileRoute("policy.routes["+strconv.Itoa(i)+"]", rc, env)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -250,9 +300,9 @@ func compilePolicy(cfg PolicyConfig) (*rule, []*Route, error) {
 }
 
 // compileRoute checks one policy route; name is its place in the file.
-func compileRoute(name string, rc RouteConfig) (*Route, error) {
-	pr := &Route{host: normHost(rc.Host), path: rc.Path, public: rc.Public, denyMessage: rc.DenyMessage, bearer: rc.Bearer, provider: rc.Provider, slashes: rc.PassEncodedSlashes,
-		noDevice: rc.Device != nil && !*rc.Device}
+func compileRoute(name string, rc RouteConfig, env *exprEnv) (*Route, error) {
+	pr := &Route{host: normHost(rc.Host), path: rc.Path, public: rc.Public, denyMessage: rc.DenyMessage, remediation: rc.Remediation,
+		bearer: rc.Bearer, provider: rc.Provider, slashes: rc.PassEncodedSlashes, noDevice: rc.Device != nil && !*rc.Device}
 	if rc.Public && rc.Bearer {
 		return nil, fmt.Errorf("%s: a public route needs no bearer token", name)
 	}
@@ -274,13 +324,16 @@ func compileRoute(name string, rc RouteConfig) (*Route, error) {
 	}
 	slices.Sort(pr.methods)
 	pr.name = name + " " + pr.host + pr.path
-	hasRule := len(rc.Emails)+len(rc.EmailDomains)+len(rc.Groups)+len(rc.Claims) > 0
+	hasRule := len(rc.Emails)+len(rc.EmailDomains)+len(rc.Groups)+len(rc.Claims)+len(rc.SourceIPs)+len(rc.Hours) > 0 || rc.Expr != ""
 	switch {
 	case rc.Public && hasRule:
-		return nil, fmt.Errorf("%s: a public route cannot also name who may pass", name)
+		return nil, fmt.Errorf("%s: a public route cannot also name who may pass, or when or from where", name)
 	case hasRule:
 		var err error
 		if pr.rule, err = compileRule(name, rc.Emails, rc.EmailDomains, rc.Groups, rc.Claims); err != nil {
+			return nil, err
+		}
+		if err := pr.rule.addConditions(name, conditionSpec{rc.Expr, rc.ExprAt, rc.SourceIPs, rc.Hours}, env); err != nil {
 			return nil, err
 		}
 	}
@@ -549,30 +602,33 @@ func (rt *Routes) denies() bool {
 // admits says whether some rule could admit id at all, on any route,
 // for any method: the default rule and every route's rule (routes without
 // one use the default). Public routes do not count: they admit anonymous
-// requests, not this identity. Rules depend on the identity alone, so the
-// answer is exact; provider pins and forward-auth's allowed_* can only
-// narrow, and are ignored (yes when unsure). An identity whose email is
+// requests, not this identity. Entries depend on the identity alone, so
+// that part is exact; conditions (expr, source_ips, hours), provider pins
+// and forward-auth's allowed_* depend on the request, and count as yes
+// (yes when unsure). An identity whose email is
 // malformed is refused whatever the rules say.
 func (rt *Routes) admits(id *session.Identity) error {
 	if err := checkEmail(id.Email); err != nil {
 		return err
 	}
-	if ok, _ := rt.def.allows(id); ok {
+	if rt.def.mayAdmit(id) {
 		return nil
 	}
 	for _, r := range rt.policy {
-		if r.rule != nil && !r.public {
-			if ok, _ := r.rule.allows(id); ok {
-				return nil
-			}
+		if r.rule != nil && !r.public && r.rule.mayAdmit(id) {
+			return nil
 		}
 	}
 	return errNoRuleAdmits
 }
 
 // groupNames lists every group any rule names (for trimming oversized
-// group lists to what matters).
+// group lists to what matters); nil when an expression reads
+// identity.groups, which any group (or its absence) may sway.
 func (rt *Routes) groupNames() map[string]bool {
+	if rt.exprGroups {
+		return nil
+	}
 	out := map[string]bool{}
 	for g := range rt.def.groups {
 		out[g] = true

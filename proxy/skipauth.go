@@ -8,6 +8,7 @@ import (
 	"regexp/syntax"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // skipauth.go holds oauth2-proxy's routing options that do not fit the
@@ -223,14 +224,21 @@ func (rt *Routes) isAPI(path string) bool {
 }
 
 // clientAddrs reports whether decisions need the client's address
-// (policy.trusted_ips is set).
-func (rt *Routes) clientAddrs() bool { return len(rt.trusted) > 0 }
+// (policy.trusted_ips, or a rule's conditions).
+func (rt *Routes) clientAddrs() bool { return len(rt.trusted) > 0 || rt.reqAttrs }
+
+// ReadsRequest reports whether decisions read the request's headers and
+// the time (rule conditions): Target.Header and Target.Time must be set.
+func (rt *Routes) ReadsRequest() bool { return rt.reqAttrs }
 
 // match is Routes.Match for a request the handler serves: t with the
-// client's address when the policy needs it.
-func (h *Handler) match(rq *request, t Target) Match {
+// client's address, headers and the time when the policy reads them.
+func (h *Handler) match(r *http.Request, rq *request, t Target) Match {
 	if h.routes.clientAddrs() {
-		t.Client = rq.client.addr // invalid when unknown: trusted_ips admits nobody then
+		t.Client = rq.client.addr // invalid when unknown: trusted_ips and source_ips admit nobody then
+	}
+	if h.routes.reqAttrs {
+		t.Header, t.Time = r.Header, time.Now()
 	}
 	return h.routes.Match(t)
 }
