@@ -179,7 +179,7 @@ func parseConfig(name string, data []byte, src source) (*config, error) {
 	if err := doc.Decode(cfg); err != nil {
 		p.errs = append(p.errs, p.typeErrors(err)...)
 	}
-	noteExprPositions(&doc, name, &cfg.Policy)
+	noteExprPositions(&doc, name, data, &cfg.Policy)
 	if len(p.errs) > 0 {
 		return cfg, errors.Join(p.errs...)
 	}
@@ -191,9 +191,20 @@ func typeOfConfig() reflect.Type { return reflect.TypeFor[*config]() }
 // noteExprPositions records where each policy expression starts in the
 // file, so that an expression that does not compile is reported at its
 // line.
-func noteExprPositions(doc *yaml.Node, name string, pol *proxy.PolicyConfig) {
+func noteExprPositions(doc *yaml.Node, name string, data []byte, pol *proxy.PolicyConfig) {
+	lines := strings.Split(string(data), "\n")
 	at := func(n *yaml.Node) proxy.Pos {
-		return proxy.Pos{File: name, Line: n.Line, Column: n.Column, Block: n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0}
+		p := proxy.Pos{File: name, Line: n.Line, Column: n.Column, Block: n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0}
+		if n.Style&yaml.FoldedStyle != 0 {
+			// The folded lines, as long as they are in the file, until
+			// they add up to the value.
+			for i, total := n.Line, 0; i < len(lines) && total < len(n.Value); i++ {
+				l := len(strings.TrimSpace(lines[i]))
+				p.Folded = append(p.Folded, l)
+				total += l + 1
+			}
+		}
+		return p
 	}
 	if len(doc.Content) == 0 {
 		return

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,5 +193,107 @@ policy:
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestPolicyExpressionsExample runs docs/policy.md's ten worked examples
+// of conditions: every case meets its expectation, and the deciding part
+// of each rule is named.
+func TestPolicyExpressionsExample(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := run([]string{"policy", "test", "-config", "docs/examples/expressions.yaml", "docs/examples/expressions-cases.yaml"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{
+		"DENY   2 finance from home",
+		"groups:finance matched, but source_ips: 203.0.113.9 is not listed",
+		"hours: Sat 11:00 CET is outside Mon-Fri 09:00-18:00",
+		`expr: ip(request.source_ip).in_cidr("10.20.0.0/16") is false`,
+		"expr failed (denied): no such key: tenant",
+		"31 cases, all as expected",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestPolicyExplain checks that explain lists every route and why it
+// applies or not, judges each part of the governing rule, and ends with
+// the gateway's decision.
+func TestPolicyExplain(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := run([]string{"policy", "explain", "-config", "docs/examples/expressions.yaml", "docs/examples/expressions-cases.yaml", "6 but does not delete them"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{
+		"request: DELETE tools.example.com/metrics/cpu",
+		"source_ip 10.20.0.7, time 2026-12-07 11:00:00 CET (Mon), as session",
+		"policy.routes[5] /metrics/               governs DELETE",
+		"policy.routes[0] /t/                     path /t/ does not match",
+		"groups [sre]: matches",
+		`is false: request.method == "GET"`,
+		`is true: now.within("Mon-Fri 09:00-18:00")`,
+		`decision: DENY policy.routes[5] /metrics/: groups:sre matched, but expr: request.method == "GET" is false`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	// Several cases and none named: the command says which to name.
+	if code := run([]string{"policy", "explain", "-config", "docs/examples/expressions.yaml", "docs/examples/expressions-cases.yaml"}, &out, &errOut); code != 2 ||
+		!strings.Contains(errOut.String(), "name one") {
+		t.Errorf("explain without a case = %d: %s", code, errOut.String())
+	}
+	// A case whose expectation is not met fails, as in policy test.
+	cases := filepath.Join(t.TempDir(), "cases.yaml")
+	os.WriteFile(cases, []byte("- identity: {email: a@example.com}\n  request: {path: /secrets/}\n  expect: allow\n"), 0o600)
+	out.Reset()
+	if code := run([]string{"policy", "explain", "-config", "docs/examples/expressions.yaml", cases}, &out, &errOut); code != 1 ||
+		!strings.Contains(out.String(), "FAIL: expected allow") || !strings.Contains(out.String(), "who: no emails, domains, groups or claims; the expression decides") {
+		t.Errorf("explain of a failing case = %d:\n%s", code, out.String())
+	}
+}
+
+// TestCheckNamesExpressionLine checks that -check refuses an expression
+// that does not compile, naming the file, the line and CEL's error.
+func TestCheckNamesExpressionLine(t *testing.T) {
+	t.Setenv("OIDC_CLIENT_SECRET", "client-secret")
+	t.Setenv("COOKIE_SECRET", randomBase64(32))
+	src, err := os.ReadFile("docs/examples/expressions.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(src), `ip(request.source_ip).in_cidr("10.20.0.0/16") &&`, `ip(request.source_ip).in_cidr("10.20.0.0/16") && identity.groupz == [] &&`, 1)
+	line := 0
+	for i, l := range strings.Split(bad, "\n") {
+		if strings.Contains(l, "identity.groupz") {
+			line = i + 1
+		}
+	}
+	f := filepath.Join(t.TempDir(), "gw.yaml")
+	os.WriteFile(f, []byte(bad), 0o600)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"-config", f, "-check"}, &out, &errOut); code == 0 {
+		t.Fatal("-check accepted an expression that does not compile")
+	}
+	want := fmt.Sprintf("%s:%d: policy.routes[5].expr: undeclared reference to 'identity'", f, line)
+	if !strings.Contains(errOut.String(), want) || !strings.Contains(errOut.String(), "identity has no such field; identity.subject, issuer") {
+		t.Errorf("-check said:\n%s\nwant %q and CEL's error", errOut.String(), want)
+	}
+	// A plain (one-line) expression is reported at its own line.
+	bad = strings.Replace(string(src), "expr: identity.authenticated_via == \"session\" || request.method == \"GET\"", "expr: identity.authenticated_via == 1", 1)
+	os.WriteFile(f, []byte(bad), 0o600)
+	errOut.Reset()
+	run([]string{"-config", f, "-check"}, &out, &errOut)
+	for i, l := range strings.Split(bad, "\n") {
+		if strings.Contains(l, "authenticated_via == 1") {
+			line = i + 1
+		}
+	}
+	if want := fmt.Sprintf("%s:%d: policy.routes[7].expr", f, line); !strings.Contains(errOut.String(), want) {
+		t.Errorf("-check said:\n%s\nwant %q", errOut.String(), want)
 	}
 }

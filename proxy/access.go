@@ -38,6 +38,11 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request, rq *request, m 
 	if d.Outcome == Deny {
 		h.audit(r, rq, "denied", s, slog.String("route", rq.route), slog.String("rule", d.Rule()))
 	}
+	if d.ExprFailed {
+		h.log.LogAttrs(r.Context(), slog.LevelWarn, "policy expression failed to evaluate; the request is denied",
+			slog.String("id", rq.id), slog.String("rule", d.Rule()))
+		h.metrics.exprError(d.ruleLabel())
+	}
 	return d, s, nil
 }
 

@@ -76,18 +76,18 @@ func (r *rule) conditional() bool { return r.also != "" }
 
 // judge is allows with the conditions: whether the rule admits in, the
 // label of what admitted it, or why not ("groups:sre matched, but
-// source_ips: …").
-func (r *rule) judge(in *exprInput) (ok bool, label, why string) {
+// source_ips: …"); failed says the expression failed to evaluate.
+func (r *rule) judge(in *exprInput) (ok bool, label, why string, failed bool) {
 	id := &in.s.Identity
 	if r.hasEntries() || !r.conditional() {
 		if ok, label = r.allows(id); !ok {
-			return false, "", "no email, domain, group or claim matched"
+			return false, "", "no email, domain, group or claim matched", false
 		}
 	} else if id.Subject == "" {
-		return false, "", "not signed in"
+		return false, "", "not signed in", false
 	}
 	if !r.conditional() {
-		return true, label, ""
+		return true, label, "", false
 	}
 	but := ""
 	if label != "" {
@@ -95,23 +95,23 @@ func (r *rule) judge(in *exprInput) (ok bool, label, why string) {
 	}
 	if r.sources != nil && !r.fromSource(in.req.client) {
 		if !in.req.client.IsValid() {
-			return false, "", but + "source_ips: the client's address is unknown"
+			return false, "", but + "source_ips: the client's address is unknown", false
 		}
-		return false, "", but + "source_ips: " + in.req.client.String() + " is not listed"
+		return false, "", but + "source_ips: " + in.req.client.String() + " is not listed", false
 	}
 	if r.hours != nil && !inWindows(r.hours, in.req.now.In(r.zone)) {
-		return false, "", but + "hours: " + in.req.now.In(r.zone).Format("Mon 15:04 MST") + " is outside " + r.hoursText
+		return false, "", but + "hours: " + in.req.now.In(r.zone).Format("Mon 15:04 MST") + " is outside " + r.hoursText, false
 	}
 	if r.expr != nil {
 		ok, err := r.expr.eval(in)
 		switch {
 		case err != nil:
-			return false, "", but + "expr failed (denied): " + truncate(err.Error(), 200)
+			return false, "", but + "expr failed (denied): " + truncate(err.Error(), 200), true
 		case !ok:
-			return false, "", but + r.expr.whyFalse(in)
+			return false, "", but + r.expr.whyFalse(in), false
 		}
 	}
-	return true, label, ""
+	return true, label, "", false
 }
 
 func (r *rule) fromSource(a netip.Addr) bool {

@@ -116,6 +116,9 @@ type Decision struct {
 	// API says the target is on one of policy.api_routes: without a
 	// session it gets a 401 (JSON), never a redirect to sign-in.
 	API bool
+	// ExprFailed says a rule's expression failed to evaluate, which
+	// denied: worth a warning, since the rule cannot admit anyone so.
+	ExprFailed bool
 	// rule and why name what decided, for the log and the audit event:
 	// rule "policy.routes[1] /admin/" and why " groups:admins" or ": not
 	// signed in". Kept apart so that deciding joins no strings.
@@ -434,9 +437,9 @@ func (m *Match) decideFor(method string, s *session.Session, via Via) Decision {
 		if in.req == nil {
 			in.req = &reqAttrs{} // unreachable: Match sets req when a rule reads it
 		}
-		allow, label, why := rl.judge(&in)
+		allow, label, why, failed := rl.judge(&in)
 		if !allow {
-			d.rule = name + ": " + why
+			d.rule, d.ExprFailed = name+": "+why, failed
 			return d
 		}
 		d.Outcome, d.rule, d.why, d.also = Allow, name, label, rl.also

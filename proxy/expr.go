@@ -221,9 +221,12 @@ func pathSegment(path string, i int) string {
 
 // compiledExpr is one rule's expression, ready to run.
 type compiledExpr struct {
-	src  string
-	prg  cel.Program
-	cost uint64 // the static estimate's upper bound
+	src string
+	// prg tracks its cost and stops at exprMaxCost; fast does not, and
+	// runs only on inputs within exprSizes, where the static estimate
+	// already bounds the cost (bounded).
+	prg, fast cel.Program
+	cost      uint64 // the static estimate's upper bound
 	// parts are the top-level conjuncts ("a && b && c"), each compiled on
 	// its own, to name the one that failed when the whole is false. Nil
 	// when the expression is not a conjunction.
@@ -254,6 +257,28 @@ type Pos struct {
 	// Block says the value is a YAML block scalar (| or >): the
 	// expression's first line is the one after Line.
 	Block bool
+	// Folded holds, for a folded scalar (>), the length of each of its
+	// lines in the file: folding joins them with spaces into one line of
+	// the expression, and this maps a column back to its line.
+	Folded []int
+}
+
+// place is the file line and column of the expression's line:col.
+func (p Pos) place(line, col int) (int, int) {
+	start := p.Line
+	if p.Block {
+		start++
+	}
+	if p.Folded != nil && line == 1 {
+		off := col - 1
+		for i, n := range p.Folded {
+			if off <= n || i == len(p.Folded)-1 {
+				return start + i, off + 1
+			}
+			off -= n + 1
+		}
+	}
+	return start + line - 1, col
 }
 
 func (e *exprError) Error() string {
@@ -264,16 +289,28 @@ func (e *exprError) Error() string {
 func (e *exprError) issue(line, col int, msg string) {
 	where := e.field
 	if e.at.File != "" && e.at.Line > 0 {
-		fileLine := e.at.Line + line - 1
-		if e.at.Block {
-			fileLine++
-		}
+		fileLine, _ := e.at.place(max(line, 1), col)
 		where = fmt.Sprintf("%s:%d: %s", e.at.File, fileLine, e.field)
-	}
-	if line > 0 {
+	} else if line > 0 {
 		where += fmt.Sprintf(" (line %d, column %d of the expression)", line, col)
 	}
+	for _, v := range []string{"identity", "request"} {
+		if strings.HasPrefix(msg, "undeclared reference to '"+v+"'") {
+			msg += ": " + v + " has no such field; " + v + "." + strings.Join(fieldsOf(v), ", ") + " (docs/policy.md)"
+		}
+	}
 	e.msgs = append(e.msgs, where+": "+msg)
+}
+
+// fieldsOf lists the declared fields of variable v.
+func fieldsOf(v string) []string {
+	var out []string
+	for _, d := range exprVars {
+		if f, ok := strings.CutPrefix(d.name, v+"."); ok {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // compile parses, checks and estimates src, the expr of field.
@@ -314,7 +351,10 @@ func (e *exprEnv) compile(field string, at Pos, src string) (*compiledExpr, erro
 		return nil, fail
 	}
 	ce.cost = est.Max
-	if ce.prg, err = e.program(a); err != nil {
+	if ce.prg, err = e.program(a); err == nil {
+		ce.fast, err = e.env.Program(a, cel.EvalOptions(cel.OptOptimize))
+	}
+	if err != nil {
 		fail.issue(0, 0, err.Error())
 		return nil, fail
 	}
@@ -602,7 +642,66 @@ func headerMap(h http.Header) traits.Mapper {
 // eval runs the expression for in: true or false, or the error that
 // denied.
 func (ce *compiledExpr) eval(in *exprInput) (bool, error) {
+	if in.bounded(ce) {
+		return runBool(ce.fast, in)
+	}
 	return runBool(ce.prg, in)
+}
+
+// bounded reports whether what ce reads of in is within exprSizes, the
+// sizes the static cost estimate assumed: then the expression cannot
+// cost more than it allowed, and needs no tracking while it runs.
+func (in *exprInput) bounded(ce *compiledExpr) bool {
+	const str = 4096 // exprSizes["@string"]
+	id := &in.s.Identity
+	if len(id.Subject) > str || len(id.Issuer) > str || len(id.Email) > str || len(id.Name) > str ||
+		len(id.PreferredUsername) > str || len(in.s.Provider) > str || len(in.req.host) > str || len(in.req.path) > 8192 {
+		return false
+	}
+	if ce.groups {
+		if len(id.Groups) > 1000 {
+			return false
+		}
+		for _, g := range id.Groups {
+			if len(g) > str {
+				return false
+			}
+		}
+	}
+	if len(ce.claims) > 0 {
+		if len(id.Claims) > 64 {
+			return false
+		}
+		for _, name := range ce.claims {
+			vs := id.Claims[name]
+			if len(vs) > 64 {
+				return false
+			}
+			for _, v := range vs {
+				if len(v) > str {
+					return false
+				}
+			}
+		}
+	}
+	if ce.query && len(in.req.query) > str {
+		return false
+	}
+	if ce.headers {
+		if len(in.req.header) > 128 {
+			return false
+		}
+		for k, vs := range in.req.header {
+			n := 2 * len(vs)
+			for _, v := range vs {
+				n += len(v)
+			}
+			if len(k) > str || n > str {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func runBool(prg cel.Program, in *exprInput) (bool, error) {

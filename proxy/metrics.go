@@ -23,6 +23,7 @@ type Metrics struct {
 	signOuts  *prometheus.CounterVec
 	dropped   *prometheus.CounterVec
 	revokes   *prometheus.CounterVec
+	exprErrs  *prometheus.CounterVec
 }
 
 // NewMetrics registers the gateway's collectors with reg.
@@ -61,8 +62,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "portcullis_token_revocations_total",
 			Help: "Token revocations at sign-out (RFC 7009) by provider and result (revoked, failed: the provider refused or answered garbage, unavailable: it could not be reached).",
 		}, []string{"provider", "result"}),
+		exprErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_policy_expr_errors_total",
+			Help: "Policy expressions that failed to evaluate (and so denied), by rule (the policy route, or default).",
+		}, []string{"rule"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.decisions, m.signIns, m.refreshes, m.signOuts, m.dropped, m.revokes)
+	reg.MustRegister(m.requests, m.duration, m.decisions, m.signIns, m.refreshes, m.signOuts, m.dropped, m.revokes, m.exprErrs)
 	return m
 }
 
@@ -79,6 +84,13 @@ func (m *Metrics) decision(outcome, rule string) {
 		return
 	}
 	m.decisions.WithLabelValues(outcome, rule).Inc()
+}
+
+func (m *Metrics) exprError(rule string) {
+	if m == nil {
+		return
+	}
+	m.exprErrs.WithLabelValues(rule).Inc()
 }
 
 func (m *Metrics) signIn(provider, result string) {
