@@ -297,3 +297,30 @@ func TestCheckNamesExpressionLine(t *testing.T) {
 		t.Errorf("-check said:\n%s\nwant %q", errOut.String(), want)
 	}
 }
+
+// TestPolicyDocsShowExamples checks that docs/policy.md's ten worked
+// examples show the expressions the tested example file holds.
+func TestPolicyDocsShowExamples(t *testing.T) {
+	cfg, err := loadConfig("docs/examples/expressions.yaml", policySource("docs/examples/expressions.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("docs/policy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(string(doc), `\|`, "|")
+	n := 0
+	for _, r := range cfg.Policy.Routes {
+		if r.Expr == "" {
+			continue
+		}
+		n++
+		if !strings.Contains(text, "`expr: "+r.Expr+"`") {
+			t.Errorf("docs/policy.md does not show the expression of %s: %s", r.Path, r.Expr)
+		}
+	}
+	if n < 8 {
+		t.Errorf("only %d expressions in the example file", n)
+	}
+}

@@ -248,7 +248,9 @@ func (m *Match) join(a *Match) {
 func (rt *Routes) matchRow(t Target, rw *row) Match {
 	m := Match{method: t.Method, also: t.Also, def: rt.def, row: rw}
 	if rt.reqAttrs {
-		m.req = &reqAttrs{host: t.Host, path: t.Path, query: t.Query, header: t.Header, client: t.Client, now: t.Time}
+		// The client as expressions parse it: IPv4-mapped addresses as
+		// IPv4, no IPv6 zone.
+		m.req = &reqAttrs{host: t.Host, path: t.Path, query: t.Query, header: t.Header, client: t.Client.Unmap().WithZone(""), now: t.Time}
 	}
 	if t.Proxied && rw.upstream < 0 {
 		m.settle(Decision{Outcome: NotFound, rule: "no upstream for " + t.Host + t.Path})
