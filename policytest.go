@@ -95,12 +95,7 @@ func runPolicyTest(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	routes, cfg, err := policyRoutes(*configPath)
-	if err != nil {
-		fmt.Fprintln(stderr, "portcullis:", err)
-		return 1
-	}
-	cases, err := readPolicyCases(fs.Arg(0))
+	routes, cfg, cases, err := policyInputs(*configPath, fs.Arg(0))
 	if err != nil {
 		fmt.Fprintln(stderr, "portcullis:", err)
 		return 1
@@ -149,12 +144,7 @@ func runPolicyExplain(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	routes, cfg, err := policyRoutes(*configPath)
-	if err != nil {
-		fmt.Fprintln(stderr, "portcullis:", err)
-		return 1
-	}
-	cases, err := readPolicyCases(fs.Arg(0))
+	routes, cfg, cases, err := policyInputs(*configPath, fs.Arg(0))
 	if err != nil {
 		fmt.Fprintln(stderr, "portcullis:", err)
 		return 1
@@ -201,6 +191,17 @@ func expectMet(w io.Writer, expect, verdict string) int {
 		return 1
 	}
 	return 0
+}
+
+// policyInputs is what policy test and explain read: the configuration's
+// route table and the cases.
+func policyInputs(configPath, casesPath string) (*proxy.Routes, *config, []policyCase, error) {
+	routes, cfg, err := policyRoutes(configPath)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cases, err := readPolicyCases(casesPath)
+	return routes, cfg, cases, err
 }
 
 // policyRoutes validates the configuration's routing and policy as the

@@ -214,6 +214,22 @@ func TestConditionsOnRules(t *testing.T) {
 			t.Errorf("remediation = %q", d.Remediation())
 		}
 	}
+	// The top-level rule takes conditions, a deny_message and a
+	// remediation too.
+	def, err := policyTable(PolicyConfig{EmailDomains: []string{"example.com"}, Expr: `request.method == "GET"`,
+		DenyMessage: "Read-only.", Remediation: "Ask for write access."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := def.Decide(exprCase{path: "/a"}.target(t), alice(), ViaSession); d.Outcome != Allow || d.Rule() != "default email_domains:example.com and expr" {
+		t.Errorf("default rule, GET = %s %q", d.Outcome, d.Rule())
+	}
+	d := def.Decide(exprCase{method: "POST", path: "/a"}.target(t), alice(), ViaSession)
+	if d.Outcome != Deny || d.DenyMessage() != "Read-only." || d.Remediation() != "Ask for write access." ||
+		d.Rule() != `default: email_domains:example.com matched, but expr is false: request.method == "GET"` {
+		t.Errorf("default rule, POST = %s %q %q %q", d.Outcome, d.Rule(), d.DenyMessage(), d.Remediation())
+	}
+
 	bob := alice()
 	bob.Groups = nil
 	if d := rt.Decide(exprCase{path: "/office/a", client: "10.1.1.1", now: monday10}.target(t), bob, ViaSession); d.Outcome != Deny ||
@@ -436,4 +452,32 @@ func BenchmarkServeHTTPExpr(b *testing.B) {
 			serveLoop(b, h, r)
 		})
 	}
+}
+
+// FuzzExpr compiles any source: it is refused or it evaluates to a bool
+// or an error, never a panic, and never past the cost limit.
+func FuzzExpr(f *testing.F) {
+	for _, seed := range []string{typicalExpr, `identity.groups.exists(g, g.startsWith("a"))`, `request.query.a == ["1"]`,
+		`now.within("Sat,Sun 00:00-24:00")`, `request.path.segment(-1) == ""`, `dyn(request.headers)[1] == 2`, `[1,2].map(x, x * x)[3] == 1`,
+		`"a".repeat(100) == ""`, `request.path.split("/").size() > 2`, `identity.claims.x[0] == "y"`} {
+		f.Add(seed)
+	}
+	env, err := newExprEnv(time.UTC)
+	if err != nil {
+		f.Fatal(err)
+	}
+	s := alice()
+	in := &exprInput{s: s, method: "GET", req: &reqAttrs{host: "gw.example.com", path: "/a/b", query: "a=1",
+		header: http.Header{"X-A": {"b"}}, client: netip.MustParseAddr("10.0.0.1"), now: time.Now()}}
+	f.Fuzz(func(t *testing.T, src string) {
+		ce, err := env.compile("fuzz.expr", Pos{}, src)
+		if err != nil {
+			return
+		}
+		if ce.cost > exprMaxCost {
+			t.Fatalf("%q compiled with cost %d", src, ce.cost)
+		}
+		ce.eval(in)
+		ce.whyFalse(in)
+	})
 }
