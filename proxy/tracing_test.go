@@ -5,11 +5,14 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/portcullis/portcullis/session"
 )
 
 // tracedEnv is an env whose handler traces into a span recorder, with
@@ -130,5 +133,43 @@ func BenchmarkServeHTTPTracing(b *testing.B) {
 			}
 			serveLoop(b, h, dashboardRequest(benchCookie(b, store)))
 		})
+	}
+}
+
+// TestTraceRefresh checks the refresh span: under the request's span,
+// with the lock wait recorded.
+func TestTraceRefresh(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	e := newEnvOpts(t, nil, func(o *Options) {
+		o.IdleTimeout, o.RefreshBefore, o.Tracer = 10*time.Minute, time.Minute, tp.Tracer("test")
+	})
+	e.idp.refresh = func(s *session.Session) (*session.Session, error) {
+		n := *s
+		n.RefreshToken, n.TokenExpiry = "rt-2", e.clock().Add(5*time.Minute)
+		return &n, nil
+	}
+	due := e.cookieFor(e.baseSession(func(s *session.Session) { s.TokenExpiry = e.clock().Add(30 * time.Second) }))
+	if resp := e.do(get("https://gw.example.com/", "Cookie", due)); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	var req, refresh sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		switch s.Name() {
+		case "proxy /":
+			req = s
+		case "session refresh":
+			refresh = s
+		}
+	}
+	if req == nil || refresh == nil || refresh.Parent().SpanID() != req.SpanContext().SpanID() {
+		t.Fatalf("spans: request %v, refresh %v", req, refresh)
+	}
+	attrs := map[string]string{}
+	for _, kv := range refresh.Attributes() {
+		attrs[string(kv.Key)] = kv.Value.Emit()
+	}
+	if attrs["portcullis.refresh.lock_wait_ms"] == "" || attrs["portcullis.refresh.by_this_request"] != "true" || attrs["portcullis.provider"] != "corp" {
+		t.Errorf("refresh span attributes = %v", attrs)
 	}
 }
