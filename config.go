@@ -39,6 +39,7 @@ type config struct {
 	Assertion proxy.AssertionConfig  `yaml:"assertion"`
 	Device    proxy.DeviceConfig     `yaml:"device"`
 	Log       logConfig              `yaml:"log"`
+	Tracing   tracingConfig          `yaml:"tracing"`
 }
 
 // proxy is the part of the configuration package proxy owns.

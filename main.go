@@ -111,6 +111,9 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	}
 	err = errors.Join(err, cfg.readFiles(src.readFile))
 	log, logErr := newLogger(cfg.Log, stderr)
+	if cfg.Tracing.enabled() {
+		log = slog.New(traceLogs{log.Handler()}) // lines written in a traced request carry trace_id
+	}
 	// SIGHUP must not end the process while it starts; once serving, it
 	// reloads.
 	stopIgnoring := ignoreHangup(log)
@@ -142,6 +145,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	gw.reload = &reloader{path: *configPath, files: files}
+	defer gw.tracing.shutdown() // after the last generation closes: its spans are sent
 	defer func() { gw.current().close() }()
 	reloads := gw.reload.hangups() // before the ignoring stops: SIGHUP never gets its default
 	stopIgnoring()
@@ -158,6 +162,7 @@ type gateway struct {
 	cfg       *config
 	log       *slog.Logger
 	telemetry *telemetry // nil without metrics.listen
+	tracing   *tracing   // nil with tracing off; shared by every generation
 	parts     *parts
 	handler   *proxy.Handler
 	admin     *proxy.Admin // nil without admin.listen
@@ -213,6 +218,17 @@ func build(cfg *config, log *slog.Logger, opts buildOptions) (*gateway, error) {
 		gw.telemetry = opts.prev.telemetry // metrics.listen cannot change; the registry stays
 	case cfg.Metrics.Listen != "":
 		gw.telemetry = newTelemetry()
+	}
+	switch err := cfg.Tracing.validate(); {
+	case err != nil:
+		errs = append(errs, err)
+	case opts.prev != nil:
+		gw.tracing = opts.prev.tracing // tracing cannot change at a reload
+	case !opts.validateOnly:
+		var err error
+		if gw.tracing, err = newTracing(cfg.Tracing); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if cfg.Metrics.Listen == "" && cfg.Metrics.PProf {
 		errs = append(errs, errors.New("metrics.pprof needs metrics.listen: the profiler is served on the metrics listener only"))
@@ -272,6 +288,19 @@ func (gw *gateway) providerOptions(transport http.RoundTripper) providers.Option
 	if gw.telemetry != nil && transport == nil {
 		o.TransportFor = gw.telemetry.provider
 	}
+	if gw.tracing != nil {
+		measured := o.TransportFor
+		o.TransportFor = func(id string, own http.RoundTripper) http.RoundTripper {
+			rt := own
+			switch {
+			case measured != nil:
+				rt = measured(id, own)
+			case rt == nil:
+				rt = transport
+			}
+			return gw.tracing.transport("provider", id, rt)
+		}
+	}
 	return o
 }
 
@@ -282,6 +311,9 @@ func (gw *gateway) wire(opts buildOptions) error {
 	var hooks []redis.Hook
 	if gw.telemetry != nil {
 		hooks = append(hooks, gw.telemetry.redis)
+	}
+	if gw.tracing != nil {
+		hooks = append(hooks, redisHook{gw.tracing.tracer})
 	}
 	if cfg.Session.Store == "redis" {
 		// go-redis reports reconnects and failovers through a global logger.
@@ -302,12 +334,12 @@ func (gw *gateway) wire(opts buildOptions) error {
 		bearer = p.bearer // never a typed nil inside the interface
 	}
 	var err error
-	if gw.handler, err = proxy.New(p.settings, proxy.Options{
+	if gw.handler, err = proxy.New(p.settings, withTracing(proxy.Options{
 		Providers: p.providers, Sessions: gw.store, Login: p.login, Keys: p.keys, Bearer: bearer, Logger: gw.log,
 		IdleTimeout: cfg.Session.IdleTimeout, RefreshBefore: cfg.Session.RefreshBefore, KeepIDToken: *cfg.Session.KeepIDToken,
 		Metrics: gw.telemetry.proxyMetrics(), Audit: gw.audit.log, Previous: previous, Posts: gw.posts,
 		Devices: gw.devices,
-	}); err != nil {
+	}, gw.tracing)); err != nil {
 		return err
 	}
 	gw.authz = proxy.NewExtAuthz(gw.handler)

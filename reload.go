@@ -31,7 +31,7 @@ import (
 //
 // What a reload cannot change is what the process bound at start: the
 // listeners and their TLS settings, the server timeouts, metrics, the
-// admin listener and the log settings. A changed one is named in the log
+// admin listener, the log settings and tracing. A changed one is named in the log
 // as needing a restart; the rest of the file still applies.
 
 // live is the generation the listeners serve.
@@ -225,6 +225,7 @@ func fixedChanges(old, new *config) []string {
 		{"admin.listen", old.Admin.Listen != new.Admin.Listen},
 		{"log.level", old.Log.Level != new.Log.Level},
 		{"log.format", old.Log.Format != new.Log.Format},
+		{"tracing", !reflect.DeepEqual(old.Tracing, new.Tracing)},
 	}
 	var out []string
 	for _, c := range checks {

@@ -5,6 +5,8 @@
 package proxy
 
 import (
+	"go.opentelemetry.io/otel/trace"
+
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -60,6 +62,13 @@ type Options struct {
 	// Devices keeps the device grant's requests (device.go); nil unless
 	// device.enabled.
 	Devices *session.Devices
+	// Tracer traces each request (tracing.go); nil: tracing is off.
+	// TraceIdentity adds who asked to request spans. TraceTransport wraps
+	// each upstream's transport, so that the call is a child span and the
+	// upstream receives its traceparent.
+	Tracer         trace.Tracer
+	TraceIdentity  bool
+	TraceTransport func(upstream string, rt http.RoundTripper) http.RoundTripper
 }
 
 // Handler is the gateway: one http.Handler for endpoints and proxying.
@@ -73,6 +82,9 @@ type Handler struct {
 	posts     *session.Posts   // nil: posts are not kept
 	devices   *session.Devices // nil: device.enabled is false
 	device    DeviceConfig
+	// tracer is nil with tracing off (tracing.go).
+	tracer        trace.Tracer
+	traceIdentity bool
 	// deviceStarts and codeGuesses rate-limit device requests and
 	// user-code lookups (RFC 8628 §5.1).
 	deviceStarts, codeGuesses *rateLimit
@@ -154,6 +166,8 @@ func New(s *Settings, opts Options) (*Handler, error) {
 		refreshBefore: opts.RefreshBefore,
 		states:        newUsedStates(session.LoginTTL, 100_000),
 		metrics:       opts.Metrics,
+		tracer:        opts.Tracer,
+		traceIdentity: opts.TraceIdentity,
 		auditLog:      opts.Audit,
 		drain:         newDrainer(),
 	}
@@ -180,7 +194,7 @@ func New(s *Settings, opts Options) (*Handler, error) {
 		h.cookieBases = append(h.cookieBases, bare)
 	}
 	for _, uc := range s.routes.ups {
-		h.upstreams = append(h.upstreams, h.newUpstream(uc, opts.Transport))
+		h.upstreams = append(h.upstreams, h.newUpstream(uc, opts.Transport, opts.TraceTransport))
 	}
 	// Always: assertions are on by default, and /oauth2/jwks.json is
 	// published whether or not any upstream receives them.
@@ -231,7 +245,13 @@ func endpointURL(publicURL, prefix, name string) string {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// 1. Forwarded headers are read from trusted proxies only, and then no
 	// client-supplied identity, in any spelling, gets any further.
-	rq := &request{id: h.newRequestID(), start: h.now(), fwd: h.forwarded(r)}
+	rq := &request{start: h.now(), fwd: h.forwarded(r)}
+	var span trace.Span
+	if h.tracer != nil {
+		r, span = h.startSpan(r, rq)
+	} else {
+		rq.id = h.newRequestID()
+	}
 	rq.client = h.clientOf(r, rq.fwd)
 	rec := &recorder{ResponseWriter: w, sts: h.hsts}
 	h.managed.strip(r.Header)
@@ -252,6 +272,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusOK
 	}
 	h.metrics.request(rq.route, rq.mode, status, h.now().Sub(rq.start))
+	if span != nil {
+		h.endSpan(span, rq, status)
+	}
 }
 
 // serve dispatches by the canonical path: health checks, the gateway's own

@@ -119,7 +119,13 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request, s *session.Ses
 		// configuration can refresh nothing either.
 		return nil, fmt.Errorf("provider %q cannot refresh sessions", s.Provider)
 	}
-	return h.sessions.RefreshOnce(r.Context(), w, r, s, func(ctx context.Context, cur *session.Session) (*session.Session, error) {
+	ctx, traced := h.traceRefresh(r.Context(), s)
+	start, ran := time.Now(), false
+	next, err := h.sessions.RefreshOnce(ctx, w, r, s, func(ctx context.Context, cur *session.Session) (*session.Session, error) {
+		ran = true
+		if h.tracer != nil {
+			lockWaited(ctx, start)
+		}
 		next, err := p.Refresh(ctx, cur)
 		if err != nil {
 			return nil, err
@@ -128,6 +134,8 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request, s *session.Ses
 		h.keepNeededTokens(ctx, next)
 		return next, nil
 	})
+	traced(ran, err)
+	return next, err
 }
 
 func backoffKey(s *session.Session) string {

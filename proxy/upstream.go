@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"go.opentelemetry.io/otel/propagation"
+
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -219,13 +221,18 @@ type proxied struct {
 type proxiedKey struct{}
 
 // newUpstream builds the reverse proxy for a validated upstream.
-func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) *upstream {
+func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper, traced func(string, http.RoundTripper) http.RoundTripper) *upstream {
 	u, _ := url.Parse(cfg.URL) // validated
 	if transport == nil {
 		transport = transportFor(cfg)
 	}
 	if len(cfg.URLs) > 1 || cfg.MaxFails > 0 {
 		transport = newBalancer(cfg, transport, h.log)
+	}
+	if traced != nil {
+		// The call is a child span; the upstream receives its
+		// traceparent (the client's was removed in startSpan).
+		transport = sampledOnly{plain: transport, traced: traced(normHost(cfg.Host)+cfg.Path, transport)}
 	}
 	up := &upstream{cfg: cfg, prefix: cfg.Path, assertionHeader: http.CanonicalHeaderKey(cfg.Assertion.Header)}
 	passHost := cfg.PassHostHeader == nil || *cfg.PassHostHeader
@@ -264,6 +271,11 @@ func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) *
 			}
 			stripGatewayCookies(out, h.cookieBases)
 			out[hdrRequestID] = []string{px.rq.id}
+			if h.tracer != nil {
+				// The request's span as the upstream's parent; a sampled
+				// request's upstream call (TraceTransport) names itself.
+				tracePropagator.Inject(pr.In.Context(), propagation.HeaderCarrier(out))
+			}
 			if px.session != nil {
 				h.identityHeaders(pr.In.Context(), out, px.session, up)
 			}
