@@ -81,13 +81,7 @@ var expectations = []string{"allow", "deny", "sign_in", "not_found"}
 // every case with the gateway's own route table and decision, prints the
 // verdict and what decided, and exits 1 when a case's expect is not met.
 func runPolicyTest(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("portcullis policy test", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "configuration file (YAML)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: portcullis policy test -config FILE CASES.yaml")
-		fs.PrintDefaults()
-	}
+	fs, configPath := policyFlags("test", "CASES.yaml", stderr)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -130,13 +124,7 @@ func runPolicyTest(args []string, stdout, stderr io.Writer) int {
 // governing rule and the decision. It exits 1 when the case's expect is
 // not met, like policy test.
 func runPolicyExplain(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("portcullis policy explain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "configuration file (YAML)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: portcullis policy explain -config FILE CASES.yaml [CASE NAME or NUMBER]")
-		fs.PrintDefaults()
-	}
+	fs, configPath := policyFlags("explain", "CASES.yaml [CASE NAME or NUMBER]", stderr)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -191,6 +179,18 @@ func expectMet(w io.Writer, expect, verdict string) int {
 		return 1
 	}
 	return 0
+}
+
+// policyFlags are the flags of `portcullis policy <cmd>`: -config.
+func policyFlags(cmd, args string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("portcullis policy "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file (YAML)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: portcullis policy %s -config FILE %s\n", cmd, args)
+		fs.PrintDefaults()
+	}
+	return fs, configPath
 }
 
 // policyInputs is what policy test and explain read: the configuration's
