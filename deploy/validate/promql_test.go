@@ -140,3 +140,43 @@ func metricNames(expr string) ([]string, error) {
 	slices.Sort(names)
 	return names, bad
 }
+
+// labelUse is a label a query relies on: matched on a selector, or
+// grouped by in an aggregation over the selectors metrics names.
+type labelUse struct {
+	label   string
+	metrics []string // the label must be on at least one of them
+}
+
+// labelUses parses expr and returns the labels its matchers and its
+// by (…) groupings name, with the metrics they must come from.
+func labelUses(expr string) ([]labelUse, error) {
+	e, err := promql.ParseExpr(expr)
+	if err != nil {
+		return nil, err
+	}
+	var out []labelUse
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		switch n := n.(type) {
+		case *parser.VectorSelector:
+			for _, m := range n.LabelMatchers {
+				if m.Name != model.MetricNameLabel {
+					out = append(out, labelUse{m.Name, []string{n.Name}})
+				}
+			}
+		case *parser.AggregateExpr:
+			if n.Without {
+				return nil
+			}
+			inner, err := metricNames(n.Expr.String())
+			if err != nil {
+				return err
+			}
+			for _, l := range n.Grouping {
+				out = append(out, labelUse{l, inner})
+			}
+		}
+		return nil
+	})
+	return out, nil
+}

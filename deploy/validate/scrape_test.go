@@ -7,7 +7,8 @@ package validate
 // process), all on loopback; signs in, refreshes, trips a failing policy
 // expression, reloads the configuration and signs out, so that every
 // labelled counter has a child; then scrapes /metrics and checks every
-// metric name a query selects against the families it lists.
+// metric name a query selects against the families it lists, and every
+// label a query matches or groups by against the labels of their samples.
 //
 // A labelled metric (a Vec) is only exposed once it has a child, so a
 // name missing from the scrape is either a typo in a query or a path the
@@ -60,6 +61,12 @@ func TestQueriedMetricsExported(t *testing.T) {
 				t.Errorf("%s: %s is not a metric the running gateway exports", q.where, name)
 			}
 		}
+		uses, _ := labelUses(q.expr)
+		for _, u := range uses {
+			if !hasLabel(families, u) {
+				t.Errorf("%s: label %s is on none of %v as the running gateway exports them", q.where, u.label, u.metrics)
+			}
+		}
 	}
 	if missing > 0 {
 		t.Logf("the gateway exported: %s", strings.Join(have, " "))
@@ -83,6 +90,38 @@ func exported(families map[string]*dto.MetricFamily, name string) bool {
 			return true
 		case dto.MetricType_SUMMARY:
 			return suffix != "_bucket"
+		}
+	}
+	return false
+}
+
+// targetLabels are the labels Prometheus gives every series it scrapes.
+var targetLabels = []string{"job", "instance"}
+
+// hasLabel reports whether u's label is on a series of one of its
+// metrics: a label of a scraped sample, a target label, or le on a
+// histogram's _bucket.
+func hasLabel(families map[string]*dto.MetricFamily, u labelUse) bool {
+	if slices.Contains(targetLabels, u.label) {
+		return true
+	}
+	for _, name := range u.metrics {
+		if base, ok := strings.CutSuffix(name, "_bucket"); ok && u.label == "le" &&
+			families[base].GetType() == dto.MetricType_HISTOGRAM {
+			return true
+		}
+		fam := families[name]
+		for _, suffix := range []string{"_bucket", "_count", "_sum"} {
+			if base, ok := strings.CutSuffix(name, suffix); ok && fam == nil {
+				fam = families[base]
+			}
+		}
+		for _, m := range fam.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == u.label {
+					return true
+				}
+			}
 		}
 	}
 	return false
