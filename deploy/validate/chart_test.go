@@ -311,6 +311,8 @@ func TestChartSchema(t *testing.T) {
 		{"store", map[string]any{"config": map[string]any{"session": map[string]any{"store": "memcached"}}}, "store"},
 		{"provider without a client secret", map[string]any{"secrets": map[string]any{"clientSecrets": map[string]any{"corp": nil}}}, "secrets.clientSecrets.corp"},
 		{"no cookie secret", map[string]any{"secrets": map[string]any{"cookieSecrets": map[string]any{"keys": []any{}}}}, "keys"},
+		{"serviceMonitor typo", map[string]any{"metrics": map[string]any{"serviceMonitor": map[string]any{"enable": true}}}, "enable"},
+		{"prometheusRule interval", map[string]any{"metrics": map[string]any{"prometheusRule": map[string]any{"interval": "1m"}}}, "interval"},
 		{"ingress path", map[string]any{"ingress": map[string]any{"hosts": []any{map[string]any{"host": "a.example.com", "paths": []any{map[string]any{"path": "oauth2"}}}}}}, "path"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -39,9 +39,9 @@ func (o object) String() string {
 	return fmt.Sprintf("%s %s/%s (%s)", o.kind, o.namespace, o.name, o.source)
 }
 
-// kinds are the API types the deployment assets may use. Traefik's CRDs
-// have no Go types here; their structs below list exactly the fields the
-// assets use.
+// kinds are the API types the deployment assets may use. Traefik's and
+// the Prometheus Operator's CRDs have no Go types here; their structs
+// (below, and in monitoring_test.go) list exactly the fields the assets use.
 var kinds = map[string]func() metav1.Object{
 	"v1/ConfigMap":                     func() metav1.Object { return new(corev1.ConfigMap) },
 	"v1/Service":                       func() metav1.Object { return new(corev1.Service) },
@@ -51,6 +51,9 @@ var kinds = map[string]func() metav1.Object{
 	"networking.k8s.io/v1/Ingress":     func() metav1.Object { return new(networkingv1.Ingress) },
 	"traefik.io/v1alpha1/Middleware":   func() metav1.Object { return new(traefikMiddleware) },
 	"traefik.io/v1alpha1/IngressRoute": func() metav1.Object { return new(traefikIngressRoute) },
+
+	"monitoring.coreos.com/v1/ServiceMonitor": func() metav1.Object { return new(serviceMonitor) },
+	"monitoring.coreos.com/v1/PrometheusRule": func() metav1.Object { return new(prometheusRule) },
 }
 
 // traefikMiddleware is traefik.io/v1alpha1 Middleware, forwardAuth only.

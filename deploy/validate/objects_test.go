@@ -96,6 +96,9 @@ func checkSet(t *testing.T, a assetSet) []gateway {
 	for _, o := range a.ofKind("traefik.io/v1alpha1/IngressRoute") {
 		checkIngressRoute(t, a, o)
 	}
+	for _, o := range a.ofKind("monitoring.coreos.com/v1/ServiceMonitor") {
+		checkServiceMonitor(t, a, o)
+	}
 	for _, gw := range gws {
 		checkPublicRoute(t, a, gw)
 	}
