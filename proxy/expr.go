@@ -100,8 +100,18 @@ type exprEnv struct {
 	windows map[string][]window
 }
 
+// newExprEnv is the environment for one configuration; CEL's own is
+// built when the first expression compiles, so a policy without any
+// costs no memory for it.
 func newExprEnv(zone *time.Location) (*exprEnv, error) {
-	e := &exprEnv{zone: zone, windows: map[string][]window{}}
+	return &exprEnv{zone: zone, windows: map[string][]window{}}, nil
+}
+
+// ready builds CEL's environment, once.
+func (e *exprEnv) ready() error {
+	if e.env != nil {
+		return nil
+	}
 	opts := []cel.EnvOption{
 		cel.ParserExpressionSizeLimit(exprMaxLen),
 		cel.ParserRecursionLimit(32),
@@ -116,10 +126,10 @@ func newExprEnv(zone *time.Location) (*exprEnv, error) {
 	opts = append(opts, e.helpers()...)
 	env, err := cel.NewEnv(opts...)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("expressions: %w", err)
 	}
 	e.env = env
-	return e, nil
+	return nil
 }
 
 // helpers are the gateway's own functions.
@@ -322,6 +332,10 @@ func (e *exprEnv) compile(field string, at Pos, src string) (*compiledExpr, erro
 	}
 	if len(src) > exprMaxLen {
 		fail.issue(0, 0, fmt.Sprintf("the expression is %d bytes, more than %d", len(src), exprMaxLen))
+		return nil, fail
+	}
+	if err := e.ready(); err != nil {
+		fail.issue(0, 0, err.Error())
 		return nil, fail
 	}
 	a, iss := e.env.Compile(src)
