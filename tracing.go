@@ -230,7 +230,6 @@ func withTracing(o proxy.Options, t *tracing) proxy.Options {
 		return o
 	}
 	o.Tracer, o.TraceIdentity = t.tracer, t.identity
-	o.TraceTransport = func(name string, rt http.RoundTripper) http.RoundTripper { return t.transport("upstream", name, rt) }
 	return o
 }
 
@@ -247,10 +246,10 @@ func (t *tracing) shutdown() {
 // propagator is W3C Trace Context (traceparent, tracestate).
 var propagator = propagation.TraceContext{}
 
-// transport wraps a provider's (or an upstream's) transport so that each
-// call is a child span named by what it is for ("provider corp token",
-// "upstream app.example.com/"), and the server it calls receives the
-// span's traceparent.
+// transport wraps a provider's transport so that each call is a child
+// span named by what it is for ("provider corp token"), and the provider
+// receives the span's traceparent. (The proxy makes upstream calls' spans
+// itself, proxy/tracing.go.)
 func (t *tracing) transport(kind, id string, rt http.RoundTripper) http.RoundTripper {
 	if rt == nil {
 		rt = http.DefaultTransport
@@ -258,12 +257,7 @@ func (t *tracing) transport(kind, id string, rt http.RoundTripper) http.RoundTri
 	return otelhttp.NewTransport(rt,
 		otelhttp.WithTracerProvider(t.provider),
 		otelhttp.WithPropagators(propagator),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-			if kind == "upstream" {
-				return "upstream " + id
-			}
-			return kind + " " + id + " " + providerCall(r)
-		}),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return kind + " " + id + " " + providerCall(r) }),
 	)
 }
 

@@ -62,13 +62,10 @@ type Options struct {
 	// Devices keeps the device grant's requests (device.go); nil unless
 	// device.enabled.
 	Devices *session.Devices
-	// Tracer traces each request (tracing.go); nil: tracing is off.
-	// TraceIdentity adds who asked to request spans. TraceTransport wraps
-	// each upstream's transport, so that the call is a child span and the
-	// upstream receives its traceparent.
-	Tracer         trace.Tracer
-	TraceIdentity  bool
-	TraceTransport func(upstream string, rt http.RoundTripper) http.RoundTripper
+	// Tracer traces each request and its upstream call (tracing.go);
+	// nil: tracing is off. TraceIdentity adds who asked to request spans.
+	Tracer        trace.Tracer
+	TraceIdentity bool
 }
 
 // Handler is the gateway: one http.Handler for endpoints and proxying.
@@ -194,7 +191,7 @@ func New(s *Settings, opts Options) (*Handler, error) {
 		h.cookieBases = append(h.cookieBases, bare)
 	}
 	for _, uc := range s.routes.ups {
-		h.upstreams = append(h.upstreams, h.newUpstream(uc, opts.Transport, opts.TraceTransport))
+		h.upstreams = append(h.upstreams, h.newUpstream(uc, opts.Transport))
 	}
 	// Always: assertions are on by default, and /oauth2/jwks.json is
 	// published whether or not any upstream receives them.

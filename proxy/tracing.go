@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"net/http"
+	"net/http/httputil"
 	"strconv"
 	"time"
 
@@ -38,8 +39,10 @@ func (h *Handler) startSpan(r *http.Request, rq *request) (*http.Request, trace.
 	for _, name := range traceHeaders {
 		delete(r.Header, name)
 	}
-	ctx, span := h.tracer.Start(ctx, "request", trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("server.address", r.Host)))
+	ctx, span := h.tracer.Start(ctx, "request", trace.WithSpanKind(trace.SpanKindServer))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("http.request.method", r.Method), attribute.String("server.address", r.Host))
+	}
 	rq.id = span.SpanContext().TraceID().String()
 	return r.WithContext(ctx), span
 }
@@ -47,6 +50,10 @@ func (h *Handler) startSpan(r *http.Request, rq *request) (*http.Request, trace.
 // endSpan names the span after what the request turned out to be and
 // records how it was decided and answered.
 func (h *Handler) endSpan(span trace.Span, rq *request, status int) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
 	name := rq.mode + " " + rq.route
 	if rq.mode == "" {
 		name = "request"
@@ -98,14 +105,31 @@ func lockWaited(ctx context.Context, start time.Time) {
 	trace.SpanFromContext(ctx).SetAttributes(attribute.Float64("portcullis.refresh.lock_wait_ms", float64(time.Since(start).Microseconds())/1000))
 }
 
-// sampledOnly makes an upstream call a span only in sampled traces: an
-// unsampled request pays for no span, and its upstream still gets a
-// traceparent (the request span's, set by the upstream's Rewrite).
-type sampledOnly struct{ plain, traced http.RoundTripper }
-
-func (s sampledOnly) RoundTrip(r *http.Request) (*http.Response, error) {
-	if trace.SpanFromContext(r.Context()).IsRecording() {
-		return s.traced.RoundTrip(r)
+// upstreamSpan starts the upstream call's span, in a sampled trace only,
+// and sends the upstream its traceparent: that span's, or the request
+// span's in an unsampled trace (the client's was removed in startSpan).
+// The span ends when the upstream's response headers arrive, or with the
+// error that stopped the call.
+func (h *Handler) upstreamSpan(pr *httputil.ProxyRequest, px *proxied, name string) {
+	ctx := pr.In.Context()
+	if trace.SpanFromContext(ctx).IsRecording() {
+		ctx, px.span = h.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("http.request.method", pr.Out.Method), attribute.String("server.address", pr.Out.URL.Host)))
+		pr.Out = pr.Out.WithContext(ctx)
 	}
-	return s.plain.RoundTrip(r)
+	tracePropagator.Inject(ctx, propagation.HeaderCarrier(pr.Out.Header))
+}
+
+func endUpstreamSpan(px *proxied, status int, err error) {
+	span := px.span
+	px.span = nil
+	if err != nil {
+		span.SetStatus(codes.Error, truncate(err.Error(), 256))
+	} else {
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		if status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(status))
+		}
+	}
+	span.End()
 }

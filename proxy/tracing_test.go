@@ -2,13 +2,10 @@ package proxy
 
 import (
 	"context"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
@@ -22,9 +19,6 @@ func tracedEnv(t *testing.T, identity bool) (*env, *tracetest.SpanRecorder) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	e := newEnvOpts(t, func(c *Config) { c.Server.TrustedProxies = []string{"192.0.2.0/24"} }, func(o *Options) {
 		o.Tracer, o.TraceIdentity = tp.Tracer("test"), identity
-		o.TraceTransport = func(name string, rt http.RoundTripper) http.RoundTripper {
-			return otelhttp.NewTransport(rt, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(propagation.TraceContext{}))
-		}
 	})
 	return e, rec
 }
@@ -69,6 +63,15 @@ func TestTraceParentFromTrustedProxiesOnly(t *testing.T) {
 		tp := got.Header.Get("Traceparent")
 		if !strings.Contains(tp, server.SpanContext().TraceID().String()) || tp == foreignParent {
 			t.Errorf("%s: the upstream got traceparent %q, not the gateway's (trace %s)", tt.name, tp, server.SpanContext().TraceID())
+		}
+		var up sdktrace.ReadOnlySpan
+		for _, s := range spans {
+			if s.Name() == "upstream /" {
+				up = s
+			}
+		}
+		if up == nil || up.Parent().SpanID() != server.SpanContext().SpanID() || !strings.Contains(tp, "-"+up.SpanContext().SpanID().String()+"-") {
+			t.Errorf("%s: the upstream call's span is missing, not the request's child, or not the upstream's parent (traceparent %q)", tt.name, tp)
 		}
 		if ts := got.Header.Get("Tracestate"); ts != "" && !tt.adopted {
 			t.Errorf("%s: the client's tracestate reached the upstream: %q", tt.name, ts)
@@ -126,10 +129,6 @@ func BenchmarkServeHTTPTracing(b *testing.B) {
 				b.Cleanup(func() { tp.Shutdown(context.Background()) })
 				h, store = benchHandler(b, nil)
 				h.tracer = tp.Tracer("bench")
-				for _, up := range h.upstreams {
-					up.rp.Transport = sampledOnly{plain: up.rp.Transport,
-						traced: otelhttp.NewTransport(up.rp.Transport, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(propagation.TraceContext{}))}
-				}
 			}
 			serveLoop(b, h, dashboardRequest(benchCookie(b, store)))
 		})
@@ -171,5 +170,25 @@ func TestTraceRefresh(t *testing.T) {
 	}
 	if attrs["portcullis.refresh.lock_wait_ms"] == "" || attrs["portcullis.refresh.by_this_request"] != "true" || attrs["portcullis.provider"] != "corp" {
 		t.Errorf("refresh span attributes = %v", attrs)
+	}
+}
+
+// TestTraceUnsampled checks an unsampled request: no span is recorded,
+// and the upstream still gets a traceparent, flagged not sampled, naming
+// the request's trace.
+func TestTraceUnsampled(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithSampler(sdktrace.NeverSample()))
+	e := newEnvOpts(t, nil, func(o *Options) { o.Tracer = tp.Tracer("test") })
+	if resp := e.do(get("https://gw.example.com/x", "Cookie", e.sessionCookie("alice", "alice@example.com"))); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	got := e.last()
+	parts := strings.Split(got.Header.Get("Traceparent"), "-")
+	if len(parts) != 4 || parts[3] != "00" || parts[1] != got.Header.Get("X-Request-Id") {
+		t.Errorf("upstream traceparent %q, request id %q", got.Header.Get("Traceparent"), got.Header.Get("X-Request-Id"))
+	}
+	if n := len(rec.Ended()); n != 0 {
+		t.Errorf("%d spans recorded in an unsampled trace", n)
 	}
 }

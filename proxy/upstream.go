@@ -1,7 +1,7 @@
 package proxy
 
 import (
-	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"context"
 	"crypto/tls"
@@ -216,12 +216,14 @@ type proxied struct {
 	rawPath string
 	// assertion is the signed identity's header value, nil for none.
 	assertion []string
+	// span is the upstream call's, in a sampled trace (tracing.go).
+	span trace.Span
 }
 
 type proxiedKey struct{}
 
 // newUpstream builds the reverse proxy for a validated upstream.
-func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper, traced func(string, http.RoundTripper) http.RoundTripper) *upstream {
+func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper) *upstream {
 	u, _ := url.Parse(cfg.URL) // validated
 	if transport == nil {
 		transport = transportFor(cfg)
@@ -229,11 +231,7 @@ func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper, t
 	if len(cfg.URLs) > 1 || cfg.MaxFails > 0 {
 		transport = newBalancer(cfg, transport, h.log)
 	}
-	if traced != nil {
-		// The call is a child span; the upstream receives its
-		// traceparent (the client's was removed in startSpan).
-		transport = sampledOnly{plain: transport, traced: traced(normHost(cfg.Host)+cfg.Path, transport)}
-	}
+	spanName := "upstream " + normHost(cfg.Host) + cfg.Path
 	up := &upstream{cfg: cfg, prefix: cfg.Path, assertionHeader: http.CanonicalHeaderKey(cfg.Assertion.Header)}
 	passHost := cfg.PassHostHeader == nil || *cfg.PassHostHeader
 	up.rp = &httputil.ReverseProxy{
@@ -272,9 +270,7 @@ func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper, t
 			stripGatewayCookies(out, h.cookieBases)
 			out[hdrRequestID] = []string{px.rq.id}
 			if h.tracer != nil {
-				// The request's span as the upstream's parent; a sampled
-				// request's upstream call (TraceTransport) names itself.
-				tracePropagator.Inject(pr.In.Context(), propagation.HeaderCarrier(out))
+				h.upstreamSpan(pr, px, spanName)
 			}
 			if px.session != nil {
 				h.identityHeaders(pr.In.Context(), out, px.session, up)
@@ -287,6 +283,9 @@ func (h *Handler) newUpstream(cfg UpstreamConfig, transport http.RoundTripper, t
 		// An upstream may not set or clear the gateway's own cookies.
 		ModifyResponse: func(resp *http.Response) error {
 			dropGatewaySetCookies(resp.Header, h.cookieBases)
+			if px, _ := resp.Request.Context().Value(proxiedKey{}).(*proxied); px != nil && px.span != nil {
+				endUpstreamSpan(px, resp.StatusCode, nil)
+			}
 			return nil
 		},
 		Transport:     transport,
@@ -370,6 +369,9 @@ func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	}
 	e := upstreamFailure(r, err)
 	rq.err = e
+	if px, _ := r.Context().Value(proxiedKey{}).(*proxied); px != nil && px.span != nil {
+		endUpstreamSpan(px, 0, err)
+	}
 	if e.Code == statusClientClosed {
 		w.WriteHeader(e.Code) // nobody is left to read a page
 		return
