@@ -195,7 +195,7 @@ func typeOfConfig() reflect.Type { return reflect.TypeFor[*config]() }
 func noteExprPositions(doc *yaml.Node, name string, data []byte, pol *proxy.PolicyConfig) {
 	lines := strings.Split(string(data), "\n")
 	at := func(n *yaml.Node) proxy.Pos {
-		p := proxy.Pos{File: name, Line: n.Line, Column: n.Column, Block: n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0}
+		p := proxy.Pos{File: name, Line: n.Line, Block: n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0}
 		if n.Style&yaml.FoldedStyle != 0 {
 			// The folded lines, as long as they are in the file, until
 			// they add up to the value.

@@ -298,7 +298,7 @@ func (gw *gateway) providerOptions(transport http.RoundTripper) providers.Option
 			case rt == nil:
 				rt = transport
 			}
-			return gw.tracing.transport("provider", id, rt)
+			return gw.tracing.transport(id, rt)
 		}
 	}
 	return o

@@ -250,14 +250,14 @@ var propagator = propagation.TraceContext{}
 // span named by what it is for ("provider corp token"), and the provider
 // receives the span's traceparent. (The proxy makes upstream calls' spans
 // itself, proxy/tracing.go.)
-func (t *tracing) transport(kind, id string, rt http.RoundTripper) http.RoundTripper {
+func (t *tracing) transport(id string, rt http.RoundTripper) http.RoundTripper {
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
 	return otelhttp.NewTransport(rt,
 		otelhttp.WithTracerProvider(t.provider),
 		otelhttp.WithPropagators(propagator),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return kind + " " + id + " " + providerCall(r) }),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "provider " + id + " " + providerCall(r) }),
 	)
 }
 

@@ -127,15 +127,6 @@ func (r *rule) fromSource(a netip.Addr) bool {
 	return false
 }
 
-// readsRequest reports whether deciding with r needs the request's
-// attributes, and which.
-func (r *rule) reads() (request, headers bool) {
-	if !r.conditional() {
-		return false, false
-	}
-	return true, r.expr != nil && r.expr.headers
-}
-
 // mayAdmit is admits' question for one rule: could it admit id for some
 // request at some time? Conditions are not known at sign-in, so they
 // count as yes.

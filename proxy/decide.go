@@ -30,8 +30,8 @@ type Target struct {
 	// Addr when unknown (nothing is trusted then).
 	Client netip.Addr
 	// Header and Time are what rule conditions read (request.headers,
-	// now, hours:); the caller sets them when the route table reads them
-	// (Routes.ReadsRequest), deciding stays clock-free.
+	// now, hours:); the caller sets them (Handler.match does when some
+	// rule has conditions), so deciding stays clock-free.
 	Header http.Header
 	Time   time.Time
 

@@ -261,9 +261,8 @@ type exprError struct {
 
 // Pos is a place in the configuration file, for errors.
 type Pos struct {
-	File   string
-	Line   int
-	Column int
+	File string
+	Line int
 	// Block says the value is a YAML block scalar (| or >): the
 	// expression's first line is the one after Line.
 	Block bool

@@ -114,11 +114,10 @@ type Routes struct {
 	emails  *EmailsFile  // policy.authenticated_emails_file, nil for none
 	slashes bool         // some route has pass_encoded_slashes
 
-	// What the rules' conditions read: the request's attributes (and its
-	// headers), and whether an expression reads identity.groups (so no
-	// group may be dropped from a session: "not in contractors" would
-	// then pass).
-	reqAttrs, reqHeaders, exprGroups bool
+	// What the rules' conditions read: the request's attributes, and
+	// whether an expression reads identity.groups (so no group may be
+	// dropped from a session: "not in contractors" would then pass).
+	reqAttrs, exprGroups bool
 }
 
 // row is one (host, path) of the table: the upstream that serves it and,
@@ -198,9 +197,7 @@ func (rt *Routes) noteReads() {
 		}
 	}
 	for _, r := range rules {
-		req, hdr := r.reads()
-		rt.reqAttrs = rt.reqAttrs || req
-		rt.reqHeaders = rt.reqHeaders || hdr
+		rt.reqAttrs = rt.reqAttrs || r.conditional()
 		rt.exprGroups = rt.exprGroups || (r.expr != nil && r.expr.groups)
 	}
 }

@@ -227,10 +227,6 @@ func (rt *Routes) isAPI(path string) bool {
 // (policy.trusted_ips, or a rule's conditions).
 func (rt *Routes) clientAddrs() bool { return len(rt.trusted) > 0 || rt.reqAttrs }
 
-// ReadsRequest reports whether decisions read the request's headers and
-// the time (rule conditions): Target.Header and Target.Time must be set.
-func (rt *Routes) ReadsRequest() bool { return rt.reqAttrs }
-
 // match is Routes.Match for a request the handler serves: t with the
 // client's address, headers and the time when the policy reads them.
 func (h *Handler) match(r *http.Request, rq *request, t Target) Match {
